@@ -1,0 +1,5 @@
+import sys
+
+from geograph.cli.main import main
+
+sys.exit(main())

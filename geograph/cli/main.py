@@ -1,0 +1,65 @@
+"""The one geograph entry point: ``geograph <command> ...`` (also ``python -m geograph``).
+
+Each subcommand lives in its own module under ``geograph/cli/`` and exposes
+``register(subparsers)``; the module list below is the whole command surface.
+Heavy imports happen inside the handlers so ``geograph --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from geograph.errors import GeographError
+
+# Subcommand modules, in the order they appear in --help. A module missing here is
+# simply not offered.
+COMMAND_MODULES = (
+    "geograph.cli.world_cmd",
+    "geograph.cli.demo_cmd",
+    "geograph.cli.graph_cmd",
+    "geograph.cli.train_cmd",
+    "geograph.cli.evaluate_cmd",
+    "geograph.cli.geolocate_cmd",
+    "geograph.cli.tracking_cmd",
+    "geograph.cli.query_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geograph",
+        description="Geospatial graph learning: co-visitation prediction and geolocation on PyG.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (0 ok, 2 bad input / usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except GeographError as exc:
+        print(f"geograph: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("geograph: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""geograph.graph."""

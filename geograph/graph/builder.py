@@ -1,0 +1,375 @@
+"""Build a :class:`GeoGraph` (PyG ``HeteroData``) from a validated world.
+
+Node types and relations (reverse relations carry the ``rev_`` prefix):
+
+====================  ============================================================
+edge type             meaning
+====================  ============================================================
+poi -in-> cell        the H3 cell (``cell_resolution``) holding the POI
+cell -adjacent-> cell H3 neighbours within ``cell_k`` among cells holding data
+poi -near-> poi       ``near_k`` nearest POIs within ``near_radius_km`` (symmetrised)
+poi -covisits-> poi   every co-visit row (``visitors``, zeros included)
+image -in-> cell      the cell holding the image
+image -similar->image ``image_k`` nearest images in embedding space (symmetrised)
+====================  ============================================================
+
+Rules for awkward input (each counted in :attr:`GeoGraph.stats` and warned about):
+co-visit self-loops are dropped; duplicated (src, dst) pairs are summed; co-visits naming a
+POI not in the POI table raise :class:`~geograph.errors.DataValidationError`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import h3
+import numpy as np
+import polars as pl
+import torch
+from scipy.spatial import cKDTree
+from torch_geometric.data import HeteroData
+
+from geograph.constants import (
+    ADJACENT,
+    BRAND_COL,
+    CELL,
+    COVISITS,
+    DST_BRAND,
+    DST_POI,
+    EARTH_RADIUS_KM,
+    EMBEDDING,
+    H3_CELL,
+    IMAGE,
+    IMAGE_ID,
+    IN,
+    LAT,
+    LON,
+    NAICS_CODE,
+    NEAR,
+    POI,
+    POI_ID,
+    REV_PREFIX,
+    SIMILAR,
+    SRC_POI,
+    STATE,
+    VISITORS,
+)
+from geograph.data.world_io import World
+from geograph.errors import DataValidationError
+from geograph.geo.distance import haversine_km
+from geograph.graph.config import GraphConfig
+from geograph.graph.geograph_data import GeoGraph, empty_long
+
+# POI columns that are never numeric features.
+_NON_FEATURE = {POI_ID, "name", BRAND_COL, NAICS_CODE, LAT, LON, STATE}
+
+
+def poi_feature_columns(pois: pl.DataFrame) -> list[str]:
+    """Numeric extra columns of a POI table, in table order."""
+    return [c for c, dt in pois.schema.items() if c not in _NON_FEATURE and dt.is_numeric()]
+
+
+def unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere; chord distance is monotone in great-circle distance."""
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1)
+
+
+def symmetrize(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Union of ``edge_index`` and its transpose, without duplicates or self-loops, sorted."""
+    if edge_index.numel() == 0:
+        return empty_long()
+    both = torch.cat([edge_index, edge_index.flip(0)], dim=1)
+    both = both[:, both[0] != both[1]]
+    key = torch.unique(both[0] * num_nodes + both[1])
+    return torch.stack([key // num_nodes, key % num_nodes])
+
+
+def knn_geo_edges(lat: np.ndarray, lon: np.ndarray, k: int, radius_km: float) -> torch.Tensor:
+    """Directed edges i -> j for the ``k`` nearest points of i within ``radius_km``."""
+    n = len(lat)
+    if n < 2 or k == 0:
+        return empty_long()
+    xyz = unit_xyz(lat, lon)
+    tree = cKDTree(xyz)
+    kk = min(k + 1, n)
+    chord = 2 * np.sin(radius_km / EARTH_RADIUS_KM / 2)
+    dist, nbr = tree.query(xyz, k=kk, distance_upper_bound=chord, workers=-1)
+    src = np.repeat(np.arange(n), kk)
+    dst = nbr.reshape(-1)
+    ok = (dst < n) & (dst != src)
+    return torch.from_numpy(np.stack([src[ok], dst[ok]])).long()
+
+
+def knn_embedding_edges(emb: np.ndarray, k: int) -> torch.Tensor:
+    """Directed edges i -> j to the ``k`` nearest embeddings (cosine), chunked exact top-k."""
+    n = len(emb)
+    if n < 2 or k == 0:
+        return empty_long()
+    x = torch.nn.functional.normalize(torch.as_tensor(emb, dtype=torch.float32), dim=1)
+    kk = min(k + 1, n)
+    out = []
+    for start in range(0, n, 4096):
+        sim = x[start : start + 4096] @ x.T
+        idx = sim.topk(kk, dim=1).indices
+        src = torch.arange(start, start + len(idx)).repeat_interleave(kk)
+        out.append(torch.stack([src, idx.reshape(-1)]))
+    ei = torch.cat(out, dim=1)
+    return ei[:, ei[0] != ei[1]]
+
+
+def _check_unique(ids: pl.Series, what: str, file: str) -> None:
+    dup = ids.is_duplicated()
+    if dup.any():
+        row = int(dup.arg_max())
+        raise DataValidationError(f"duplicate {what} {ids[row]!r}", file=file, row=row, field=what)
+
+
+def _map_ids(col: pl.Series, lookup: pl.DataFrame, field: str, file: str) -> np.ndarray:
+    """Map string ids to node indices through a join; unknown ids raise naming the row."""
+    frame = pl.DataFrame({"_id": col.cast(pl.Utf8)}).with_row_index("_row")
+    joined = frame.join(lookup, on="_id", how="left").sort("_row")
+    missing = joined["_idx"].is_null()
+    if missing.any():
+        row = int(missing.arg_max())
+        raise DataValidationError(
+            f"co-visit names POI {joined['_id'][row]!r} which is not in the POI table "
+            f"({int(missing.sum())} such rows)",
+            file=file,
+            row=row,
+            field=field,
+        )
+    return joined["_idx"].to_numpy().astype(np.int64)
+
+
+def expand_brand_covisits(pois: pl.DataFrame, covisits: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
+    """Turn (src_poi_id, dst_brand, visitors) rows into POI-to-POI rows.
+
+    Rule: a row's visitors are split evenly (rounded down, remainder to the first POIs by
+    ``poi_id``) over the POIs of ``dst_brand`` in the source POI's state. Rows whose brand has
+    no POI in that state are dropped and counted.
+    """
+    src_state = pois.select(pl.col(POI_ID).alias(SRC_POI), pl.col(STATE).alias("_state"))
+    targets = (
+        pois.filter(pl.col(BRAND_COL).is_not_null())
+        .select(pl.col(BRAND_COL).alias(DST_BRAND), pl.col(STATE).alias("_state"), pl.col(POI_ID).alias(DST_POI))
+        .sort(DST_POI)
+    )
+    rows = covisits.select(SRC_POI, DST_BRAND, VISITORS).with_row_index("_row").join(src_state, on=SRC_POI, how="left")
+    joined = rows.join(targets, on=[DST_BRAND, "_state"], how="left")
+    unmatched = joined.filter(pl.col(DST_POI).is_null())["_row"].n_unique()
+    joined = joined.filter(pl.col(DST_POI).is_not_null())
+    joined = joined.with_columns(
+        pl.len().over("_row").alias("_n"), pl.int_range(pl.len()).over("_row").alias("_k")
+    ).with_columns(
+        (pl.col(VISITORS) // pl.col("_n") + (pl.col("_k") < pl.col(VISITORS) % pl.col("_n")).cast(pl.Int64)).alias(
+            VISITORS
+        )
+    )
+    out = joined.select(SRC_POI, DST_POI, VISITORS)
+    return out, {"brand_rows_without_target": int(unmatched), "brand_rows_expanded_to": out.height}
+
+
+def _prefix_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Shared leading digits of two arrays of 6-digit NAICS ints (0 when the sector differs)."""
+    depth = np.zeros(len(a), dtype=np.int64)
+    still = np.ones(len(a), dtype=bool)
+    for lv in (2, 3, 4, 5, 6):
+        div = 10 ** (6 - lv)
+        still &= (a // div) == (b // div)
+        depth[still] = lv
+    return depth
+
+
+def pair_features(graph_or_arrays, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Pair features ``[distance_km, same_brand, naics_prefix_depth]`` for POI pairs.
+
+    Shapes: ``src``, ``dst`` are ``(E,)``; returns ``(E, 3)`` float32.
+    """
+    store = graph_or_arrays.data[POI] if isinstance(graph_or_arrays, GeoGraph) else graph_or_arrays
+    pos = store.pos.double().numpy()
+    s, d = src.numpy(), dst.numpy()
+    dist = haversine_km(pos[s, 0], pos[s, 1], pos[d, 0], pos[d, 1])
+    brand = store.brand.numpy()
+    same_brand = (brand[s] == brand[d]) & (brand[s] >= 0)
+    naics = store.naics_code.numpy()
+    depth = _prefix_depth(naics[s], naics[d])
+    return torch.from_numpy(np.stack([dist, same_brand.astype(np.float64), depth.astype(np.float64)], 1)).float()
+
+
+def build_graph(world: World, config: GraphConfig | None = None, file: str = "<world>") -> GeoGraph:
+    """Build the heterogeneous graph of ``world``.
+
+    Args:
+        world: Validated tables (see :mod:`geograph.data`).
+        config: Construction options; defaults to :class:`GraphConfig()`.
+        file: Name used in error messages.
+
+    Returns:
+        A :class:`GeoGraph` with raw features (``x_raw``); fit a
+        :class:`~geograph.graph.transforms.FeaturePreprocessor` on training nodes to get ``x``.
+    """
+    config = config or GraphConfig()
+    if config.granularity == "brand":
+        from geograph.graph.brand import to_brand_level
+
+        world = to_brand_level(world)
+    pois = world.pois
+    if pois.height == 0:
+        raise DataValidationError("the POI table is empty", file=file, field=POI_ID)
+    _check_unique(pois[POI_ID].cast(pl.Utf8), POI_ID, file)
+    stats: dict[str, int] = {}
+    n = pois.height
+    data = HeteroData()
+
+    # --- POI nodes --------------------------------------------------------------------
+    lat = pois[LAT].cast(pl.Float64).to_numpy()
+    lon = pois[LON].cast(pl.Float64).to_numpy()
+    feat_cols = poi_feature_columns(pois)
+    x_raw = (
+        pois.select(pl.col(c).cast(pl.Float64) for c in feat_cols).to_numpy()
+        if feat_cols
+        else np.zeros((n, 0), dtype=np.float64)
+    )
+    states_s = pois[STATE].cast(pl.Utf8)
+    states = sorted(states_s.unique().to_list())
+    state_idx = states_s.replace_strict(states, list(range(len(states))), return_dtype=pl.Int64).to_numpy()
+    brand_s = pois[BRAND_COL].cast(pl.Utf8)
+    brands = sorted(brand_s.drop_nulls().unique().to_list())
+    brand_idx = brand_s.replace_strict(brands, list(range(len(brands))), default=-1, return_dtype=pl.Int64).to_numpy()
+    naics = pois[NAICS_CODE].cast(pl.Utf8).str.strip_chars()
+    p = data[POI]
+    p.num_nodes = n
+    p.x_raw = torch.from_numpy(np.array(x_raw, dtype=np.float32))
+    p.pos = torch.from_numpy(np.stack([lat, lon], 1)).float()
+    p.state = torch.from_numpy(state_idx)
+    p.brand = torch.from_numpy(brand_idx)
+    p.naics_code = torch.from_numpy(naics.cast(pl.Int64).to_numpy())
+
+    # --- images ---------------------------------------------------------------------------
+    images = world.images if (config.include_images and world.images is not None and world.images.height) else None
+    if images is not None:
+        ilat = images[LAT].cast(pl.Float64).to_numpy()
+        ilon = images[LON].cast(pl.Float64).to_numpy()
+    else:
+        ilat = ilon = np.zeros(0)
+
+    # --- cells ------------------------------------------------------------------------------
+    res = int(config.cell_resolution)
+    f = h3.latlng_to_cell
+    poi_cells = [f(a, b, res) for a, b in zip(lat.tolist(), lon.tolist(), strict=True)]
+    img_cells = [f(a, b, res) for a, b in zip(ilat.tolist(), ilon.tolist(), strict=True)]
+    cell_ids, inverse = np.unique(np.asarray(poi_cells + img_cells, dtype=object).astype(str), return_inverse=True)
+    cell_ids = cell_ids.tolist()
+    poi_cell = inverse[:n]
+    img_cell = inverse[n:]
+    c = data[CELL]
+    c.num_nodes = len(cell_ids)
+    c.pos = torch.tensor([h3.cell_to_latlng(x) for x in cell_ids], dtype=torch.float32).reshape(-1, 2)
+    cell_x, cell_feat_names = _cell_features(cell_ids, poi_cell, world.regions, res)
+    c.x_raw = torch.from_numpy(cell_x).float()
+    p.cell = torch.from_numpy(poi_cell.astype(np.int64))
+
+    ei = torch.from_numpy(np.stack([np.arange(n), poi_cell]).astype(np.int64))
+    data[POI, IN, CELL].edge_index = ei
+    data[CELL, REV_PREFIX + IN, POI].edge_index = ei.flip(0)
+
+    if config.cell_k > 0 and len(cell_ids) > 1:
+        pos_of = {cid: i for i, cid in enumerate(cell_ids)}
+        src, dst = [], []
+        for i, cid in enumerate(cell_ids):
+            for nb in h3.grid_disk(cid, int(config.cell_k)):
+                j = pos_of.get(nb)
+                if j is not None and j != i:
+                    src.append(i)
+                    dst.append(j)
+        data[CELL, ADJACENT, CELL].edge_index = torch.tensor([src, dst], dtype=torch.long).reshape(2, -1)
+    else:
+        data[CELL, ADJACENT, CELL].edge_index = empty_long()
+
+    # --- near ------------------------------------------------------------------------------
+    near = symmetrize(knn_geo_edges(lat, lon, int(config.near_k), float(config.near_radius_km)), n)
+    data[POI, NEAR, POI].edge_index = near
+    data[POI, NEAR, POI].edge_attr = pair_features(p, near[0], near[1]) if near.size(1) else torch.zeros(0, 3)
+
+    # --- co-visits ----------------------------------------------------------------------------
+    cov = world.covisits
+    if DST_BRAND in cov.columns and DST_POI not in cov.columns:
+        cov, st = expand_brand_covisits(pois, cov)
+        stats.update(st)
+    lookup = pl.DataFrame({"_id": pois[POI_ID].cast(pl.Utf8), "_idx": np.arange(n, dtype=np.int64)})
+    src = _map_ids(cov[SRC_POI], lookup, SRC_POI, file)
+    dst = _map_ids(cov[DST_POI], lookup, DST_POI, file)
+    vis = cov[VISITORS].cast(pl.Int64).to_numpy()
+    loops = src == dst
+    stats["covisit_self_loops_dropped"] = int(loops.sum())
+    if loops.any():
+        warnings.warn(f"dropped {int(loops.sum())} co-visit self-loops (src == dst)", stacklevel=2)
+        src, dst, vis = src[~loops], dst[~loops], vis[~loops]
+    key = src * n + dst
+    uniq, inv = np.unique(key, return_inverse=True)
+    stats["covisit_duplicates_summed"] = int(len(key) - len(uniq))
+    if len(uniq) < len(key):
+        warnings.warn(f"summed {len(key) - len(uniq)} duplicated co-visit pairs", stacklevel=2)
+        vis = np.bincount(inv, weights=vis, minlength=len(uniq)).astype(np.int64)
+    else:
+        order = np.argsort(key, kind="stable")
+        vis = vis[order]
+    cs, cd = torch.from_numpy(uniq // n), torch.from_numpy(uniq % n)
+    cov_ei = torch.stack([cs, cd]).long()
+    data[POI, COVISITS, POI].edge_index = cov_ei
+    data[POI, COVISITS, POI].visitors = torch.from_numpy(vis)
+    data[POI, COVISITS, POI].edge_attr = pair_features(p, cs, cd) if len(uniq) else torch.zeros(0, 3)
+    data[POI, REV_PREFIX + COVISITS, POI].edge_index = cov_ei.flip(0)
+    data[POI, REV_PREFIX + COVISITS, POI].visitors = torch.from_numpy(vis)
+
+    # --- image nodes ----------------------------------------------------------------------------
+    index = {
+        "poi_ids": pois[POI_ID].cast(pl.Utf8).to_list(),
+        "cell_ids": cell_ids,
+        "states": states,
+        "brands": brands,
+        "poi_feature_names": feat_cols,
+        "cell_feature_names": cell_feat_names,
+        "image_ids": [],
+    }
+    if images is not None:
+        emb = np.asarray(images[EMBEDDING].to_list(), dtype=np.float32)
+        im = data[IMAGE]
+        im.num_nodes = images.height
+        im.x = torch.from_numpy(emb)
+        im.pos = torch.from_numpy(np.stack([ilat, ilon], 1)).float()
+        iei = torch.from_numpy(np.stack([np.arange(images.height), img_cell]).astype(np.int64))
+        data[IMAGE, IN, CELL].edge_index = iei
+        data[CELL, REV_PREFIX + IN, IMAGE].edge_index = iei.flip(0)
+        data[IMAGE, SIMILAR, IMAGE].edge_index = symmetrize(knn_embedding_edges(emb, int(config.image_k)), images.height)
+        index["image_ids"] = images[IMAGE_ID].cast(pl.Utf8).to_list()
+    return GeoGraph(data=data, index=index, config=config.to_dict(), stats=stats)
+
+
+def _cell_features(cells: list[str], poi_cell: np.ndarray, regions: pl.DataFrame | None, res: int):
+    """Cell features: log1p(POIs in cell) plus the numeric region columns of the covering region."""
+    counts = np.bincount(poi_cell, minlength=len(cells)).astype(np.float64)
+    feats = [np.log1p(counts)[:, None]]
+    names = ["log1p_pois"]
+    if regions is not None and regions.height and H3_CELL in regions.columns:
+        num = [cname for cname, dt in regions.schema.items() if cname != H3_CELL and dt.is_numeric()
+               and cname not in (LAT, LON)]
+        reg_res = h3.get_resolution(regions[H3_CELL][0])
+        table = regions.select(H3_CELL, *num)
+        if reg_res <= res:
+            keys = [h3.cell_to_parent(cid, reg_res) for cid in cells]
+        else:
+            # finer regions than cells: average them up to the cell resolution
+            table = (
+                table.with_columns(pl.col(H3_CELL).map_elements(lambda x: h3.cell_to_parent(x, res), return_dtype=pl.Utf8))
+                .group_by(H3_CELL)
+                .agg(pl.col(num).mean())
+            )
+            keys = cells
+        joined = pl.DataFrame({H3_CELL: keys}).with_row_index("_r").join(table, on=H3_CELL, how="left").sort("_r")
+        vals = joined.select(num).to_numpy().astype(np.float64)
+        has = ~np.isnan(vals).any(axis=1)
+        feats += [np.nan_to_num(vals, nan=0.0), has[:, None].astype(np.float64)]
+        names += num + ["has_region"]
+    return np.concatenate(feats, axis=1), names

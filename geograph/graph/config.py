@@ -1,0 +1,59 @@
+"""Every default of graph construction in one dataclass (logged whole to MLflow)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from geograph.errors import ConfigError
+
+
+@dataclass
+class GraphConfig:
+    """How a world becomes a :class:`~torch_geometric.data.HeteroData`.
+
+    Attributes:
+        granularity: ``"poi"`` (one node per venue) or ``"brand"`` (one node per brand within a
+            state, as in the NAICS co-visitation paper).
+        cell_resolution: H3 resolution of ``cell`` nodes (0..15).
+        cell_k: Grid distance of ``cell -adjacent-> cell`` edges (among cells that hold a POI or image).
+        near_k: Nearest POIs per POI for ``poi -near-> poi`` (0 disables).
+        near_radius_km: Maximum great-circle distance of a ``near`` edge.
+        image_k: Nearest images in embedding space for ``image -similar-> image`` (0 disables).
+        include_images: Add ``image`` nodes when the world has images.
+        halo_km: Border halo of the state partitioner: POIs of other states within this distance
+            join a state's subgraph as context (never as targets).
+    """
+
+    granularity: str = "poi"
+    cell_resolution: int = 7
+    cell_k: int = 1
+    near_k: int = 8
+    near_radius_km: float = 25.0
+    image_k: int = 8
+    include_images: bool = True
+    halo_km: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.granularity not in ("poi", "brand"):
+            raise ConfigError(f"graph.granularity must be 'poi' or 'brand', got {self.granularity!r}")
+        if not 0 <= int(self.cell_resolution) <= 15:
+            raise ConfigError(f"graph.cell_resolution must be 0..15, got {self.cell_resolution}")
+        for name in ("cell_k", "near_k", "image_k"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"graph.{name} must be >= 0, got {getattr(self, name)}")
+        if self.near_radius_km <= 0:
+            raise ConfigError(f"graph.near_radius_km must be > 0, got {self.near_radius_km}")
+        if self.halo_km < 0:
+            raise ConfigError(f"graph.halo_km must be >= 0, got {self.halo_km}")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> GraphConfig:
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown graph config key(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

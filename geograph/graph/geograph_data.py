@@ -1,0 +1,90 @@
+"""``GeoGraph``: a PyG ``HeteroData`` plus the id tables that map node indices back to the data.
+
+The ``HeteroData`` carries tensors only; the string ids (POI ids, H3 cells, image ids, state
+codes, brands, feature names) live in :attr:`GeoGraph.index`. ``to_state`` / ``from_state``
+turn a graph into plain tensors, lists and dicts, so caches load with
+``torch.load(weights_only=True)`` and nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch_geometric.data import HeteroData
+
+from geograph.constants import CELL, POI
+
+
+def edge_key(edge_type: tuple[str, str, str]) -> str:
+    return "__".join(edge_type)
+
+
+def parse_edge_key(key: str) -> tuple[str, str, str]:
+    src, rel, dst = key.split("__")
+    return src, rel, dst
+
+
+@dataclass
+class GeoGraph:
+    """A built graph.
+
+    Attributes:
+        data: The heterogeneous graph (node types ``poi``, ``cell``, ``image``).
+        index: Id tables: ``poi_ids``, ``cell_ids``, ``image_ids``, ``states``, ``brands``,
+            ``poi_feature_names``, ``cell_feature_names``, ``naics_codes`` (6-digit strings per POI).
+        config: The :class:`~geograph.graph.config.GraphConfig` as a dict.
+        stats: Build counts (dropped self-loops, summed duplicates, ...).
+    """
+
+    data: HeteroData
+    index: dict[str, list]
+    config: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def num_pois(self) -> int:
+        return int(self.data[POI].num_nodes)
+
+    @property
+    def num_cells(self) -> int:
+        return int(self.data[CELL].num_nodes)
+
+    def to_state(self) -> dict:
+        """Plain-container form: tensors, lists, dicts and numbers only."""
+        nodes = {nt: {k: v for k, v in self.data[nt].items()} for nt in self.data.node_types}
+        for nt in self.data.node_types:
+            nodes[nt]["num_nodes"] = int(self.data[nt].num_nodes)
+        edges = {edge_key(et): dict(self.data[et].items()) for et in self.data.edge_types}
+        return {
+            "nodes": nodes,
+            "edges": edges,
+            "index": self.index,
+            "config": self.config,
+            "stats": self.stats,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> GeoGraph:
+        data = HeteroData()
+        for nt, attrs in state["nodes"].items():
+            for k, v in attrs.items():
+                data[nt][k] = v
+        for key, attrs in state["edges"].items():
+            et = parse_edge_key(key)
+            for k, v in attrs.items():
+                data[et][k] = v
+        return cls(data=data, index=state["index"], config=state["config"], stats=state["stats"])
+
+    def summary(self) -> dict[str, int]:
+        out = {f"nodes[{nt}]": int(self.data[nt].num_nodes) for nt in self.data.node_types}
+        out.update({f"edges[{edge_key(et)}]": int(self.data[et].edge_index.size(1)) for et in self.data.edge_types})
+        return out
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{nt}={int(self.data[nt].num_nodes)}" for nt in self.data.node_types)
+        return f"GeoGraph({parts}, edge_types={len(self.data.edge_types)})"
+
+
+def empty_long(n: int = 0) -> torch.Tensor:
+    return torch.zeros((2, n), dtype=torch.long)

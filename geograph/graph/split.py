@@ -1,0 +1,204 @@
+"""Leak-free supervision splits of co-visit pairs.
+
+Two protocols:
+
+* ``"edges"`` (transductive): every co-visit row, plus sampled zero pairs, is assigned at
+  random to train / val / test. The message-passing graph at evaluation time holds only the
+  non-zero *training* pairs, so a scored pair is never visible to the encoder.
+* ``"states"`` (inductive, as in the NAICS co-visitation paper) or ``"h3:<res>"`` (spatial
+  hold-out by parent H3 cell of the source POI): whole groups are held out. In a held-out
+  group a fraction ``observed_frac`` of its non-zero pairs is *observed* (message edges only,
+  never scored) and the rest is scored, so the model meets a new region whose co-visits are
+  partly known; it never trained on any pair of that group.
+
+Zero pairs: rows with ``visitors == 0`` are kept, and ``neg_ratio`` x (number of rows) extra
+pairs of POIs in the same state that have no co-visit row are sampled as zeros. During
+training the trainer also hides each batch's own targets from the message graph
+(see :mod:`geograph.tasks.covisit`).
+
+Everything is seeded: the same seed gives the same split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import h3
+import numpy as np
+import torch
+
+from geograph.constants import COVISITS, POI
+from geograph.errors import ConfigError
+from geograph.graph.geograph_data import GeoGraph
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class PairSet:
+    """Supervision pairs. Shapes: every tensor is ``(E,)``."""
+
+    src: torch.Tensor
+    dst: torch.Tensor
+    visitors: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.src.numel())
+
+    def select(self, mask: torch.Tensor) -> PairSet:
+        return PairSet(self.src[mask], self.dst[mask], self.visitors[mask])
+
+    @staticmethod
+    def cat(parts: list[PairSet]) -> PairSet:
+        return PairSet(*(torch.cat([getattr(p, k) for p in parts]) for k in ("src", "dst", "visitors")))
+
+
+@dataclass
+class CovisitSplit:
+    """Result of :func:`split_covisits`.
+
+    Attributes:
+        protocol: ``"edges"``, ``"states"`` or ``"h3:<res>"``.
+        pairs: Scored pairs per split.
+        message: Message-passing co-visit edges ``(2, M)`` visible when scoring each split.
+        train_poi_mask: POIs whose features and NAICS codes may be used to fit transforms.
+        groups: Held-out group names per split (empty for ``"edges"``).
+    """
+
+    protocol: str
+    pairs: dict[str, PairSet]
+    message: dict[str, torch.Tensor]
+    train_poi_mask: torch.Tensor
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        out = {f"pairs_{s}": len(self.pairs[s]) for s in SPLITS}
+        out.update({f"message_{s}": int(self.message[s].size(1)) for s in SPLITS})
+        return out
+
+
+def sample_zero_pairs(graph: GeoGraph, count: int, seed: int, exclude: torch.Tensor | None = None) -> PairSet:
+    """Sample ``count`` distinct same-state POI pairs with no co-visit row (visitors 0)."""
+    p = graph.data[POI]
+    n = p.num_nodes
+    state = p.state.numpy()
+    rng = np.random.default_rng(seed)
+    existing = graph.data[POI, COVISITS, POI].edge_index if exclude is None else exclude
+    taken = set((existing[0] * n + existing[1]).tolist())
+    order = np.argsort(state, kind="stable")
+    bounds = np.searchsorted(state[order], np.arange(state.max() + 2))
+    sizes = np.diff(bounds)
+    weights = sizes * np.maximum(sizes - 1, 0)
+    if count <= 0 or weights.sum() == 0:
+        return PairSet(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    out_s: list[np.ndarray] = []
+    out_d: list[np.ndarray] = []
+    got = 0
+    for _ in range(20):
+        need = int((count - got) * 1.3) + 16
+        st = rng.choice(len(weights), size=need, p=weights / weights.sum())
+        a = order[bounds[st] + (rng.random(need) * sizes[st]).astype(np.int64)]
+        b = order[bounds[st] + (rng.random(need) * sizes[st]).astype(np.int64)]
+        key = a * n + b
+        ok = a != b
+        key, a, b = key[ok], a[ok], b[ok]
+        _, first = np.unique(key, return_index=True)
+        first.sort()
+        keep = [i for i in first.tolist() if key[i] not in taken]
+        keep = keep[: count - got]
+        taken.update(key[keep].tolist())
+        out_s.append(a[keep])
+        out_d.append(b[keep])
+        got += len(keep)
+        if got >= count:
+            break
+    s = torch.from_numpy(np.concatenate(out_s)).long()
+    d = torch.from_numpy(np.concatenate(out_d)).long()
+    return PairSet(s, d, torch.zeros(len(s), dtype=torch.long))
+
+
+def _group_keys(graph: GeoGraph, protocol: str) -> tuple[np.ndarray, list[str]]:
+    p = graph.data[POI]
+    if protocol == "states":
+        return p.state.numpy(), list(graph.index["states"])
+    res = int(protocol.split(":", 1)[1])
+    if not 0 <= res <= 15:
+        raise ConfigError(f"spatial hold-out resolution must be 0..15, got {res}")
+    cells = [h3.latlng_to_cell(float(a), float(b), res) for a, b in p.pos.tolist()]
+    names, inv = np.unique(np.asarray(cells), return_inverse=True)
+    return inv, names.tolist()
+
+
+def split_covisits(
+    graph: GeoGraph,
+    protocol: str = "edges",
+    val_frac: float = 0.1,
+    test_frac: float = 0.1,
+    neg_ratio: float = 1.0,
+    observed_frac: float = 0.5,
+    seed: int = 0,
+) -> CovisitSplit:
+    """Split co-visit pairs into train / val / test without leakage (see module docstring).
+
+    Args:
+        graph: A built graph.
+        protocol: ``"edges"``, ``"states"`` or ``"h3:<res>"``.
+        val_frac: Fraction of pairs (``edges``) or groups (hold-out) for validation.
+        test_frac: Same, for test.
+        neg_ratio: Sampled zero pairs per co-visit row.
+        observed_frac: In held-out groups, fraction of non-zero pairs used as message edges.
+        seed: Random seed.
+    """
+    if protocol not in ("edges", "states") and not protocol.startswith("h3:"):
+        raise ConfigError(f"split protocol must be 'edges', 'states' or 'h3:<res>', got {protocol!r}")
+    if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
+        raise ConfigError(f"val_frac + test_frac must be in [0, 1), got {val_frac} + {test_frac}")
+    if not 0 <= observed_frac < 1:
+        raise ConfigError(f"observed_frac must be in [0, 1), got {observed_frac}")
+    store = graph.data[POI, COVISITS, POI]
+    rows = PairSet(store.edge_index[0], store.edge_index[1], store.visitors)
+    zeros = sample_zero_pairs(graph, int(round(neg_ratio * len(rows))), seed + 1)
+    allp = PairSet.cat([rows, zeros])
+    gen = torch.Generator().manual_seed(seed)
+    n_poi = graph.num_pois
+
+    if protocol == "edges":
+        perm = torch.randperm(len(allp), generator=gen)
+        n_val = int(round(val_frac * len(allp)))
+        n_test = int(round(test_frac * len(allp)))
+        parts = {"val": perm[:n_val], "test": perm[n_val : n_val + n_test], "train": perm[n_val + n_test :]}
+        pairs = {s: allp.select(parts[s]) for s in SPLITS}
+        tr = pairs["train"]
+        msg = torch.stack([tr.src, tr.dst])[:, tr.visitors > 0]
+        return CovisitSplit(protocol, pairs, {s: msg for s in SPLITS}, torch.ones(n_poi, dtype=torch.bool))
+
+    key, names = _group_keys(graph, protocol)
+    present = np.unique(key[allp.src.numpy()])
+    rng = np.random.default_rng(seed)
+    present = present[rng.permutation(len(present))]
+    n_g = len(present)
+    n_test = max(1, int(round(test_frac * n_g))) if test_frac > 0 and n_g >= 3 else 0
+    n_val = max(1, int(round(val_frac * n_g))) if val_frac > 0 and n_g >= 3 else 0
+    if n_g - n_val - n_test < 1:
+        raise ConfigError(f"protocol {protocol!r} needs at least 3 groups with co-visits, found {n_g}")
+    grp = {"test": present[:n_test], "val": present[n_test : n_test + n_val], "train": present[n_test + n_val :]}
+    pair_group = key[allp.src.numpy()]
+    pairs: dict[str, PairSet] = {}
+    observed: dict[str, torch.Tensor] = {}
+    for s in SPLITS:
+        sel = allp.select(torch.from_numpy(np.isin(pair_group, grp[s])))
+        if s == "train":
+            pairs[s] = sel
+            continue
+        nz = torch.nonzero(sel.visitors > 0).flatten()
+        obs = nz[torch.randperm(len(nz), generator=gen)[: int(round(observed_frac * len(nz)))]]
+        mask = torch.ones(len(sel), dtype=torch.bool)
+        mask[obs] = False
+        observed[s] = torch.stack([sel.src[obs], sel.dst[obs]])
+        pairs[s] = sel.select(mask)
+    tr = pairs["train"]
+    base = torch.stack([tr.src, tr.dst])[:, tr.visitors > 0]
+    message = {"train": base, "val": torch.cat([base, observed["val"]], 1), "test": torch.cat([base, observed["test"]], 1)}
+    train_mask = torch.from_numpy(np.isin(key, grp["train"]))
+    groups = {s: [names[i] for i in sorted(grp[s].tolist())] for s in SPLITS}
+    return CovisitSplit(protocol, pairs, message, train_mask, groups)

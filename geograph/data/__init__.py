@@ -1,1 +1,38 @@
-"""geograph.data."""
+"""geograph.data: data contracts (readers + validation), vendor adapters, the NAICS taxonomy, world IO."""
+
+from geograph.data.naics import NAICSTaxonomy, NAICSVocabulary
+from geograph.data.readers import (
+    COVISIT_FORMS,
+    DATAFRAME,
+    US_STATES,
+    covisit_level,
+    expand_poi_brand_covisits,
+    feature_columns,
+    read_covisits,
+    read_images,
+    read_pois,
+    read_regions,
+)
+from geograph.data.safegraph import read_patterns
+from geograph.data.world_io import World, find_table, load_world, scan_table, write_world
+
+__all__ = [
+    "NAICSTaxonomy",
+    "NAICSVocabulary",
+    "COVISIT_FORMS",
+    "DATAFRAME",
+    "US_STATES",
+    "covisit_level",
+    "expand_poi_brand_covisits",
+    "feature_columns",
+    "read_covisits",
+    "read_images",
+    "read_pois",
+    "read_regions",
+    "read_patterns",
+    "World",
+    "find_table",
+    "load_world",
+    "scan_table",
+    "write_world",
+]

@@ -3,6 +3,8 @@
 A world folder holds ``pois.parquet``, ``covisits.parquet``, ``images.parquet`` and
 ``regions.parquet`` (CSV files with the same stem are read too), or, when written with
 ``partition_by="state"``, hive-partitioned folders ``pois/state=CA/part-0.parquet``.
+:func:`load_world` reads and validates one; :func:`scan_table` scans one table lazily,
+filtered to some states.
 """
 
 from __future__ import annotations
@@ -14,11 +16,21 @@ from pathlib import Path
 
 import polars as pl
 
-from geograph.constants import STATE
+from geograph.constants import DST_POI, H3_CELL, IMAGE_ID, POI_ID, SRC_POI, STATE
+from geograph.data.naics import NAICSTaxonomy
+from geograph.data.readers import (
+    US_STATES,
+    _scan_folder,
+    read_covisits,
+    read_images,
+    read_pois,
+    read_regions,
+)
 from geograph.errors import DataValidationError
 from geograph.utils.atomic import atomic_write
 
 TABLES = ("pois", "covisits", "images", "regions")
+REQUIRED_TABLES = ("pois", "covisits")
 
 
 @dataclass
@@ -64,7 +76,9 @@ class World:
         return out
 
 
-def write_world(world: World, folder: str | Path, partition_by: str | None = None, overwrite: bool = False) -> Path:
+def write_world(
+    world: World, folder: str | Path, partition_by: str | None = None, overwrite: bool = False
+) -> Path:
     """Write ``world`` under ``folder`` as Parquet, each file atomically.
 
     Args:
@@ -97,3 +111,102 @@ def write_world(world: World, folder: str | Path, partition_by: str | None = Non
             with atomic_write(folder / f"{name}.parquet", suffix=".parquet") as tmp_file:
                 df.write_parquet(tmp_file)
     return folder
+
+
+def find_table(folder: str | Path, name: str) -> Path | None:
+    """Path of table ``name`` in a world folder: ``name.parquet``, ``name.csv`` or ``name/`` (hive).
+
+    Returns None when the table is absent; two candidates at once is an error.
+    """
+    if name not in TABLES:
+        raise ValueError(f"table must be one of {TABLES}, got {name!r}")
+    folder = Path(folder)
+    found = [
+        p
+        for p in (folder / f"{name}.parquet", folder / f"{name}.csv", folder / name)
+        if p.exists() and (p.is_dir() or p.name != name)  # a Spark-style pois.parquet/ folder is fine
+    ]
+    if len(found) > 1:
+        raise DataValidationError(
+            f"table {name!r} is stored twice ({', '.join(p.name for p in found)}); keep one", file=folder
+        )
+    return found[0] if found else None
+
+
+def load_world(folder: str | Path, taxonomy: NAICSTaxonomy | None = None) -> World:
+    """Read and validate the world stored in ``folder``.
+
+    Each table is ``<name>.parquet``, ``<name>.csv`` or a hive-partitioned folder
+    ``<name>/state=XX/part-*.parquet``. ``pois`` and ``covisits`` are required, ``images``
+    and ``regions`` optional; co-visits must name known POIs.
+
+    Args:
+        folder: The world folder (as written by :func:`write_world`).
+        taxonomy: NAICS taxonomy for the POI check (default: 2022 edition).
+
+    Raises:
+        DataValidationError: a table is missing, unreadable or breaks its contract; for a
+            partitioned table the error names the part file and its row.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataValidationError("world folder not found (expected a directory)", file=folder)
+    paths = {name: find_table(folder, name) for name in TABLES}
+    for name in REQUIRED_TABLES:
+        if paths[name] is None:
+            present = sorted(p.name for p in folder.iterdir())
+            raise DataValidationError(
+                f"world has no {name} table: expected {name}.parquet, {name}.csv or {name}/ (hive); found {present}",
+                file=folder,
+            )
+    pois = read_pois(paths["pois"], taxonomy=taxonomy)
+    covisits = read_covisits(paths["covisits"], pois=pois)
+    images = read_images(paths["images"]) if paths["images"] is not None else None
+    regions = read_regions(paths["regions"]) if paths["regions"] is not None else None
+    meta = {"folder": str(folder), "files": {k: str(v) for k, v in paths.items() if v is not None}}
+    return World(pois=pois, covisits=covisits, images=images, regions=regions, meta=meta)
+
+
+def scan_table(folder: str | Path, name: str, states: list[str] | None = None) -> pl.LazyFrame:
+    """Lazily scan table ``name`` of a world folder, keeping only rows of ``states``.
+
+    Nothing is validated here: collect the frame and pass it to the matching ``read_*``.
+    On a hive-partitioned table the state filter prunes whole partitions. A ``covisits``
+    table without a ``state`` column is filtered to rows whose ``src_poi_id`` is a POI of
+    those states (a semi-join with the scanned POIs).
+
+    Args:
+        folder: The world folder.
+        name: One of ``pois``, ``covisits``, ``images``, ``regions``.
+        states: 2-letter US codes (any case); None keeps every row.
+
+    Raises:
+        DataValidationError: the table is absent, a state code is unknown, or the table
+            has no way to be filtered by state.
+    """
+    path = find_table(folder, name)
+    if path is None:
+        raise DataValidationError(f"world has no {name} table", file=folder)
+    if path.is_dir():
+        lf = _scan_folder(path)
+    elif path.suffix == ".csv":
+        text_cols = {c: pl.String for c in (STATE, POI_ID, SRC_POI, DST_POI, IMAGE_ID, H3_CELL)}
+        lf = pl.scan_csv(path, schema_overrides=text_cols, infer_schema_length=10_000)
+    else:
+        lf = pl.scan_parquet(path)
+    if states is None:
+        return lf
+    wanted = sorted({str(s).strip().upper() for s in states})
+    unknown = [s for s in wanted if s not in US_STATES]
+    if unknown:
+        raise DataValidationError(f"unknown state code(s) {unknown}; expected 2-letter US codes", field=STATE)
+    schema = lf.collect_schema()
+    if STATE in schema:
+        return lf.filter(pl.col(STATE).is_in(wanted))
+    if name == "covisits" and SRC_POI in schema:
+        ids = scan_table(folder, "pois", wanted).select(pl.col(POI_ID).cast(pl.String).alias("__key__"))
+        keyed = lf.with_columns(pl.col(SRC_POI).cast(pl.String).alias("__key__"))
+        return keyed.join(ids, on="__key__", how="semi").drop("__key__")
+    raise DataValidationError(
+        f"table {name!r} has no {STATE!r} column; it cannot be filtered by state", file=path
+    )

@@ -1,1 +1,7 @@
-"""geograph.nn."""
+"""Neural network modules: NAICS encoder, weighted SAGE convolution, co-visitation GNN."""
+
+from geograph.nn.covisit_model import CovisitGNN, EdgeHead, ModelConfig, location_encoding
+from geograph.nn.naics_encoder import NAICSEncoder
+from geograph.nn.weighted_sage_conv import WeightedSAGEConv
+
+__all__ = ["CovisitGNN", "EdgeHead", "ModelConfig", "NAICSEncoder", "WeightedSAGEConv", "location_encoding"]

@@ -1,0 +1,260 @@
+"""NAICS-aware heterogeneous GraphSAGE for co-visitation prediction.
+
+After Alrubyli et al., "NAICS-Aware Graph Neural Networks for Large-Scale POI Co-visitation
+Prediction" (https://arxiv.org/abs/2507.19697): NAICS embeddings joined with numeric POI
+features and a location encoding, message passing over the heterogeneous graph
+(co-visits weighted by log1p visitors, nearby POIs, POI-in-cell, cell adjacency), and an
+edge head that predicts log1p(visitors of A who also visit B) from both embeddings, their
+product and pair features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import HeteroConv
+
+from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, REV_PREFIX, SIMILAR
+from geograph.errors import ConfigError
+from geograph.nn.naics_encoder import NAICSEncoder
+from geograph.nn.weighted_sage_conv import WeightedSAGEConv
+
+RELATIONS = {
+    "covisits": [(POI, COVISITS, POI), (POI, REV_PREFIX + COVISITS, POI)],
+    "near": [(POI, NEAR, POI)],
+    "in": [(POI, IN, CELL), (CELL, REV_PREFIX + IN, POI), (IMAGE, IN, CELL), (CELL, REV_PREFIX + IN, IMAGE)],
+    "adjacent": [(CELL, ADJACENT, CELL)],
+    "similar": [(IMAGE, SIMILAR, IMAGE)],
+}
+PAIR_FEATURES = 3  # log1p(distance km), same brand, NAICS prefix depth / 6
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the co-visitation model (every default visible here).
+
+    Attributes:
+        family: ``"gnn"`` (this module; ``layers=0`` gives the MLP baseline), ``"gravity"``
+            (log-linear regression on distance and masses) or ``"gbt"`` (scikit-learn
+            ``HistGradientBoostingRegressor`` on pair features).
+        naics: ``"hierarchical"`` (2/3/4/5/6-digit embeddings summed), ``"flat"`` (6-digit only,
+            LayerNorm: the paper's released code) or ``"none"`` (ablation).
+        naics_dim: NAICS embedding size.
+        hidden: Width of node embeddings.
+        layers: Message-passing layers (0 = no message passing).
+        aggr: SAGE aggregation (``mean``, ``max``, ``sum``).
+        dropout: Dropout after each layer and in the head.
+        norm: ``"layer"``, ``"batch"`` or ``"none"`` after each layer.
+        activation: ``"relu"``, ``"tanh"`` or ``"gelu"``.
+        residual: Add each layer's input to its output.
+        input_skip: Layers (1-based) after which the projected input is added again (paper: [2, 4]).
+        head_hidden: Hidden widths of the edge head MLP.
+        head_product: Feed ``h_u * h_v`` to the head besides ``h_u`` and ``h_v``.
+        location_freqs: Sinusoidal location-encoding frequencies per coordinate (0 disables).
+        relations: Relation groups used for message passing (see ``RELATIONS``).
+        weighted_covisits: Scale co-visit messages by log1p(visitors) / its training mean.
+        mass_feature: POI feature used as mass by the gravity model.
+        gbt_naics_level: NAICS digits given to the GBT baseline as categorical features (0 = none).
+        gbt_max_iter: Boosting iterations of the GBT baseline.
+    """
+
+    family: str = "gnn"
+    naics: str = "hierarchical"
+    naics_dim: int = 16
+    hidden: int = 64
+    layers: int = 2
+    aggr: str = "mean"
+    dropout: float = 0.1
+    norm: str = "layer"
+    activation: str = "relu"
+    residual: bool = True
+    input_skip: list[int] = field(default_factory=list)
+    head_hidden: list[int] = field(default_factory=lambda: [64])
+    head_product: bool = True
+    location_freqs: int = 4
+    relations: list[str] = field(default_factory=lambda: ["covisits", "near", "in", "adjacent"])
+    weighted_covisits: bool = True
+    mass_feature: str = "visits"
+    gbt_naics_level: int = 4
+    gbt_max_iter: int = 300
+
+    def __post_init__(self) -> None:
+        checks = {
+            "family": ("gnn", "gravity", "gbt"),
+            "naics": ("hierarchical", "flat", "none"),
+            "aggr": ("mean", "max", "sum"),
+            "norm": ("layer", "batch", "none"),
+            "activation": ("relu", "tanh", "gelu"),
+        }
+        for name, allowed in checks.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"model.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        bad = sorted(set(self.relations) - set(RELATIONS))
+        if bad:
+            raise ConfigError(f"model.relations has unknown group(s) {bad}; known: {sorted(RELATIONS)}")
+        if self.layers < 0 or self.hidden <= 0:
+            raise ConfigError(f"model.layers must be >= 0 and model.hidden > 0, got {self.layers}, {self.hidden}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> ModelConfig:
+        d = dict(d or {})
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown model config key(s) {unknown}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _act(name: str) -> nn.Module:
+    return {"relu": nn.ReLU(), "tanh": nn.Tanh(), "gelu": nn.GELU()}[name]
+
+
+def _norm(name: str, dim: int) -> nn.Module:
+    return {"layer": nn.LayerNorm(dim), "batch": nn.BatchNorm1d(dim), "none": nn.Identity()}[name]
+
+
+def location_encoding(pos: Tensor, freqs: int) -> Tensor:
+    """Fixed sinusoidal encoding of (lat, lon) degrees at ``freqs`` octaves; ``(N, 4 * freqs)``."""
+    if freqs == 0:
+        return pos.new_zeros(pos.size(0), 0)
+    rad = torch.deg2rad(pos.float())
+    scales = 2.0 ** torch.arange(freqs, dtype=torch.float32, device=pos.device) * (180.0 / 10.0)
+    ang = rad.unsqueeze(-1) * scales  # (N, 2, F): periods from 10 degrees down
+    return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1).flatten(1)
+
+
+class EdgeHead(nn.Module):
+    """MLP on ``[h_u, h_v, (h_u * h_v), pair features]`` predicting one number per pair.
+
+    Shapes: ``h_src``, ``h_dst`` ``(E, D)``; ``pair`` ``(E, PAIR_FEATURES)``; output ``(E,)``.
+    """
+
+    def __init__(self, dim: int, hidden: list[int], product: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dim, self.hidden, self.product = dim, list(hidden), product
+        layers: list[nn.Module] = []
+        width = dim * (3 if product else 2) + PAIR_FEATURES
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def reset_parameters(self) -> None:
+        for m in self.mlp:
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
+
+    def forward(self, h_src: Tensor, h_dst: Tensor, pair: Tensor) -> Tensor:
+        parts = [h_src, h_dst] + ([h_src * h_dst] if self.product else []) + [pair]
+        return self.mlp(torch.cat(parts, dim=-1)).squeeze(-1)
+
+    def __repr__(self) -> str:
+        return f"EdgeHead({self.dim}, hidden={self.hidden}, product={self.product})"
+
+
+def transform_pair_features(pair: Tensor) -> Tensor:
+    """Raw ``[distance_km, same_brand, depth]`` -> model inputs ``[log1p km, same_brand, depth / 6]``."""
+    return torch.stack([torch.log1p(pair[:, 0]), pair[:, 1], pair[:, 2] / 6.0], dim=1)
+
+
+class CovisitGNN(nn.Module):
+    """Encoder (node inputs + heterogeneous SAGE layers) and :class:`EdgeHead`.
+
+    Args:
+        config: Architecture.
+        poi_in: Number of numeric POI features.
+        cell_in: Number of numeric cell features.
+        image_in: Image embedding size (0 when the graph has no images).
+        naics_sizes: NAICS table sizes per level (from ``NAICSVocabulary.sizes()``).
+    """
+
+    def __init__(self, config: ModelConfig, poi_in: int, cell_in: int, image_in: int, naics_sizes: list[int]) -> None:
+        super().__init__()
+        c = self.config = config
+        self.poi_in, self.cell_in, self.image_in = poi_in, cell_in, image_in
+        self.naics = NAICSEncoder(naics_sizes, c.naics_dim, c.naics) if c.naics != "none" else None
+        n_in = poi_in + 4 * c.location_freqs + (c.naics_dim if self.naics is not None else 0)
+        self.poi_proj = nn.Sequential(nn.Linear(n_in, c.hidden), nn.ReLU(), nn.Dropout(c.dropout))
+        self.cell_proj = nn.Linear(max(cell_in, 1), c.hidden)
+        self.image_proj = nn.Linear(image_in, c.hidden) if image_in > 0 else None
+        self.edge_types = [et for g in c.relations for et in RELATIONS[g] if image_in > 0 or IMAGE not in (et[0], et[2])]
+        self.convs = nn.ModuleList(
+            HeteroConv({et: WeightedSAGEConv(c.hidden, c.hidden, aggr=c.aggr) for et in self.edge_types}, aggr="sum")
+            for _ in range(c.layers)
+        )
+        node_types = [POI, CELL] + ([IMAGE] if image_in > 0 else [])
+        self.norms = nn.ModuleList(nn.ModuleDict({nt: _norm(c.norm, c.hidden) for nt in node_types}) for _ in range(c.layers))
+        self.act = _act(c.activation)
+        self.drop = nn.Dropout(c.dropout)
+        self.head = EdgeHead(c.hidden, c.head_hidden, c.head_product, c.dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if m is not self and hasattr(m, "reset_parameters") and not isinstance(m, CovisitGNN):
+                m.reset_parameters()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"CovisitGNN(naics={c.naics}, hidden={c.hidden}, layers={c.layers}, aggr={c.aggr}, "
+            f"relations={c.relations})"
+        )
+
+    def encode(self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None) -> Tensor:
+        """POI embeddings ``(N_poi, hidden)``; co-visit message edges are given explicitly."""
+        p = data[POI]
+        parts = [p.x, location_encoding(p.pos, self.config.location_freqs)]
+        if self.naics is not None:
+            parts.append(self.naics(p.naics))
+        h0 = {POI: self.poi_proj(torch.cat(parts, dim=-1))}
+        cx = data[CELL].x if data[CELL].x.size(1) else data[CELL].x.new_ones(data[CELL].num_nodes, 1)
+        h0[CELL] = self.cell_proj(cx)
+        if self.image_proj is not None:
+            h0[IMAGE] = self.image_proj(data[IMAGE].x)
+        edges, weights = {}, {}
+        for et in self.edge_types:
+            if et[1] == COVISITS:
+                edges[et] = covisit_edge_index
+                weights[et] = covisit_weight
+            elif et[1] == REV_PREFIX + COVISITS:
+                edges[et] = covisit_edge_index.flip(0)
+                weights[et] = covisit_weight
+            elif et in data.edge_types:
+                edges[et] = data[et].edge_index
+        kwargs = {"edge_weight_dict": {et: w for et, w in weights.items() if w is not None}}
+        h = h0
+        for i, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
+            out = conv(h, edges, **kwargs)
+            new = {}
+            for nt, x in h.items():
+                y = out.get(nt)
+                if y is None:
+                    new[nt] = x
+                    continue
+                y = self.drop(self.act(norms[nt](y)))
+                if self.config.residual:
+                    y = y + x
+                if (i + 1) in self.config.input_skip:
+                    y = y + h0[nt]
+                new[nt] = y
+            h = new
+        return h[POI]
+
+    def forward(self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None, src: Tensor, dst: Tensor, pair: Tensor) -> Tensor:
+        """Predicted target for pairs ``(src, dst)`` (local POI indices); shape ``(E,)``."""
+        h = self.encode(data, covisit_edge_index, covisit_weight)
+        return self.head(h[src], h[dst], transform_pair_features(pair))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+

@@ -601,45 +601,6 @@ def _validate_covisits(df: pl.DataFrame, ctx: _Ctx, pois: pl.DataFrame | None) -
     return result.hstack(df.select(extras).get_columns())
 
 
-def expand_poi_brand_covisits(covisits: pl.DataFrame, pois: pl.DataFrame) -> pl.DataFrame:
-    """Turn ``(src_poi_id, dst_brand)`` rows into POI-to-POI edges by the even-split rule.
-
-    Each row becomes one edge from ``src_poi_id`` to every POI whose ``brand`` is
-    ``dst_brand`` and whose ``state`` is the row's ``state`` (or, without a ``state``
-    column, the source POI's state), the source POI itself excluded; each edge carries
-    ``visitors / number_of_targets`` (Float64, so the row's total is kept). Rows whose
-    brand has no other POI in that state give no edge.
-
-    Note: a brand with ``m`` POIs in a state turns every row naming it into ``m`` edges.
-
-    Args:
-        covisits: A validated ``poi_brand`` co-visit table.
-        pois: The validated POI table.
-
-    Returns:
-        ``src_poi_id, dst_poi_id, visitors`` (Float64), plus ``period`` when present.
-    """
-    if covisit_level(covisits) != "poi_brand":
-        raise DataValidationError(
-            f"expand_poi_brand_covisits needs (src_poi_id, dst_brand) rows, got the {covisit_level(covisits)!r} form"
-        )
-    cv = covisits.with_row_index("__cv_row__")
-    if STATE not in cv.columns:
-        cv = cv.join(
-            pois.select(pl.col(POI_ID).alias(SRC_POI), STATE), on=SRC_POI, how="left", maintain_order="left"
-        )
-    targets = pois.filter(pl.col(BRAND_COL).is_not_null()).select(
-        pl.col(POI_ID).alias(DST_POI), pl.col(BRAND_COL).alias(DST_BRAND), STATE
-    )
-    keep = [SRC_POI, DST_POI, VISITORS] + ([PERIOD] if PERIOD in cv.columns else [])
-    return (
-        cv.join(targets, on=[DST_BRAND, STATE], how="inner", maintain_order="left")
-        .filter(pl.col(SRC_POI) != pl.col(DST_POI))
-        .with_columns((pl.col(VISITORS) / pl.len().over("__cv_row__")).alias(VISITORS))
-        .select(keep)
-    )
-
-
 # ---------------------------------------------------------------------------------------
 # images
 # ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import polars as pl
@@ -20,7 +20,7 @@ import polars as pl
 from geograph.constants import BRAND_COL, DST_BRAND, NAME, PERIOD, POI_ID, SRC_POI, STATE, VISITORS
 from geograph.data.naics import NAICSTaxonomy
 from geograph.data.readers import Source, _count_col, _load, _require, _show, _validate_pois
-from geograph.errors import ConfigError
+from geograph.errors import ConfigError, DataValidationError
 
 PLACEKEY = "placekey"
 LOCATION_NAME = "location_name"
@@ -70,6 +70,7 @@ def read_patterns(
     taxonomy: NAICSTaxonomy | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     column_map: Mapping[str, str] | None = None,
+    periods: Sequence[str] = ("same_day", "same_month"),
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Read a Monthly Patterns file into POIs, brand-level co-visits and a report.
 
@@ -89,6 +90,9 @@ def read_patterns(
             :class:`~geograph.errors.DataValidationError` naming file, row and field;
             ``"skip"`` drops that row's map and lists it in ``report["skipped"]``.
         column_map: Your column names -> the Patterns names above. Default none.
+        periods: Which maps to read: ``"same_day"`` and / or ``"same_month"`` (default
+            both). The same-day overlap is part of the same-month one, so pick one period
+            before summing visitors over a POI pair.
 
     Returns:
         ``(pois, brand_covisits, report)``. The report holds ``file``, ``rows``, ``pois``,
@@ -99,6 +103,11 @@ def read_patterns(
     """
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    bad = [p for p in periods if p not in WINDOWS.values()]
+    if bad or not periods:
+        raise ConfigError(
+            f"periods must be a non-empty subset of {tuple(WINDOWS.values())}, got {tuple(periods)!r}"
+        )
     df, ctx = _load(
         source,
         "patterns",
@@ -106,16 +115,26 @@ def read_patterns(
         string_columns=(PLACEKEY, LOCATION_NAME, BRANDS, "naics_code", REGION, POI_CBG, *WINDOWS),
     )
     _require(df, PATTERNS_REQUIRED, ctx)
-    windows = [c for c in WINDOWS if c in df.columns]
-    if not windows:
-        _require(df, (RELATED_SAME_DAY,), ctx, hint=f" (need {RELATED_SAME_DAY} and/or {RELATED_SAME_MONTH})")
+    windows = [c for c, p in WINDOWS.items() if p in periods]
+    _require(df, windows, ctx, hint=f" (periods={tuple(periods)!r} reads {windows})")
 
     raw = _count_col(df, RAW_VISITOR_COUNTS, ctx)
     cbg = df[POI_CBG]
     if cbg.dtype != pl.String:  # a CBG is a 12-digit FIPS id: keep it as text
         cbg = cbg.cast(pl.String)
     base = df.select(PATTERNS_REQUIRED).with_columns(raw, cbg.rename(POI_CBG)).rename(_RENAME)
-    pois = _validate_pois(base, ctx, taxonomy)
+    try:
+        pois = _validate_pois(base, ctx, taxonomy)
+    except DataValidationError as exc:  # name the Patterns column, not geograph's
+        vendor = {v: k for k, v in _RENAME.items()}.get(exc.field or "")
+        if vendor is None:
+            raise
+        raise DataValidationError(
+            f"{exc.reason} (Patterns column {vendor!r} becomes geograph's {exc.field!r})",
+            file=exc.file,
+            row=exc.row,
+            field=vendor,
+        ) from None
 
     # JSON maps with per-row brand keys do not fit a polars struct dtype; a Python loop over
     # the non-empty maps is the measured fast path (about 1 s per million maps).

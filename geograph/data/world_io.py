@@ -60,12 +60,18 @@ class World:
         return out
 
     def fingerprint(self) -> str:
-        """Content hash of all tables (16 hex chars); equal data gives an equal fingerprint."""
+        """Content hash of all tables (16 hex chars); equal data gives an equal fingerprint.
+
+        Row order is ignored. Stable within one polars version (``hash_rows`` is not
+        guaranteed stable across versions), which is what a cache key needs.
+        """
         h = hashlib.sha256()
         for name, df in sorted(self.tables().items()):
             h.update(name.encode())
             h.update(str(df.schema).encode())
-            h.update(df.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).sort().to_numpy().tobytes())
+            # two 64-bit row hashes (polars >= 2 takes one seed); sorted, so row order does not matter
+            rows = pl.DataFrame({"a": df.hash_rows(seed=0), "b": df.hash_rows(seed=1)}).sort("a", "b")
+            h.update(rows.to_numpy().tobytes())
         return h.hexdigest()[:16]
 
     def summary(self) -> dict:

@@ -1,1 +1,24 @@
-"""geograph.retrieval."""
+"""Retrieval: galleries of candidate coordinates, exact top-k search, KDE, the contrastive head."""
+
+from geograph.retrieval.gallery import GALLERY_SOURCES, Gallery, geoclip_gallery_path
+from geograph.retrieval.head import RetrievalHead
+from geograph.retrieval.kde import kde_mode, latlon_to_xyz, weighted_mode, xyz_to_latlon
+from geograph.retrieval.knn import KNNGeolocator
+from geograph.retrieval.predictor import GeoPredictor, Prediction
+from geograph.retrieval.search import chunked_topk, loop_topk
+
+__all__ = [
+    "GALLERY_SOURCES",
+    "Gallery",
+    "GeoPredictor",
+    "KNNGeolocator",
+    "Prediction",
+    "RetrievalHead",
+    "chunked_topk",
+    "geoclip_gallery_path",
+    "kde_mode",
+    "latlon_to_xyz",
+    "loop_topk",
+    "weighted_mode",
+    "xyz_to_latlon",
+]

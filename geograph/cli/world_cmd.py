@@ -1,0 +1,107 @@
+"""``geograph world``: generate the embedded world and write it as a world folder."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+DEFAULT_OUT = Path("data/world")
+TABLE_PATHS = ("pois", "covisits", "images", "regions")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "world",
+        help="generate the embedded world (POIs, co-visits, images, regions) and write it as Parquet",
+        description="Generate geograph's seeded synthetic world on real US geography (geonames "
+        "cities, 2022 NAICS codes, H3 cells) and write it with write_world. The same --pois and "
+        "--seed always give the same tables. See docs/readme/world.md for the generative process.",
+    )
+    p.add_argument("--pois", type=int, default=2000, help="number of POIs (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--images", type=int, default=None, help="number of images (default pois // 2; 0: none)")
+    p.add_argument("--embedding-dim", type=int, default=64, help="image embedding length (default 64)")
+    p.add_argument(
+        "--states", default=None, help="comma-separated 2-letter state codes to populate (default: all 51)"
+    )
+    p.add_argument(
+        "--covisits-per-poi", type=float, default=10.0, help="mean co-visit pairs per POI (default 10)"
+    )
+    p.add_argument(
+        "--partition-by",
+        choices=["state"],
+        default=None,
+        help="write hive-partitioned folders (pois/state=CA/part-0.parquet) instead of one file per table",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace the tables of an existing world folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 100K POIs)")
+    p.set_defaults(func=_world)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    from geograph.errors import DataValidationError
+
+    if out.exists() and not out.is_dir():
+        raise DataValidationError("output path exists and is not a folder", file=out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataValidationError(
+            "output folder is not empty; pass --overwrite to replace its world", file=out
+        )
+
+
+def _remove_stale_tables(out: Path) -> None:
+    """Before an overwrite: remove table files / hive folders a new layout would not replace."""
+    import shutil
+
+    for name in TABLE_PATHS:
+        for path in (out / f"{name}.parquet", out / f"{name}.csv", out / name):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def _world(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from geograph.data.synthetic import generate_world
+    from geograph.data.world_io import write_world
+    from geograph.data.world_summary import print_world_summary
+    from geograph.errors import ConfigError
+    from geograph.utils.atomic import atomic_write_text
+
+    out: Path = args.out
+    _check_out(out, args.overwrite)  # before spending time on generation
+    states = None
+    if args.states:
+        states = [s.strip().upper() for s in args.states.split(",") if s.strip()]
+        if not states:
+            raise ConfigError(f"--states must list 2-letter codes, got {args.states!r}")
+    t0 = time.perf_counter()
+    world = generate_world(
+        n_pois=args.pois,
+        seed=args.seed,
+        n_images=args.images,
+        embedding_dim=args.embedding_dim,
+        states=states,
+        covisits_per_poi=args.covisits_per_poi,
+        progress=False if args.no_progress else None,
+    )
+    t_gen = time.perf_counter() - t0
+    if args.overwrite and out.exists():
+        _remove_stale_tables(out)
+    write_world(world, out, partition_by=args.partition_by, overwrite=args.overwrite)
+    atomic_write_text(out / "meta.json", json.dumps(world.meta, indent=2, sort_keys=True) + "\n")
+    t_all = time.perf_counter() - t0
+    console = Console()
+    print_world_summary(world, console=console, title=f"world {out} (seed {args.seed})")
+    console.print(
+        f"generated in {t_gen:.1f} s, written in {t_all - t_gen:.1f} s to {out}"
+        + (f" (partitioned by {args.partition_by})" if args.partition_by else ""),
+        markup=False,
+    )
+    return 0

@@ -10,6 +10,7 @@ filtered to some states.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from geograph.utils.atomic import atomic_write
 
 TABLES = ("pois", "covisits", "images", "regions")
 REQUIRED_TABLES = ("pois", "covisits")
+META_FILE = "meta.json"  # provenance written beside the tables (e.g. by ``geograph world``)
 
 
 @dataclass
@@ -144,7 +146,8 @@ def load_world(folder: str | Path, taxonomy: NAICSTaxonomy | None = None) -> Wor
 
     Each table is ``<name>.parquet``, ``<name>.csv`` or a hive-partitioned folder
     ``<name>/state=XX/part-*.parquet``. ``pois`` and ``covisits`` are required, ``images``
-    and ``regions`` optional; co-visits must name known POIs.
+    and ``regions`` optional; co-visits must name known POIs. ``meta.json``, when present,
+    becomes :attr:`World.meta`, plus ``meta["source"]`` (the folder and the files read).
 
     Args:
         folder: The world folder (as written by :func:`write_world`).
@@ -169,7 +172,18 @@ def load_world(folder: str | Path, taxonomy: NAICSTaxonomy | None = None) -> Wor
     covisits = read_covisits(paths["covisits"], pois=pois)
     images = read_images(paths["images"]) if paths["images"] is not None else None
     regions = read_regions(paths["regions"]) if paths["regions"] is not None else None
-    meta = {"folder": str(folder), "files": {k: str(v) for k, v in paths.items() if v is not None}}
+    meta: dict = {}
+    meta_path = folder / META_FILE
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataValidationError(f"meta.json is not valid JSON ({exc})", file=meta_path) from exc
+        if not isinstance(meta, dict):
+            raise DataValidationError(
+                f"meta.json must hold a JSON object, got {type(meta).__name__}", file=meta_path
+            )
+    meta["source"] = {"folder": str(folder), "files": {k: str(v) for k, v in paths.items() if v is not None}}
     return World(pois=pois, covisits=covisits, images=images, regions=regions, meta=meta)
 
 

@@ -525,7 +525,12 @@ def test_load_world_round_trip(tmp_path, world):
     write_world(world, tmp_path / "w")
     loaded = load_world(tmp_path / "w")
     assert loaded.fingerprint() == world.fingerprint()
-    assert loaded.meta["files"]["pois"].endswith("pois.parquet")
+    assert loaded.meta["source"]["files"]["pois"].endswith("pois.parquet")
+    (tmp_path / "w" / "meta.json").write_text('{"generator": "test", "seed": 3}')
+    assert load_world(tmp_path / "w").meta["seed"] == 3
+    (tmp_path / "w" / "meta.json").write_text("{oops")
+    with pytest.raises(DataValidationError, match="meta.json is not valid JSON"):
+        load_world(tmp_path / "w")
 
 
 def test_load_world_hive_partitions(tmp_path, world):

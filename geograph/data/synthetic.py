@@ -321,7 +321,7 @@ class WorldConfig:
     affinity_std: tuple[float, float, float] = (0.7, 0.6, 0.8)
     dispersion: float = 8.0
     visits_obs_noise: float = 0.4
-    image_noise_std: float = 0.5
+    image_noise_std: float = 2.5
 
     def validate(self) -> WorldConfig:
         """Raise :class:`ConfigError` naming the first bad value; return ``self``."""
@@ -1057,7 +1057,7 @@ def _images(
     wavelengths = np.repeat([1000.0, 300.0, 100.0, 30.0], n_rff // 4)
     omega = r_law.normal(0.0, 1.0, (n_rff, 3)) * (2 * np.pi * EARTH_RADIUS_KM / wavelengths)[:, None]
     phase = r_law.uniform(0.0, 2 * np.pi, n_rff)
-    w_rff = r_law.normal(0.0, 1.0, (n_rff, dim)) * np.sqrt(2.0 / n_rff) * 1.5
+    w_rff = r_law.normal(0.0, 1.0, (n_rff, dim)) * np.sqrt(2.0 / n_rff)
     w_sector = r_law.normal(0.0, 1.0, (len(sectors), dim)) * 1.5
     w_dens = r_law.normal(0.0, 1.0, dim)
 
@@ -1100,9 +1100,9 @@ def _images(
             IMAGE_ID: pl.int_range(m, eager=True).cast(pl.Utf8).str.zfill(width),
             LAT: i_lat,
             LON: i_lon,
-            STATE: state_arr[i_state],
-            TEXT: text.to_series(),
             EMBEDDING: pl.Series(EMBEDDING, emb).cast(pl.List(pl.Float32)),
+            TEXT: text.to_series(),
+            STATE: state_arr[i_state],
         },
         schema_overrides={STATE: pl.Utf8},
     ).with_columns(pl.concat_str([pl.lit("img_"), pl.col(IMAGE_ID)]).alias(IMAGE_ID))

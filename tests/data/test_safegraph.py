@@ -155,3 +155,21 @@ def test_column_map_for_upper_case_exports():
     df = pl.DataFrame([_row()]).rename(lambda c: c.upper())
     pois, _, _ = read_patterns(df, column_map={c.upper(): c for c in _row()})
     assert pois[POI_ID].to_list() == ["zzw-222@5vg-7gv-d7q"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"Walmart": 10, "Peet\'s Coffee": 7.5}',
+        '{ "a:1" : 5 , "b,c" : 1e1 }',
+        '{"Caf\\u00e9": 4, "Say \\"hi\\"": 2}',  # escaped keys: the json.loads path
+        '{"x": 1, "x": 2}',  # a brand named twice: the last value wins, as in json.loads
+        "{ }",
+    ],
+)
+def test_vectorised_maps_match_json_loads(text):
+    df = pl.DataFrame([_row(**{RELATED_SAME_DAY: text})])
+    _, cv, _ = read_patterns(df, periods=["same_day"])
+    assert dict(zip(cv[DST_BRAND], cv[PCT], strict=True)) == {
+        k: float(v) for k, v in json.loads(text).items()
+    }

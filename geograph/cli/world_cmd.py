@@ -69,7 +69,7 @@ def _world(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from geograph.data.synthetic import generate_world
-    from geograph.data.world_io import write_world
+    from geograph.data.world_io import META_FILE, write_world
     from geograph.data.world_summary import print_world_summary
     from geograph.errors import ConfigError
     from geograph.utils.atomic import atomic_write_text
@@ -95,7 +95,7 @@ def _world(args: argparse.Namespace) -> int:
     if args.overwrite and out.exists():
         _remove_stale_tables(out)
     write_world(world, out, partition_by=args.partition_by, overwrite=args.overwrite)
-    atomic_write_text(out / "meta.json", json.dumps(world.meta, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / META_FILE, json.dumps(world.meta, indent=2, sort_keys=True) + "\n")
     t_all = time.perf_counter() - t0
     console = Console()
     print_world_summary(world, console=console, title=f"world {out} (seed {args.seed})")

@@ -29,6 +29,7 @@ def test_world_command_writes_a_readable_world(tmp_path, capsys):
     assert pl.read_parquet(out / "pois.parquet").height == 300
     meta = json.loads((out / "meta.json").read_text())
     assert meta["seed"] == 3 and meta["params"]["n_pois"] == 300
+    assert loaded.meta["process_version"] == meta["process_version"]
 
 
 def test_world_command_refuses_a_non_empty_folder(tmp_path, capsys):

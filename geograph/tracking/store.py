@@ -3,32 +3,89 @@
 Resolution order for the tracking URI: explicit argument, ``MLFLOW_TRACKING_URI``, then the
 local default ``sqlite:///mlruns/mlflow.db`` (MLflow 3 recommends a database store for local
 use and refuses a plain ``./mlruns`` file store). Artifacts of the default store go under
-``mlruns/artifacts``.
+``mlruns/artifacts``. A relative SQLite path is made absolute against the working directory
+when resolved, so a later ``chdir`` cannot split one store in two.
+
+An ``http(s)://`` store is probed once with MLflow's HTTP retries turned down
+(:data:`PROBE_ENV`), so a dead server fails in seconds, before any training starts.
+
+Every run opened by :func:`start_run` carries :func:`geograph.tracking.tags.default_tags`; a
+suite wraps its tasks in :func:`run_context` to put their runs into its experiment, under its
+parent run, with its config-hash and data-fingerprint tags.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from geograph.constants import DEFAULT_TRACKING_URI
 from geograph.errors import TrackingError
 
+# MLflow's HTTP client settings used while probing a tracking server: no retries, a short
+# timeout. The defaults (7 retries with exponential backoff, 120 s timeout) make a dead
+# server look like a hang of several minutes.
+PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+_SQLITE_PREFIX = "sqlite:///"
+
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """Return the tracking URI to use (argument > env > local SQLite default)."""
+    """Return the tracking URI to use (argument > ``MLFLOW_TRACKING_URI`` > local SQLite default).
+
+    A SQLite URI with a relative path is made absolute (against the working directory) and its
+    folder is created.
+    """
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        db.parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith(_SQLITE_PREFIX):
+        db = Path(uri.removeprefix(_SQLITE_PREFIX))
+        if db.as_posix() != ":memory:":
+            db = db.absolute()
+            db.parent.mkdir(parents=True, exist_ok=True)
+            uri = _SQLITE_PREFIX + db.as_posix()
     return uri
+
+
+@contextlib.contextmanager
+def _env(overrides: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    for needle, reason in (
+        ("Connection refused", "connection refused: nothing listens there"),
+        ("timed out", "the connection timed out"),
+        ("Read timed out", "the server did not answer in time"),
+        ("Name or service not known", "the host name does not resolve"),
+        ("nodename nor servname", "the host name does not resolve"),
+        ("unable to open database file", "the database file cannot be opened"),
+    ):
+        if needle in text:
+            return reason
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:300]
 
 
 def configure(tracking_uri: str | None = None) -> str:
     """Point MLflow at the resolved tracking URI and check it answers; returns the URI.
+
+    A remote (``http(s)://``) store is probed with :data:`PROBE_ENV` in force, so an
+    unreachable server fails within seconds.
 
     Raises:
         TrackingError: the store cannot be reached (raised before any training starts).
@@ -37,11 +94,65 @@ def configure(tracking_uri: str | None = None) -> str:
 
     uri = resolve_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
+    remote = uri.startswith(("http://", "https://"))
     try:
-        mlflow.search_experiments(max_results=1)
+        with _env(PROBE_ENV) if remote else contextlib.nullcontext():
+            mlflow.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means "unreachable"
-        raise TrackingError(f"MLflow tracking store {uri!r} is not reachable: {exc}") from exc
+        hint = (
+            "start it (e.g. `geograph ui --port PORT` serves the local store) or point "
+            "--tracking-uri / MLFLOW_TRACKING_URI at a running server"
+            if remote
+            else "check the path and its permissions"
+        )
+        raise TrackingError(
+            f"MLflow tracking store {uri} is not reachable ({_reason(exc)}); {hint}. Nothing was trained."
+        ) from None
     return uri
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Defaults that :func:`start_run` applies to top-level runs opened inside :func:`run_context`.
+
+    Attributes:
+        experiment: Experiment every run goes to (overrides the task's own choice).
+        parent_run_id: Runs are nested under this run.
+        tags: Tags added to every run (they win over the task's tags).
+    """
+
+    experiment: str | None = None
+    parent_run_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+_RUN_CONTEXT: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "geograph_run_context", default=None
+)
+
+
+@contextlib.contextmanager
+def run_context(
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[RunContext]:
+    """Route the runs opened inside (by any task) into ``experiment`` under ``parent_run_id``.
+
+    Only runs opened while no MLflow run is active get these defaults, so a task's own
+    nested runs stay nested under the task's run.
+    """
+    ctx = RunContext(experiment=experiment, parent_run_id=parent_run_id, tags=dict(tags or {}))
+    token = _RUN_CONTEXT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _RUN_CONTEXT.reset(token)
+
+
+def current_run_context() -> RunContext | None:
+    """The :class:`RunContext` in force, if any."""
+    return _RUN_CONTEXT.get()
 
 
 def ensure_experiment(name: str, tracking_uri: str | None = None) -> str:
@@ -85,20 +196,41 @@ def start_run(
     tracking_uri: str | None = None,
     nested: bool = False,
 ) -> Iterator[Any]:
-    """Open an MLflow run; a crash inside marks it FAILED and re-raises.
+    """Open an MLflow run; a crash inside marks it FAILED (Ctrl-C: KILLED) and re-raises.
+
+    The run is tagged with :func:`geograph.tracking.tags.default_tags` (git commit, device,
+    package versions), then ``tags``, then the tags of an enclosing :func:`run_context`.
 
     Args:
-        experiment: Experiment name (created if missing).
+        experiment: Experiment name (created if missing; a :func:`run_context` may override it).
         run_name: Optional run name.
         params: Config to log (nested mappings are flattened with dots).
         tags: Extra run tags.
         tracking_uri: Override the tracking URI.
         nested: Open as a child of the active run.
+
+    Raises:
+        TrackingError: the tracking store cannot be reached (before the run starts).
     """
     import mlflow
 
+    from geograph.tracking.tags import default_tags
+
+    ctx = _RUN_CONTEXT.get()
+    top_level = mlflow.active_run() is None
+    if ctx is not None and not top_level:
+        ctx = None
+    if ctx is not None and ctx.experiment:
+        experiment = ctx.experiment
+    all_tags = {**default_tags(), **dict(tags or {}), **(dict(ctx.tags) if ctx is not None else {})}
     exp_id = ensure_experiment(experiment, tracking_uri)
-    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, nested=nested, tags=dict(tags or {}))
+    run = mlflow.start_run(
+        experiment_id=exp_id,
+        run_name=run_name,
+        nested=nested,
+        parent_run_id=ctx.parent_run_id if ctx is not None else None,
+        tags=all_tags,
+    )
     try:
         if params:
             flat = {k: str(v)[:6000] for k, v in _flatten(params).items()}
@@ -106,6 +238,9 @@ def start_run(
             for i in range(0, len(items), 100):
                 mlflow.log_params(dict(items[i : i + 100]))
         yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
     except BaseException:
         mlflow.end_run(status="FAILED")
         raise
@@ -113,4 +248,13 @@ def start_run(
         mlflow.end_run(status="FINISHED")
 
 
-__all__ = ["resolve_tracking_uri", "configure", "ensure_experiment", "start_run"]
+__all__ = [
+    "PROBE_ENV",
+    "RunContext",
+    "configure",
+    "current_run_context",
+    "ensure_experiment",
+    "resolve_tracking_uri",
+    "run_context",
+    "start_run",
+]

@@ -1,0 +1,202 @@
+"""The MLflow model registry: log a pyfunc model, register it, alias it, load it back.
+
+Models are plain MLflow pyfunc models with a signature and an input example, so
+``mlflow.pyfunc.load_model`` and ``mlflow models serve`` work on them with nothing
+geograph-specific beyond the package itself. :func:`load_model` accepts
+
+* ``runs:/<run_id>/<artifact_path>``
+* ``models:/<name>/<version>``
+* ``models:/<name>@<alias>`` (also written ``models:/<name>/@<alias>``)
+* a local folder holding an ``MLmodel`` file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from geograph.errors import ConfigError, TrackingError
+from geograph.tracking.store import configure
+
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def log_pyfunc_model(
+    python_model: Any,
+    input_example: Any,
+    *,
+    name: str = "model",
+    signature: Any = None,
+    pip_requirements: Sequence[str] | None = None,
+    code_paths: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Log ``python_model`` (an ``mlflow.pyfunc.PythonModel``) to the active run.
+
+    Args:
+        python_model: The model; its ``predict(context, model_input)`` is called on
+            ``input_example`` to infer the output schema when ``signature`` is None.
+        input_example: A small pandas DataFrame (a few rows) of valid input.
+        name: Artifact path / logged-model name (``runs:/<run_id>/<name>``).
+        signature: An ``mlflow.models.ModelSignature`` (default: inferred).
+        pip_requirements: Requirements written with the model (default: MLflow infers them,
+            which loads the model in a subprocess; pass a list to skip that).
+        code_paths: Local code to ship with the model.
+        **kwargs: Passed on to ``mlflow.pyfunc.log_model``.
+
+    Returns:
+        MLflow's ``ModelInfo`` (``model_uri``, ``signature``, ...).
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    if mlflow.active_run() is None:
+        raise TrackingError(
+            "log_pyfunc_model needs an active run; call it inside geograph.tracking.start_run"
+        )
+    if signature is None:
+        signature = infer_signature(input_example, python_model.predict(None, input_example))
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=python_model,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=list(pip_requirements) if pip_requirements is not None else None,
+        code_paths=list(code_paths) if code_paths is not None else None,
+        **kwargs,
+    )
+
+
+def set_alias(name: str, alias: str, version: int | str, *, tracking_uri: str | None = None) -> None:
+    """Point ``models:/<name>@<alias>`` at ``version``.
+
+    Raises:
+        ConfigError: the alias is not letters, digits, ``_`` or ``-``, or looks like a version.
+        TrackingError: no such model version.
+    """
+    import mlflow
+
+    if (
+        not _ALIAS_RE.match(alias)
+        or alias.isdigit()
+        or (alias.lower().startswith("v") and alias[1:].isdigit())
+    ):
+        raise ConfigError(
+            f"alias must be letters, digits, '_' or '-' and not a version like 'v1', got {alias!r}"
+        )
+    configure(tracking_uri)
+    try:
+        mlflow.MlflowClient().set_registered_model_alias(name, alias, str(version))
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingError(
+            f"cannot set alias {alias!r} on model {name!r} version {version}: {exc.message}"
+        ) from None
+
+
+def register_model(
+    run_id: str,
+    name: str,
+    artifact_path: str = "model",
+    *,
+    alias: str | None = None,
+    tracking_uri: str | None = None,
+) -> int:
+    """Register the model logged by run ``run_id`` at ``artifact_path`` as a new version of ``name``.
+
+    Args:
+        run_id: The run that logged the model.
+        name: Registered model name (created on first use).
+        artifact_path: Where the run logged it (the ``name`` given to ``log_model``).
+        alias: Also point this alias (e.g. ``"champion"``) at the new version.
+        tracking_uri: Tracking / registry store.
+
+    Returns:
+        The new version number.
+
+    Raises:
+        TrackingError: the run does not exist or logged no model at ``artifact_path``.
+    """
+    import mlflow
+
+    if not name or not isinstance(name, str):
+        raise ConfigError(f"model name must be a non-empty string, got {name!r}")
+    configure(tracking_uri)
+    client = mlflow.MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise TrackingError(f"no run {run_id!r} in {mlflow.get_tracking_uri()}") from None
+    logged = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{artifact_path}'",
+    )
+    if not logged:
+        try:
+            has_artifact = bool(client.list_artifacts(run_id, artifact_path))
+        except Exception:  # noqa: BLE001 - an unreadable artifact store reads as "no model"
+            has_artifact = False
+        if not has_artifact:
+            raise TrackingError(
+                f"run {run_id} logged no model named {artifact_path!r}; log one with "
+                "geograph.tracking.log_pyfunc_model (or pass --artifact-path)"
+            )
+    try:
+        version = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name)
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingError(f"cannot register run {run_id} as model {name!r}: {exc.message}") from None
+    number = int(version.version)
+    if alias:
+        set_alias(name, alias, number, tracking_uri=tracking_uri)
+    return number
+
+
+def normalize_model_uri(uri: str) -> str:
+    """Check a model URI and rewrite ``models:/NAME/@alias`` as MLflow's ``models:/NAME@alias``.
+
+    Raises:
+        ConfigError: not a ``runs:/``, ``models:/`` URI or a local model folder.
+    """
+    if uri.startswith("models:/"):
+        body = uri.removeprefix("models:/").strip("/")
+        if "/@" in body:
+            body = body.replace("/@", "@", 1)
+        name, _, rest = body.partition("@") if "@" in body else body.partition("/")
+        if not name or not rest:
+            raise ConfigError(f"model URI must be models:/NAME/VERSION or models:/NAME@ALIAS, got {uri!r}")
+        return f"models:/{body}"
+    if uri.startswith("runs:/"):
+        parts = uri.removeprefix("runs:/").strip("/").split("/", 1)
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"run model URI must be runs:/RUN_ID/ARTIFACT_PATH, got {uri!r}")
+        return uri
+    if (Path(uri) / "MLmodel").is_file():
+        return uri
+    raise ConfigError(
+        f"model URI must be runs:/RUN_ID/PATH, models:/NAME/VERSION, models:/NAME@ALIAS "
+        f"or a folder with an MLmodel file, got {uri!r}"
+    )
+
+
+def load_model(uri: str, *, tracking_uri: str | None = None) -> Any:
+    """Load a pyfunc model by URI (see the module docstring for the accepted forms).
+
+    Raises:
+        ConfigError: a malformed URI.
+        TrackingError: the run, model, version or alias does not exist.
+    """
+    import mlflow
+
+    uri = normalize_model_uri(uri)
+    if uri.startswith(("runs:/", "models:/")):
+        configure(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingError(f"cannot load model {uri}: {exc.message}") from None
+    except OSError as exc:
+        raise TrackingError(f"cannot load model {uri}: {exc}") from None
+
+
+__all__ = ["load_model", "log_pyfunc_model", "normalize_model_uri", "register_model", "set_alias"]

@@ -9,7 +9,7 @@ minute. Real ingredients: US cities with coordinates and populations from ``geon
 Generative process (version ``PROCESS_VERSION``; full write-up in ``docs/readme/world.md``):
 
 1. **POIs.** A city ``c`` is drawn with probability proportional to its population; the POI lies
-   at a Gaussian offset of ``sigma_c = 1.2 km * (pop_c / 1e5) ** 0.4`` (clipped to 0.5..12 km;
+   at a Gaussian offset of ``sigma_c = 2.5 km * (pop_c / 1e5) ** 0.4`` (clipped to 0.8..20 km;
    10 % of POIs are "outskirts" with 3 x that spread). Its 6-digit NAICS code ``k`` is drawn from
    a catalogue of consumer-facing codes with base shares tilted by city size
    (``share_k * (pop_c / 1e5) ** urban_k``). Each POI is part of a *chain* (national, or regional
@@ -459,7 +459,7 @@ def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
 
 def _city_sigma_km(pop: np.ndarray) -> np.ndarray:
-    return np.clip(1.2 * (pop / 1e5) ** 0.4, 0.5, 12.0)
+    return np.clip(2.5 * (pop / 1e5) ** 0.4, 0.8, 20.0)
 
 
 def _offset(

@@ -249,7 +249,7 @@ def test_regions_cover_the_pois(world):
     assert r["population"].min() > 0
     assert r["pct_college"].is_between(0, 1).all() and r["median_income"].is_between(10_000, 500_000).all()
     # denser cells are more populous: the cell of a big city beats a small-town cell
-    assert r["population"].max() > 50 * r["population"].median()
+    assert r["population"].max() > 10 * r["population"].median()
 
 
 def test_images_are_near_pois_and_geolocatable(world):

@@ -62,7 +62,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -396,7 +396,6 @@ class GroundTruth:
     covisit_log_rate: np.ndarray
     covisit_distance_km: np.ndarray
     covisit_random: np.ndarray
-    extra: dict = field(default_factory=dict)
 
 
 # --- real geography --------------------------------------------------------------------------------

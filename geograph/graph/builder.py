@@ -146,7 +146,8 @@ def expand_brand_covisits(pois: pl.DataFrame, covisits: pl.DataFrame) -> tuple[p
     """Turn (src_poi_id, dst_brand, visitors) rows into POI-to-POI rows.
 
     Rule: a row's visitors are split evenly (rounded down, remainder to the first POIs by
-    ``poi_id``) over the POIs of ``dst_brand`` in the source POI's state. Rows whose brand has
+    ``poi_id``) over the POIs of ``dst_brand`` in the source POI's state, the source POI itself
+    excluded. Rows whose brand has
     no POI in that state are dropped and counted.
     """
     src_state = pois.select(pl.col(POI_ID).alias(SRC_POI), pl.col(STATE).alias("_state"))
@@ -157,6 +158,8 @@ def expand_brand_covisits(pois: pl.DataFrame, covisits: pl.DataFrame) -> tuple[p
     )
     rows = covisits.select(SRC_POI, DST_BRAND, VISITORS).with_row_index("_row").join(src_state, on=SRC_POI, how="left")
     joined = rows.join(targets, on=[DST_BRAND, "_state"], how="left")
+    # a POI of the destination brand that is the source itself gets no share (it would be a self-loop)
+    joined = joined.filter(pl.col(DST_POI).is_null() | (pl.col(DST_POI) != pl.col(SRC_POI)))
     unmatched = joined.filter(pl.col(DST_POI).is_null())["_row"].n_unique()
     joined = joined.filter(pl.col(DST_POI).is_not_null())
     joined = joined.with_columns(
@@ -242,8 +245,8 @@ def build_graph(world: World, config: GraphConfig | None = None, file: str = "<w
     p.num_nodes = n
     p.x_raw = torch.from_numpy(np.array(x_raw, dtype=np.float32))
     p.pos = torch.from_numpy(np.stack([lat, lon], 1)).float()
-    p.state = torch.from_numpy(state_idx)
-    p.brand = torch.from_numpy(brand_idx)
+    p.state = torch.from_numpy(np.array(state_idx, dtype=np.int64))
+    p.brand = torch.from_numpy(np.array(brand_idx, dtype=np.int64))
     p.naics_code = torch.from_numpy(naics.cast(pl.Int64).to_numpy())
 
     # --- images ---------------------------------------------------------------------------

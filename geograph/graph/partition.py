@@ -88,14 +88,20 @@ class StatePartitioner:
         d, _ = tree.query(unit_xyz(pos[others, 0], pos[others, 1]), k=1, distance_upper_bound=chord)
         return others[np.isfinite(d)]
 
-    def subgraph(self, state: str, extra_pois: torch.Tensor | None = None) -> StateSubgraph:
-        """The subgraph of ``state``; ``extra_pois`` (global indices) join as context nodes."""
-        if state not in self.states:
-            raise DataValidationError(f"unknown state {state!r}; graph has {self.states}", field="state")
-        sidx = self.states.index(state)
-        core = torch.nonzero(self._state == sidx).flatten()
+    def subgraph(self, state: str | list[str], extra_pois: torch.Tensor | None = None) -> StateSubgraph:
+        """The subgraph of one state, or of the disjoint union of several (``list``).
+
+        ``extra_pois`` (global indices) join as context nodes.
+        """
+        names = [state] if isinstance(state, str) else list(state)
+        for s in names:
+            if s not in self.states:
+                raise DataValidationError(f"unknown state {s!r}; graph has {self.states}", field="state")
+        sidx = torch.tensor([self.states.index(s) for s in names])
+        in_states = torch.isin(self._state, sidx)
+        core = torch.nonzero(in_states).flatten()
         if core.numel() == 0:
-            raise DataValidationError(f"state {state!r} has no POIs", field="state")
+            raise DataValidationError(f"state(s) {names} have no POIs", field="state")
         parts = [core, torch.from_numpy(self._halo(core.numpy()))]
         if extra_pois is not None and extra_pois.numel():
             parts.append(extra_pois.long())
@@ -115,8 +121,24 @@ class StatePartitioner:
         n_global = data[POI].num_nodes
         local_of = torch.full((n_global,), -1, dtype=torch.long)
         local_of[poi_idx] = torch.arange(len(poi_idx))
-        core_mask = self._state[poi_idx] == sidx
-        return StateSubgraph(state, sub, poi_idx, core_mask, local_of)
+        return StateSubgraph("+".join(names), sub, poi_idx, in_states[poi_idx], local_of)
+
+    def group_states(self, weights: dict[str, int], max_weight: int) -> list[list[str]]:
+        """Pack states into groups of total weight <= ``max_weight`` (a state heavier than that
+        stays alone), largest first, so small states share one forward pass."""
+        groups: list[list[str]] = []
+        loads: list[int] = []
+        for s in sorted(self.states, key=lambda x: (-weights.get(x, 0), x)):
+            w = weights.get(s, 0)
+            for i in range(len(groups)):
+                if loads[i] + w <= max_weight:
+                    groups[i].append(s)
+                    loads[i] += w
+                    break
+            else:
+                groups.append([s])
+                loads.append(w)
+        return groups
 
     def __iter__(self) -> Iterator[StateSubgraph]:
         for s in self.states:

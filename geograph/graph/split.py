@@ -2,8 +2,8 @@
 
 Two protocols:
 
-* ``"edges"`` (transductive): every co-visit row, plus sampled zero pairs, is assigned at
-  random to train / val / test. The message-passing graph at evaluation time holds only the
+* ``"edges"`` (transductive): every unordered POI pair (both directions together), with its
+  co-visit rows and sampled zero pairs, is assigned at random to train / val / test. The message-passing graph at evaluation time holds only the
   non-zero *training* pairs, so a scored pair is never visible to the encoder.
 * ``"states"`` (inductive, as in the NAICS co-visitation paper) or ``"h3:<res>"`` (spatial
   hold-out by parent H3 cell of the source POI): whole groups are held out. In a held-out
@@ -163,11 +163,20 @@ def split_covisits(
     n_poi = graph.num_pois
 
     if protocol == "edges":
-        perm = torch.randperm(len(allp), generator=gen)
-        n_val = int(round(val_frac * len(allp)))
-        n_test = int(round(test_frac * len(allp)))
-        parts = {"val": perm[:n_val], "test": perm[n_val : n_val + n_test], "train": perm[n_val + n_test :]}
-        pairs = {s: allp.select(parts[s]) for s in SPLITS}
+        # split unordered pairs, so (a, b) and (b, a) always land in the same split: the
+        # reverse direction of a scored pair is never a message edge
+        lo = torch.minimum(allp.src, allp.dst)
+        hi = torch.maximum(allp.src, allp.dst)
+        _, pair_id = torch.unique(lo * n_poi + hi, return_inverse=True)
+        n_units = int(pair_id.max()) + 1 if len(allp) else 0
+        perm = torch.randperm(n_units, generator=gen)
+        n_val = int(round(val_frac * n_units))
+        n_test = int(round(test_frac * n_units))
+        unit_split = torch.zeros(n_units, dtype=torch.long)
+        unit_split[perm[:n_val]] = 1
+        unit_split[perm[n_val : n_val + n_test]] = 2
+        which = unit_split[pair_id]
+        pairs = {s: allp.select(which == i) for i, s in enumerate(("train", "val", "test"))}
         tr = pairs["train"]
         msg = torch.stack([tr.src, tr.dst])[:, tr.visitors > 0]
         return CovisitSplit(protocol, pairs, {s: msg for s in SPLITS}, torch.ones(n_poi, dtype=torch.bool))

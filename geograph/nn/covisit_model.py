@@ -52,6 +52,8 @@ class ModelConfig:
         input_skip: Layers (1-based) after which the projected input is added again (paper: [2, 4]).
         head_hidden: Hidden widths of the edge head MLP.
         head_product: Feed ``h_u * h_v`` to the head besides ``h_u`` and ``h_v``.
+        jk: Jumping knowledge: the head sees ``[input projection, last layer]`` of each node,
+            so a node's own NAICS / features are not washed out by neighbour averaging.
         location_freqs: Sinusoidal location-encoding frequencies per coordinate (0 disables).
         relations: Relation groups used for message passing (see ``RELATIONS``).
         weighted_covisits: Scale co-visit messages by log1p(visitors) / its training mean.
@@ -73,6 +75,7 @@ class ModelConfig:
     input_skip: list[int] = field(default_factory=list)
     head_hidden: list[int] = field(default_factory=lambda: [64])
     head_product: bool = True
+    jk: bool = True
     location_freqs: int = 4
     relations: list[str] = field(default_factory=lambda: ["covisits", "near", "in", "adjacent"])
     weighted_covisits: bool = True
@@ -193,7 +196,7 @@ class CovisitGNN(nn.Module):
         self.norms = nn.ModuleList(nn.ModuleDict({nt: _norm(c.norm, c.hidden) for nt in node_types}) for _ in range(c.layers))
         self.act = _act(c.activation)
         self.drop = nn.Dropout(c.dropout)
-        self.head = EdgeHead(c.hidden, c.head_hidden, c.head_product, c.dropout)
+        self.head = EdgeHead(c.hidden * (2 if c.jk and c.layers > 0 else 1), c.head_hidden, c.head_product, c.dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -209,7 +212,8 @@ class CovisitGNN(nn.Module):
         )
 
     def encode(self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None) -> Tensor:
-        """POI embeddings ``(N_poi, hidden)``; co-visit message edges are given explicitly."""
+        """POI embeddings ``(N_poi, hidden)`` (``2 * hidden`` with ``jk``); co-visit message edges
+        are given explicitly."""
         p = data[POI]
         parts = [p.x, location_encoding(p.pos, self.config.location_freqs)]
         if self.naics is not None:
@@ -246,6 +250,8 @@ class CovisitGNN(nn.Module):
                     y = y + h0[nt]
                 new[nt] = y
             h = new
+        if self.config.jk and self.config.layers > 0:
+            return torch.cat([h0[POI], h[POI]], dim=-1)
         return h[POI]
 
     def forward(self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None, src: Tensor, dst: Tensor, pair: Tensor) -> Tensor:

@@ -1,0 +1,216 @@
+"""Task configuration: every default in visible dataclasses, read from YAML with overrides.
+
+A config file has the sections ``data``, ``graph``, ``split``, ``model``, ``train`` and
+``tracking`` (plus ``task`` and ``name``). ``--set section.key=value`` overrides any value;
+values are parsed as YAML (``--set model.relations=[covisits,near]``). Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geograph.errors import ConfigError
+from geograph.graph.config import GraphConfig
+from geograph.nn.covisit_model import ModelConfig
+
+
+def _from_dict(cls, d: dict | None, section: str):
+    d = dict(d or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in section '{section}'; known: {sorted(known)}")
+    return cls(**d)
+
+
+@dataclass
+class DataConfig:
+    """Where the world comes from.
+
+    Attributes:
+        world_dir: A world folder (see the data contracts); None = the embedded world.
+        n_pois: Size of the embedded world.
+        world_seed: Seed of the embedded world (kept fixed across model seeds).
+        n_images: Images in the embedded world (0: co-visitation does not need them).
+        cache_dir: Graph cache folder (None disables caching).
+    """
+
+    world_dir: str | None = None
+    n_pois: int = 2000
+    world_seed: int = 0
+    n_images: int = 0
+    cache_dir: str | None = ".geograph_cache"
+
+
+@dataclass
+class SplitConfig:
+    """Supervision split (see :mod:`geograph.graph.split`).
+
+    Attributes:
+        protocol: ``"edges"`` (held-out pairs), ``"states"`` (held-out states) or ``"h3:<res>"``.
+        val_frac: Validation share of pairs (``edges``) or of groups.
+        test_frac: Test share.
+        neg_ratio: Sampled zero pairs per co-visit row.
+        observed_frac: Share of a held-out group's non-zero pairs visible as messages.
+        rank_negatives: Extra non-co-visited candidates per source for NDCG@10 / Recall@10.
+        hide_frac: Share of training pairs hidden from the message graph at each step (their
+            own edges are never visible to the encoder when they are the targets).
+    """
+
+    protocol: str = "edges"
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+    neg_ratio: float = 1.0
+    observed_frac: float = 0.5
+    rank_negatives: int = 20
+    hide_frac: float = 0.2
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation.
+
+    Attributes:
+        epochs: Maximum epochs.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        loss: ``"mse"``, ``"huber"`` (on log1p targets) or ``"poisson"`` (on counts).
+        target_scaling: ``"none"`` or ``"zscore"`` (mean/std of *training* targets only).
+        patience: Early-stopping patience in epochs (on validation R²).
+        lr_patience: ReduceLROnPlateau patience (factor 0.5); 0 disables the scheduler.
+        grad_clip: Gradient-norm clip (0 disables).
+        max_group_pois: States are packed into groups of at most this many POIs per forward pass.
+        seed: Seed of the split, the initialisation and the batches.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        checkpoint_dir: Where ``last.pt`` is written each epoch (default ``mlruns/checkpoints/<hash>``).
+        resume: Continue from ``last.pt`` of the same config when it exists.
+    """
+
+    epochs: int = 80
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    loss: str = "mse"
+    target_scaling: str = "none"
+    patience: int = 15
+    lr_patience: int = 5
+    grad_clip: float = 1.0
+    max_group_pois: int = 20000
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_dir: str | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("mse", "huber", "poisson"):
+            raise ConfigError(f"train.loss must be mse, huber or poisson, got {self.loss!r}")
+        if self.target_scaling not in ("none", "zscore"):
+            raise ConfigError(f"train.target_scaling must be none or zscore, got {self.target_scaling!r}")
+        if self.loss == "poisson" and self.target_scaling != "none":
+            raise ConfigError("train.loss=poisson works on counts; set train.target_scaling=none")
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow.
+
+    Attributes:
+        experiment: Experiment name.
+        run_name: Run name (default: the config's ``name`` and seed).
+        tracking_uri: Tracking URI (default: ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlruns/mlflow.db``).
+        log_model: Log the model as an MLflow pyfunc model.
+    """
+
+    experiment: str = "covisit"
+    run_name: str | None = None
+    tracking_uri: str | None = None
+    log_model: bool = True
+
+
+@dataclass
+class CovisitConfig:
+    """The whole co-visitation experiment."""
+
+    name: str = "naics_sage"
+    task: str = "covisit"
+    data: DataConfig = field(default_factory=DataConfig)
+    graph: GraphConfig = field(default_factory=lambda: GraphConfig(include_images=False))
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CovisitConfig:
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown top-level config key(s) {unknown}; known: {sorted(known)}")
+        graph = dict(include_images=False) | dict(d.get("graph") or {})
+        return cls(
+            name=str(d.get("name", cls.name)),
+            task=str(d.get("task", "covisit")),
+            data=_from_dict(DataConfig, d.get("data"), "data"),
+            graph=GraphConfig.from_dict(graph),
+            split=_from_dict(SplitConfig, d.get("split"), "split"),
+            model=ModelConfig.from_dict(d.get("model")),
+            train=_from_dict(TrainConfig, d.get("train"), "train"),
+            tracking=_from_dict(TrackingConfig, d.get("tracking"), "tracking"),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """Hash of everything that changes results (not tracking, resume or checkpoint paths)."""
+        d = self.to_dict()
+        d.pop("tracking")
+        for k in ("resume", "checkpoint_dir", "device"):
+            d["train"].pop(k)
+        d["data"].pop("cache_dir")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def apply_overrides(d: dict, overrides: list[str] | None) -> dict:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to a config dict."""
+    out = json.loads(json.dumps(d))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override must look like section.key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value: Any = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = value
+    return out
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a YAML config with ``yaml.safe_load``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        d = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if d is None:
+        raise ConfigError(f"config file {path} is empty")
+    if not isinstance(d, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(d).__name__}")
+    return d

@@ -1,0 +1,732 @@
+"""Co-visitation prediction: one pipeline for the NAICS-aware GNN and every baseline.
+
+Lifecycle (shared by all model families, chosen by ``model.family``):
+
+1. **prepare** – load or generate the world, build (or load from cache) the graph, split the
+   co-visit pairs without leakage, fit feature / NAICS transforms on training POIs only,
+   sample ranking candidates, and pack states into groups (state-wise decomposition).
+2. **fit** – ``gnn``: walk the state groups each epoch; each step scores a slice of the
+   group's training pairs while those pairs are hidden from the message graph; AdamW,
+   ReduceLROnPlateau on validation R², early stopping, an atomic checkpoint every epoch,
+   ``resume`` from it. ``gravity`` / ``gbt``: scikit-learn on pair features.
+3. **evaluate** – test metrics from the best-validation state: R², MAE, RMSE (log1p and raw),
+   Spearman, NDCG@10 and Recall@10.
+4. **log** – everything to MLflow (config, tags, per-epoch metrics, test metrics, plots, the
+   model as a pyfunc model).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from torch import Tensor
+
+from geograph.constants import POI
+from geograph.data.world_io import World
+from geograph.errors import CheckpointError, ConfigError
+from geograph.graph.builder import pair_features
+from geograph.graph.cache import cached_build, load_checked, save_checked
+from geograph.graph.geograph_data import GeoGraph
+from geograph.graph.partition import StatePartitioner, StateSubgraph
+from geograph.graph.split import SPLITS, CovisitSplit, PairSet, split_covisits
+from geograph.graph.transforms import FeaturePreprocessor
+from geograph.metrics import ranking_metrics, regression_metrics
+from geograph.nn.covisit_model import CovisitGNN, ModelConfig, transform_pair_features
+from geograph.tasks.config import CovisitConfig
+from geograph.utils.device import autocast_context, select_device
+
+# ----------------------------------------------------------------------------------------
+# data preparation
+# ----------------------------------------------------------------------------------------
+
+
+def load_world_for(cfg: CovisitConfig) -> World:
+    """The world named by ``cfg.data`` (a folder, or the embedded world)."""
+    if cfg.data.world_dir:
+        from geograph.data import load_world
+
+        return load_world(cfg.data.world_dir)
+    from geograph.data.synthetic import generate_world
+
+    return generate_world(n_pois=cfg.data.n_pois, seed=cfg.data.world_seed, n_images=cfg.data.n_images)
+
+
+@dataclass
+class GroupData:
+    """A group of states packed into one graph, with its pairs in local indices.
+
+    Attributes:
+        sub: The state-group subgraph.
+        pairs: Per split: indices into the global split pair list that belong to this group.
+        local: Per split: local ``(2, E)`` pair indices.
+        message: Per split: local message edges ``(2, M)`` and weights ``(M,)``.
+        rank_ids / rank_local: Ranking candidates of the test and val splits in this group.
+    """
+
+    sub: StateSubgraph
+    pairs: dict[str, Tensor] = field(default_factory=dict)
+    local: dict[str, Tensor] = field(default_factory=dict)
+    message: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    rank_ids: dict[str, Tensor] = field(default_factory=dict)
+    rank_local: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """Everything the fit / evaluate steps need."""
+
+    cfg: CovisitConfig
+    graph: GeoGraph  # preprocessed (x, naics)
+    split: CovisitSplit
+    pre: FeaturePreprocessor
+    pair_feats: dict[str, Tensor]
+    rank: dict[str, PairSet]  # extra zero candidates per split (val, test)
+    rank_feats: dict[str, Tensor]
+    groups: list[GroupData]
+    fingerprint: str
+    weight_scale: float
+
+
+def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor, pool: int = 50) -> PairSet:
+    """Hard ranking negatives: for each source with a positive pair, ``n`` POIs drawn from its
+    ``pool`` nearest POIs of the same state that have no co-visit row with it (relevance 0).
+
+    Nearby negatives make the ranking task about *which* nearby venue is co-visited, not
+    about distance alone (random far-away negatives would be trivially ranked last).
+    """
+    empty = torch.zeros(0, dtype=torch.long)
+    if n <= 0 or len(pairs) == 0:
+        return PairSet(empty, empty, empty)
+    from scipy.spatial import cKDTree
+
+    from geograph.graph.builder import unit_xyz
+
+    p = graph.data[POI]
+    n_poi = p.num_nodes
+    sources = torch.unique(pairs.src[pairs.visitors > 0]).numpy()
+    if len(sources) == 0:
+        return PairSet(empty, empty, empty)
+    state = p.state.numpy()
+    pos = p.pos.double().numpy()
+    rng = np.random.default_rng(seed)
+    taken = set((exclude[0] * n_poi + exclude[1]).tolist())
+    taken.update((exclude[1] * n_poi + exclude[0]).tolist())  # a row in either direction
+    taken.update((pairs.src * n_poi + pairs.dst).tolist())
+    out_s, out_d = [], []
+    for st in np.unique(state[sources]).tolist():
+        members = np.flatnonzero(state == st)
+        tree = cKDTree(unit_xyz(pos[members, 0], pos[members, 1]))
+        srcs = sources[state[sources] == st]
+        k = min(pool + 1, len(members))
+        _, nb = tree.query(unit_xyz(pos[srcs, 0], pos[srcs, 1]), k=k)
+        nb = np.asarray(nb).reshape(len(srcs), -1)
+        for s, row in zip(srcs.tolist(), nb, strict=True):
+            cand = [d for d in members[row].tolist() if d != s and s * n_poi + d not in taken]
+            pick = rng.permutation(len(cand))[:n]
+            for j in sorted(pick.tolist()):
+                out_s.append(s)
+                out_d.append(cand[j])
+                taken.add(s * n_poi + cand[j])
+    s_t = torch.tensor(out_s, dtype=torch.long)
+    return PairSet(s_t, torch.tensor(out_d, dtype=torch.long), torch.zeros(len(out_s), dtype=torch.long))
+
+
+def prepare(cfg: CovisitConfig, world: World | None = None, progress: bool = False) -> Prepared:
+    """Build graph, leak-free split, train-only transforms and state groups (see module doc)."""
+    world = world if world is not None else load_world_for(cfg)
+    graph = cached_build(world, cfg.graph, cfg.data.cache_dir)
+    seed = cfg.train.seed
+    s = cfg.split
+    split = split_covisits(graph, s.protocol, s.val_frac, s.test_frac, s.neg_ratio, s.observed_frac, seed)
+    if len(split.pairs["train"]) == 0:
+        raise ConfigError("the split left no training pairs; check split fractions and the co-visit table")
+    pre = FeaturePreprocessor().fit(graph, split.train_poi_mask)
+    g = pre.transform(graph)
+    feats = {k: pair_features(g, split.pairs[k].src, split.pairs[k].dst) for k in SPLITS}
+    all_rows = graph.data[POI, "covisits", POI].edge_index
+    rank = {k: rank_candidates(g, split.pairs[k], s.rank_negatives, seed + 7 + i, all_rows) for i, k in enumerate(("val", "test"))}
+    rank_feats = {k: pair_features(g, rank[k].src, rank[k].dst) for k in rank}
+    nz = split.pairs["train"].visitors[split.pairs["train"].visitors > 0].double()
+    weight_scale = float(torch.log1p(nz).mean()) if nz.numel() else 1.0
+    groups = _make_groups(g, split, rank, cfg, weight_scale)
+    return Prepared(cfg, g, split, pre, feats, rank, rank_feats, groups, world.fingerprint(), weight_scale)
+
+
+def _make_groups(g: GeoGraph, split: CovisitSplit, rank: dict[str, PairSet], cfg: CovisitConfig, weight_scale: float) -> list[GroupData]:
+    part = StatePartitioner(g, cfg.graph.halo_km)
+    n_per_state = torch.bincount(g.data[POI].state, minlength=len(part.states)).tolist()
+    weights = dict(zip(part.states, n_per_state, strict=True))
+    covisits = g.data[POI, "covisits", POI]
+    ei = covisits.edge_index
+    n = g.num_pois
+    keys = (ei[0] * n + ei[1]).numpy()
+    order = np.argsort(keys)
+    keys_sorted = keys[order]
+    vis_sorted = covisits.visitors.numpy()[order]
+
+    def weights_for(msg: Tensor) -> Tensor:
+        k = (msg[0] * n + msg[1]).numpy()
+        pos = np.searchsorted(keys_sorted, k)
+        w = vis_sorted[np.clip(pos, 0, len(vis_sorted) - 1)]
+        return torch.log1p(torch.from_numpy(w).float()) / weight_scale
+
+    out = []
+    for names in part.group_states(weights, cfg.train.max_group_pois):
+        sidx = torch.tensor([part.states.index(x) for x in names])
+        sel = {k: torch.nonzero(torch.isin(g.data[POI].state[split.pairs[k].src], sidx)).flatten() for k in SPLITS}
+        rsel = {k: torch.nonzero(torch.isin(g.data[POI].state[rank[k].src], sidx)).flatten() for k in rank}
+        ends = [split.pairs[k].dst[sel[k]] for k in SPLITS] + [rank[k].dst[rsel[k]] for k in rank]
+        msel = {k: torch.isin(g.data[POI].state[split.message[k][0]], sidx) for k in SPLITS}
+        ends += [split.message[k][1][msel[k]] for k in SPLITS]
+        sub = part.subgraph(names, torch.cat(ends))
+        gd = GroupData(sub=sub)
+        for k in SPLITS:
+            pk = split.pairs[k]
+            gd.pairs[k] = sel[k]
+            gd.local[k] = sub.to_local(pk.src[sel[k]], pk.dst[sel[k]])
+            msg = split.message[k][:, msel[k]]
+            gd.message[k] = (sub.to_local(msg[0], msg[1]), weights_for(msg))
+        for k in rank:
+            gd.rank_ids[k] = rsel[k]
+            gd.rank_local[k] = sub.to_local(rank[k].src[rsel[k]], rank[k].dst[rsel[k]])
+        out.append(gd)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# targets
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TargetScaler:
+    """log1p target, optionally z-scored with *training* statistics only."""
+
+    mode: str = "none"
+    mean: float = 0.0
+    std: float = 1.0
+
+    def fit(self, visitors: Tensor) -> TargetScaler:
+        y = torch.log1p(visitors.double())
+        if self.mode == "zscore":
+            self.mean, self.std = float(y.mean()), float(y.std().clamp(min=1e-9))
+        return self
+
+    def encode(self, visitors: Tensor) -> Tensor:
+        return ((torch.log1p(visitors.float()) - self.mean) / self.std).float()
+
+    def decode(self, out: Tensor) -> Tensor:
+        """Model output -> predicted log1p(visitors)."""
+        return out * self.std + self.mean
+
+
+def _loss_fn(name: str):
+    if name == "mse":
+        return lambda out, y_scaled, counts: torch.nn.functional.mse_loss(out, y_scaled)
+    if name == "huber":
+        return lambda out, y_scaled, counts: torch.nn.functional.huber_loss(out, y_scaled, delta=1.0)
+    return lambda out, y_scaled, counts: torch.nn.functional.poisson_nll_loss(out, counts.float(), log_input=True)
+
+
+def _to_log1p(out: Tensor, loss: str, scaler: TargetScaler) -> Tensor:
+    if loss == "poisson":
+        return torch.log1p(torch.exp(out.clamp(max=20)))
+    return scaler.decode(out)
+
+
+# ----------------------------------------------------------------------------------------
+# the GNN family
+# ----------------------------------------------------------------------------------------
+
+
+def build_model(prep: Prepared) -> CovisitGNN:
+    d = prep.graph.data
+    image_in = int(d["image"].x.size(1)) if "image" in d.node_types else 0
+    sizes = [prep.pre.vocab.sizes()[lv] for lv in prep.pre.vocab.levels]
+    return CovisitGNN(prep.cfg.model, int(d[POI].x.size(1)), int(d["cell"].x.size(1)), image_in, sizes)
+
+
+def _group_to(gd: GroupData, device: torch.device):
+    return gd.sub.data.to(device)
+
+
+@torch.no_grad()
+def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: TargetScaler, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted log1p for the pairs of ``split_name`` and its ranking candidates."""
+    model.eval()
+    n_pairs = len(prep.split.pairs[split_name])
+    pred = np.zeros(n_pairs, dtype=np.float64)
+    rank_pred = np.zeros(len(prep.rank[split_name]) if split_name in prep.rank else 0, dtype=np.float64)
+    feats = prep.pair_feats[split_name]
+    for gd in prep.groups:
+        ids = gd.pairs[split_name]
+        rids = gd.rank_ids.get(split_name, torch.zeros(0, dtype=torch.long))
+        if ids.numel() == 0 and rids.numel() == 0:
+            continue
+        data = _group_to(gd, device)
+        msg, w = gd.message[split_name]
+        w_arg = w.to(device) if prep.cfg.model.weighted_covisits else None
+        with autocast_context(device):
+            h = model.encode(data, msg.to(device), w_arg)
+            if ids.numel():
+                loc = gd.local[split_name].to(device)
+                out = model.head(h[loc[0]], h[loc[1]], transform_pair_features(feats[ids].to(device)))
+                pred[ids.numpy()] = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
+            if rids.numel():
+                loc = gd.rank_local[split_name].to(device)
+                rf = prep.rank_feats[split_name][rids].to(device)
+                out = model.head(h[loc[0]], h[loc[1]], transform_pair_features(rf))
+                rank_pred[rids.numpy()] = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
+    return pred, rank_pred
+
+
+@dataclass
+class FitResult:
+    """What fitting produced."""
+
+    model: object
+    scaler: TargetScaler
+    history: list[dict]
+    best_epoch: int
+    train_time_s: float
+    resumed_from: int | None = None
+
+
+def default_checkpoint_dir(cfg: CovisitConfig) -> Path:
+    return Path(cfg.train.checkpoint_dir or Path("mlruns") / "checkpoints" / f"{cfg.name}-{cfg.hash()}")
+
+
+def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) -> FitResult:
+    """Train the GNN state group by state group (see module docstring).
+
+    Args:
+        prep: Prepared data.
+        on_epoch: Callback ``(epoch, metrics_dict)`` after every epoch (MLflow logging).
+        stop_after_epoch: Stop (as if killed) after this epoch; used to test resume.
+    """
+    cfg = prep.cfg
+    tc = cfg.train
+    device = select_device(tc.device)
+    torch.manual_seed(tc.seed)
+    model = build_model(prep).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=tc.lr_patience)
+        if tc.lr_patience > 0
+        else None
+    )
+    scaler = TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors)
+    loss_fn = _loss_fn(tc.loss)
+    ckpt_dir = default_checkpoint_dir(cfg)
+    ckpt = ckpt_dir / "last.pt"
+    start_epoch, best_val, best_epoch, bad = 1, -math.inf, 0, 0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    history: list[dict] = []
+    resumed_from = None
+    train_time = 0.0
+    if tc.resume and ckpt.exists():
+        state = load_checked(ckpt)
+        if state.get("config_hash") != cfg.hash():
+            raise CheckpointError(f"{ckpt} was written by a different config; remove it or drop --resume")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None and state.get("scheduler") is not None:
+            sched.load_state_dict(state["scheduler"])
+        start_epoch = int(state["epoch"]) + 1
+        best_val, best_epoch, bad = float(state["best_val"]), int(state["best_epoch"]), int(state["bad_epochs"])
+        best_state = state["best_state"]
+        history = list(state["history"])
+        train_time = float(state.get("train_time_s", 0.0))
+        resumed_from = start_epoch - 1
+    train = prep.split.pairs["train"]
+    y_scaled = scaler.encode(train.visitors)
+    feats = prep.pair_feats["train"]
+    n_folds = max(1, int(round(1.0 / cfg.split.hide_frac))) if cfg.split.hide_frac > 0 else 1
+    for epoch in range(start_epoch, tc.epochs + 1):
+        if best_epoch and epoch - best_epoch > tc.patience:
+            break
+        t0 = time.perf_counter()
+        # every random draw of an epoch comes from (seed, epoch): resume == uninterrupted
+        torch.manual_seed(tc.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(tc.seed * 100_003 + epoch)
+        model.train()
+        total, count = 0.0, 0
+        order = torch.randperm(len(prep.groups), generator=gen).tolist()
+        for gi in order:
+            gd = prep.groups[gi]
+            ids = gd.pairs["train"]
+            if ids.numel() == 0:
+                continue
+            data = _group_to(gd, device)
+            n_local = gd.sub.data[POI].num_nodes
+            msg, w = gd.message["train"]
+            msg_keys = msg[0] * n_local + msg[1]
+            perm = torch.randperm(ids.numel(), generator=gen)
+            for fold in perm.chunk(min(n_folds, ids.numel())):
+                loc = gd.local["train"][:, fold]
+                keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
+                w_arg = w[keep].to(device) if cfg.model.weighted_covisits else None
+                with autocast_context(device):
+                    out = model(data, msg[:, keep].to(device), w_arg, loc[0].to(device), loc[1].to(device),
+                                feats[ids[fold]].to(device))
+                    loss = loss_fn(out.float(), y_scaled[ids[fold]].to(device), train.visitors[ids[fold]].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if tc.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                opt.step()
+                total += float(loss) * fold.numel()
+                count += fold.numel()
+        train_time += time.perf_counter() - t0
+        val_pred, _ = predict_gnn(model, prep, "val", scaler, device)
+        y_val = torch.log1p(prep.split.pairs["val"].visitors.double()).numpy()
+        vm = regression_metrics(y_val, val_pred) if len(y_val) else {"r2": 0.0, "mae": 0.0, "spearman": 0.0}
+        metrics = {
+            "train_loss": total / max(count, 1),
+            "val_r2": vm["r2"],
+            "val_mae": vm["mae"],
+            "val_spearman": vm["spearman"],
+            "lr": opt.param_groups[0]["lr"],
+            "epoch_time_s": time.perf_counter() - t0,
+        }
+        history.append({"epoch": epoch, **metrics})
+        if sched is not None:
+            sched.step(vm["r2"])
+        if vm["r2"] > best_val:
+            best_val, best_epoch, bad = vm["r2"], epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+        save_checked(
+            {
+                "config_hash": cfg.hash(),
+                "epoch": epoch,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "best_val": best_val,
+                "best_epoch": best_epoch,
+                "bad_epochs": bad,
+                "best_state": best_state,
+                "history": history,
+                "train_time_s": train_time,
+            },
+            ckpt,
+        )
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    model.load_state_dict(best_state)
+    return FitResult(model, scaler, history, best_epoch, train_time, resumed_from)
+
+
+# ----------------------------------------------------------------------------------------
+# scikit-learn families: gravity and gradient-boosted trees
+# ----------------------------------------------------------------------------------------
+
+
+def _mass(cfg: CovisitConfig, graph: GeoGraph, idx: Tensor) -> np.ndarray:
+    names = graph.index["poi_feature_names"]
+    mf = cfg.model.mass_feature
+    if mf not in names:
+        raise ConfigError(f"model.mass_feature {mf!r} is not a POI feature; have {names}")
+    raw = graph.data[POI].x_raw[:, names.index(mf)].double().numpy()
+    return np.log1p(np.clip(np.nan_to_num(raw[idx.numpy()]), 0, None))
+
+
+def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst: Tensor, pf: Tensor) -> np.ndarray:
+    """Pair-feature matrix of the non-graph baselines.
+
+    ``gravity``: ``[log1p km, log1p mass_src, log1p mass_dst]``. ``gbt``: ``[log1p km,
+    same brand, NAICS prefix depth, standardised POI features of both ends]`` plus, with
+    ``gbt_naics_level``, the NAICS codes of both ends at that level (categorical).
+    """
+    dist = np.log1p(pf[:, 0].double().numpy())
+    if cfg.model.family == "gravity":
+        return np.stack([dist, _mass(cfg, graph, src), _mass(cfg, graph, dst)], axis=1)
+    p = graph.data[POI]
+    x = p.x.double().numpy()
+    cols = [dist[:, None], pf[:, 1:].double().numpy(), x[src.numpy()], x[dst.numpy()]]
+    lv = cfg.model.gbt_naics_level
+    if lv:
+        codes = p.naics_code.numpy() // 10 ** (6 - lv)
+        cols += [codes[src.numpy()][:, None].astype(np.float64), codes[dst.numpy()][:, None].astype(np.float64)]
+    return np.concatenate(cols, axis=1)
+
+
+def sklearn_features(prep: Prepared, src: Tensor, dst: Tensor, pf: Tensor) -> np.ndarray:
+    return sklearn_features_from(prep.cfg, prep.graph, src, dst, pf)
+
+
+def fit_sklearn(prep: Prepared) -> FitResult:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+
+    t0 = time.perf_counter()
+    tr = prep.split.pairs["train"]
+    X = sklearn_features(prep, tr.src, tr.dst, prep.pair_feats["train"])
+    y = torch.log1p(tr.visitors.double()).numpy()
+    if prep.cfg.model.family == "gravity":
+        est = LinearRegression().fit(X, y)
+    else:
+        cat = [X.shape[1] - 2, X.shape[1] - 1] if prep.cfg.model.gbt_naics_level else None
+        prep_codes = {}
+        for c in cat or []:
+            # categories must be small non-negative ints: index NAICS codes seen in training
+            prep_codes[c] = np.unique(X[:, c])
+            X[:, c] = np.searchsorted(prep_codes[c], X[:, c])
+        est = HistGradientBoostingRegressor(
+            max_iter=prep.cfg.model.gbt_max_iter,
+            categorical_features=cat,
+            early_stopping=True,
+            validation_fraction=0.1,
+            random_state=prep.cfg.train.seed,
+        ).fit(X, y)
+        est.geograph_codes_ = prep_codes
+    return FitResult(est, TargetScaler(), [], 0, time.perf_counter() - t0)
+
+
+def predict_sklearn(est, prep: Prepared, split_name: str) -> tuple[np.ndarray, np.ndarray]:
+    def run(src, dst, pf):
+        if len(src) == 0:
+            return np.zeros(0)
+        X = sklearn_features(prep, src, dst, pf)
+        for c, uniq in getattr(est, "geograph_codes_", {}).items():
+            pos = np.searchsorted(uniq, X[:, c])
+            known = (pos < len(uniq)) & (uniq[np.clip(pos, 0, len(uniq) - 1)] == X[:, c])
+            X[:, c] = np.where(known, pos, np.nan)  # unseen categories -> missing
+        return est.predict(X)
+
+    pk = prep.split.pairs[split_name]
+    pred = run(pk.src, pk.dst, prep.pair_feats[split_name])
+    rk = prep.rank.get(split_name)
+    rpred = run(rk.src, rk.dst, prep.rank_feats[split_name]) if rk is not None else np.zeros(0)
+    return pred, rpred
+
+
+# ----------------------------------------------------------------------------------------
+# evaluation
+# ----------------------------------------------------------------------------------------
+
+
+def evaluate_predictions(prep: Prepared, split_name: str, pred: np.ndarray, rank_pred: np.ndarray, prefix: str) -> dict[str, float]:
+    """Regression metrics on the split's pairs, ranking metrics with its ranking candidates."""
+    pk = prep.split.pairs[split_name]
+    y = torch.log1p(pk.visitors.double()).numpy()
+    out = {f"{prefix}_{k}": v for k, v in regression_metrics(y, pred).items()}
+    rk = prep.rank.get(split_name)
+    group = np.concatenate([pk.src.numpy(), rk.src.numpy() if rk is not None else np.zeros(0, dtype=np.int64)])
+    rel = np.concatenate([y, np.zeros(len(rank_pred))])
+    score = np.concatenate([pred, rank_pred])
+    rm = ranking_metrics(group, rel, score, k=10)
+    out[f"{prefix}_ndcg10"] = rm["ndcg@10"]
+    out[f"{prefix}_recall10"] = rm["recall@10"]
+    out[f"{prefix}_ranked_sources"] = float(rm["ranked_sources"])
+    out[f"{prefix}_pairs"] = float(len(y))
+    return out
+
+
+def predict_split(fit: FitResult, prep: Prepared, split_name: str) -> tuple[np.ndarray, np.ndarray]:
+    if prep.cfg.model.family == "gnn":
+        return predict_gnn(fit.model, prep, split_name, fit.scaler, select_device(prep.cfg.train.device))
+    return predict_sklearn(fit.model, prep, split_name)
+
+
+def fit(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) -> FitResult:
+    if prep.cfg.model.family == "gnn":
+        return fit_gnn(prep, on_epoch, stop_after_epoch)
+    return fit_sklearn(prep)
+
+
+def evaluate(fit_result: FitResult, prep: Prepared) -> dict[str, float]:
+    """Validation and test metrics of the fitted (best-validation) model."""
+    metrics: dict[str, float] = {}
+    for split_name in ("val", "test"):
+        if len(prep.split.pairs[split_name]) == 0:
+            continue
+        pred, rpred = predict_split(fit_result, prep, split_name)
+        metrics.update(evaluate_predictions(prep, split_name, pred, rpred, split_name))
+    return metrics
+
+
+def predictions_frame(fit_result: FitResult, prep: Prepared, split_name: str = "test") -> pl.DataFrame:
+    """Per-pair predictions of a split as a table (ids, observed and predicted visitors)."""
+    pred, _ = predict_split(fit_result, prep, split_name)
+    pk = prep.split.pairs[split_name]
+    ids = np.asarray(prep.graph.index["poi_ids"], dtype=object)
+    return pl.DataFrame(
+        {
+            "src_poi_id": ids[pk.src.numpy()].tolist(),
+            "dst_poi_id": ids[pk.dst.numpy()].tolist(),
+            "visitors": pk.visitors.numpy(),
+            "predicted_visitors": np.expm1(np.clip(pred, 0, None)),
+        }
+    )
+
+
+def run(cfg: CovisitConfig, world: World | None = None, progress: bool = False) -> dict:
+    """Prepare, fit and evaluate without tracking; returns metrics and the fitted pieces."""
+    prep = prepare(cfg, world)
+    fr = fit(prep)
+    metrics = evaluate(fr, prep)
+    metrics["train_time_s"] = fr.train_time_s
+    return {"metrics": metrics, "fit": fr, "prep": prep}
+
+
+def model_config_of(cfg: CovisitConfig) -> ModelConfig:
+    return cfg.model
+
+
+# ----------------------------------------------------------------------------------------
+# tracked runs
+# ----------------------------------------------------------------------------------------
+
+FAST_OVERRIDES = {"data": {"n_pois": 300}, "train": {"epochs": 3}, "model": {"gbt_max_iter": 20}}
+
+
+def _apply_fast(d: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for sec, vals in FAST_OVERRIDES.items():
+        cur = dict(out.get(sec) or {})
+        for k, v in vals.items():
+            if sec == "data" and k == "n_pois" and cur.get("world_dir"):
+                continue
+            cur[k] = min(cur.get(k, v), v) if isinstance(v, int) else v
+        out[sec] = cur
+    return out
+
+
+def _plots(prep: Prepared, fr: FitResult, pred: np.ndarray):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y = torch.log1p(prep.split.pairs["test"].visitors.double()).numpy()
+    fig1, ax = plt.subplots(figsize=(5, 5))
+    ax.hexbin(y, pred, gridsize=40, bins="log", cmap="viridis", mincnt=1)
+    hi = float(max(y.max(initial=1), pred.max(initial=1)))
+    ax.plot([0, hi], [0, hi], "r--", lw=1)
+    ax.set_xlabel("observed log1p(visitors)")
+    ax.set_ylabel("predicted log1p(visitors)")
+    ax.set_title(f"{prep.cfg.name}: test pairs")
+    fig1.tight_layout()
+    figs = {"pred_vs_actual.png": fig1}
+    if fr.history:
+        fig2, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+        ep = [h["epoch"] for h in fr.history]
+        ax[0].plot(ep, [h["train_loss"] for h in fr.history])
+        ax[0].set_title("train loss")
+        ax[1].plot(ep, [h["val_r2"] for h in fr.history])
+        ax[1].axvline(fr.best_epoch, color="r", ls="--", lw=1, label="best")
+        ax[1].set_title("validation R²")
+        ax[1].legend()
+        for a in ax:
+            a.set_xlabel("epoch")
+        fig2.tight_layout()
+        figs["learning_curves.png"] = fig2
+    return figs
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of a logged model (stated, so MLflow does not infer them slowly)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("torch", "torch_geometric", "polars", "pandas", "numpy", "scikit-learn", "scipy", "h3", "mlflow", "geograph"):
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            out.append(name)
+    return out
+
+
+def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool = False,
+                    world: World | None = None, stop_after_epoch: int | None = None) -> dict:
+    """Train, evaluate and log one co-visitation run to MLflow.
+
+    Args:
+        config: Config dict (see :class:`~geograph.tasks.config.CovisitConfig`).
+        tracking_uri: Overrides ``tracking.tracking_uri``.
+        fast: Shrink the world and epochs (tests, smoke runs).
+        world: Use this world instead of ``config.data``.
+        stop_after_epoch: Stop after this epoch as if killed (resume tests).
+
+    Returns:
+        ``{"run_id": ..., "metrics": {...}}``.
+    """
+    import tempfile
+
+    import mlflow
+
+    from geograph.tasks.covisit_predictor import save_bundle
+    from geograph.tracking import configure, start_run
+    from geograph.tracking.tags import run_tags
+
+    raw = _apply_fast(config) if fast else config
+    cfg = CovisitConfig.from_dict(raw)
+    uri = tracking_uri or cfg.tracking.tracking_uri
+    configure(uri)  # fail before any work if the store is unreachable
+    world = world if world is not None else load_world_for(cfg)
+    prep = prepare(cfg, world)
+    device = select_device(cfg.train.device)
+    tags = run_tags(device=str(device), data_fingerprint=prep.fingerprint, config=config)
+    tags.update({"geograph.task": "covisit", "geograph.config_name": cfg.name, "geograph.model_family": cfg.model.family})
+    run_name = cfg.tracking.run_name or f"{cfg.name}-s{cfg.train.seed}"
+    with start_run(cfg.tracking.experiment, run_name, params=cfg.to_dict(), tags=tags, tracking_uri=uri) as active:
+        summary = {f"data_{k}": float(v) for k, v in prep.split.summary().items()}
+        summary["data_pois"] = float(prep.graph.num_pois)
+        mlflow.log_metrics(summary)
+
+        def on_epoch(epoch: int, m: dict) -> None:
+            mlflow.log_metrics(m, step=epoch)
+
+        fr = fit(prep, on_epoch=on_epoch, stop_after_epoch=stop_after_epoch)
+        if fr.resumed_from:
+            mlflow.set_tag("geograph.resumed_from_epoch", str(fr.resumed_from))
+            for h in fr.history[: fr.resumed_from]:
+                mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
+        metrics = evaluate(fr, prep)
+        metrics["train_time_s"] = fr.train_time_s
+        metrics["best_epoch"] = float(fr.best_epoch)
+        if cfg.model.family == "gnn":
+            metrics["n_parameters"] = float(sum(p.numel() for p in fr.model.parameters()))
+            metrics["train_pairs_per_s"] = (
+                len(prep.split.pairs["train"]) * len(fr.history) / fr.train_time_s if fr.train_time_s else 0.0
+            )
+        mlflow.log_metrics(metrics)
+        test_pred, _ = predict_split(fr, prep, "test")
+        for name, fig in _plots(prep, fr, test_pred).items():
+            mlflow.log_figure(fig, f"plots/{name}")
+        with tempfile.TemporaryDirectory() as tmp:
+            pf = predictions_frame(fr, prep, "test")
+            pf.write_csv(Path(tmp) / "test_predictions.csv")
+            mlflow.log_artifact(str(Path(tmp) / "test_predictions.csv"))
+            if cfg.tracking.log_model:
+                mdir = save_bundle(fr, prep, Path(tmp) / "model_dir")
+                example = pf.select("src_poi_id", "dst_poi_id").head(5).to_pandas()
+                from mlflow.models import infer_signature
+
+                from geograph.tasks.covisit_predictor import CovisitPredictor
+
+                out = CovisitPredictor.load(mdir).predict_ids(example["src_poi_id"], example["dst_poi_id"])
+                import pandas as pd
+
+                sig = infer_signature(example, pd.DataFrame({"predicted_visitors": out}))
+                mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(Path(__file__).with_name("covisit_pyfunc_model.py")),
+                    artifacts={"model_dir": str(mdir)},
+                    signature=sig,
+                    input_example=example,
+                    pip_requirements=pip_requirements(),
+                )
+        run_id = active.info.run_id
+    return {"run_id": run_id, "metrics": metrics}

@@ -247,7 +247,7 @@ def build_graph(world: World, config: GraphConfig | None = None, file: str = "<w
     p.pos = torch.from_numpy(np.stack([lat, lon], 1)).float()
     p.state = torch.from_numpy(np.array(state_idx, dtype=np.int64))
     p.brand = torch.from_numpy(np.array(brand_idx, dtype=np.int64))
-    p.naics_code = torch.from_numpy(naics.cast(pl.Int64).to_numpy())
+    p.naics_code = torch.from_numpy(np.array(naics.cast(pl.Int64).to_numpy(), dtype=np.int64))
 
     # --- images ---------------------------------------------------------------------------
     images = world.images if (config.include_images and world.images is not None and world.images.height) else None

@@ -55,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-remote", action="store_true", help="allow a --host other than 127.0.0.1 (no login!)"
     )
+    p.add_argument(
+        "--allowed-hosts",
+        help="Host headers MLflow accepts, for access by name from other machines (mlflow server --allowed-hosts)",
+    )
     p.add_argument("--tracking-uri", help="MLflow store to serve (default mlruns/mlflow.db)")
     p.set_defaults(func=_ui)
 
@@ -125,18 +129,30 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
+    import signal
     import sys
 
     from geograph.tracking.server import start_ui
 
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C and `kill PID` both stop the server (it runs in its own process group)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     server = start_ui(
-        host=args.host, port=args.port, tracking_uri=args.tracking_uri, allow_remote=args.allow_remote
+        host=args.host,
+        port=args.port,
+        tracking_uri=args.tracking_uri,
+        allow_remote=args.allow_remote,
+        extra_args=["--allowed-hosts", args.allowed_hosts] if args.allowed_hosts else (),
     )
-    print(f"MLflow UI: {server.url}  (Ctrl-C to stop)", flush=True)
+    print(f"Open {server.url} in a browser; Ctrl-C stops the server.", flush=True)
     try:
         rc = server.process.wait()
     except KeyboardInterrupt:
-        server.stop()
         return 0
+    finally:
+        server.stop()
     print(f"mlflow server exited with code {rc}", file=sys.stderr)
     return 1 if rc else 0

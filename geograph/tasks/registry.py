@@ -78,14 +78,19 @@ def available_tasks() -> list[str]:
 def get_task(name: str) -> TaskFn:
     """Return the task function registered as ``name`` (imports its module on first use).
 
+    A name that is not registered but looks like ``"package.module:function"`` is imported
+    as that path, so a suite can name a task of its own without registering it.
+
     Raises:
         ConfigError: unknown name, or the module / function cannot be loaded.
     """
     if name in _REGISTERED:
         return _REGISTERED[name]
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; expected one of {available_tasks()}")
-    return _resolve(name, TASKS[name])
+    if name in TASKS:
+        return _resolve(name, TASKS[name])
+    if ":" in name:  # a "module:function" path used directly as the task name
+        return _resolve(name, name)
+    raise ConfigError(f"unknown task {name!r}; expected one of {available_tasks()} or 'module:function'")
 
 
 __all__ = ["TASKS", "TaskFn", "available_tasks", "get_task", "register_task", "unregister_task"]

@@ -493,6 +493,7 @@ def report(
     log_summary: bool = True,
     parent_run_id: str | None = None,
     seed_keys: Sequence[str] = SEED_KEYS,
+    summary_tags: Mapping[str, str] | None = None,
 ) -> ComparisonReport:
     """Compare, write Markdown + CSV + plots to ``out_dir``, and log them as a summary run.
 
@@ -510,6 +511,7 @@ def report(
             ``geograph.run_kind=summary`` in ``experiment``.
         parent_run_id: Nest the summary run under this run (a suite's parent run).
         seed_keys: See :func:`compare_runs`.
+        summary_tags: Extra tags for the summary run.
     """
     maximize = _direction(metric, higher_is_better)
     groups, client = _collect(experiment, metric, tracking_uri, group_by, run_ids, seed_keys)
@@ -533,7 +535,11 @@ def report(
                 experiment,
                 run_name=f"compare-{metric}",
                 params={"metric": metric, "higher_is_better": maximize, "n_configs": table.height},
-                tags={TAG_RUN_KIND: RUN_KIND_SUMMARY, "geograph.best_config": ",".join(best)},
+                tags={
+                    **dict(summary_tags or {}),
+                    TAG_RUN_KIND: RUN_KIND_SUMMARY,
+                    "geograph.best_config": ",".join(best),
+                },
                 tracking_uri=tracking_uri,
             ) as run,
         ):

@@ -47,6 +47,8 @@ from geograph.tracking.compare import ComparisonReport, default_report_dir, repo
 from geograph.tracking.store import configure, ensure_experiment, run_context
 from geograph.tracking.tags import (
     RUN_KIND_SUITE,
+    RUN_KIND_SUMMARY,
+    TAG_COMPARED_RUNS,
     TAG_CONFIG_HASH,
     TAG_CONFIG_NAME,
     TAG_DATA_FINGERPRINT,
@@ -348,14 +350,18 @@ def _finished_runs(client: Any, experiment_id: str) -> dict[tuple[str, str], Any
 def _parent_run(
     client: Any, experiment_id: str, suite: Suite, suite_hash: str, fast: bool
 ) -> tuple[str, bool]:
-    """Reuse the latest unfinished parent run of this suite, or create one. Returns (id, resumed)."""
+    """Reuse the latest parent run of this suite (same suite hash), or create one. Returns (id, reused).
+
+    One parent per suite definition keeps every run of the suite, across crashes and re-runs,
+    nested in one place in the UI.
+    """
     previous = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{TAG_SUITE_HASH}` = '{suite_hash}' and tags.`{TAG_RUN_KIND}` = '{RUN_KIND_SUITE}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    if previous and previous[0].info.status != "FINISHED":
+    if previous:
         run_id = previous[0].info.run_id
         client.update_run(run_id, status="RUNNING")
         return run_id, True
@@ -454,7 +460,7 @@ def run_suite(
     console.print(
         f"suite {suite.name}: {len(plan)} runs ({len(suite.entries)} configs x {len(suite.seeds)} seeds), "
         f"{n_done} already finished; experiment {suite.experiment!r}, store {uri}"
-        + (f"; resuming parent run {parent_id}" if resumed else f"; parent run {parent_id}"),
+        + (f"; reusing parent run {parent_id}" if resumed else f"; new parent run {parent_id}"),
         markup=False,
     )
 
@@ -535,17 +541,30 @@ def run_suite(
         client.set_terminated(parent_id, status=status)
 
     comparison = None
-    if make_report and any(r.run_id for r in records):
+    compared = sorted(r.run_id for r in records if r.run_id)
+    if make_report and compared:
+        runs_hash = config_hash(compared)
+        # a re-run that trained nothing reuses the summary run that compared the same runs
+        previous = client.search_runs(
+            [exp_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{TAG_COMPARED_RUNS}` = '{runs_hash}' "
+            f"and tags.`{TAG_RUN_KIND}` = '{RUN_KIND_SUMMARY}' and attributes.status = 'FINISHED'",
+            max_results=1,
+        )
         comparison = report(
             suite.experiment,
             suite.metric,
             tracking_uri=uri,
             out_dir=suite.report_dir or default_report_dir(suite.name),
             higher_is_better=suite.higher_is_better,
-            run_ids=[r.run_id for r in records if r.run_id],
+            run_ids=compared,
+            log_summary=not previous,
             parent_run_id=parent_id,
             seed_keys=(suite.seed_key.rsplit(".", 1)[-1],),
+            summary_tags={TAG_COMPARED_RUNS: runs_hash, TAG_SUITE: suite.name},
         )
+        if previous:
+            comparison.summary_run_id = previous[0].info.run_id
     failed = [r for r in records if r.status == FAILED]
     if failed:
         raise SuiteRunError(

@@ -30,6 +30,7 @@ TAG_DEVICE = "geograph.device"
 TAG_RUN_KIND = "geograph.run_kind"
 TAG_SUITE = "geograph.suite"
 TAG_SUITE_HASH = "geograph.suite_hash"
+TAG_COMPARED_RUNS = "geograph.compared_runs"  # on a summary run: hash of the run ids it compared
 TAG_TASK = "geograph.task"
 TAG_FAST = "geograph.fast"
 TAG_VERSION_PREFIX = "geograph.version."
@@ -230,6 +231,7 @@ def run_tags(
 
 
 __all__ = [
+    "TAG_COMPARED_RUNS",
     "TAG_CONFIG_HASH",
     "TAG_CONFIG_NAME",
     "TAG_DATA_FINGERPRINT",

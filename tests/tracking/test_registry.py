@@ -17,14 +17,11 @@ from geograph.tracking.registry import (
     set_alias,
 )
 
-# Affine.predict has no type hints on purpose: the signature comes from the input example.
-pytestmark = pytest.mark.filterwarnings("ignore:Add type hints:UserWarning")
-
 
 class Affine(mlflow.pyfunc.PythonModel):
     """y = 2 x + 1 (a real pyfunc model, tiny)."""
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
         return model_input["x"] * 2.0 + 1.0
 
 

@@ -89,10 +89,13 @@ def test_suite_resumes_after_a_crash(
     assert result.report.markdown_path.is_file()
     assert result.report.markdown_path.parent == tmp_path / "report"
 
-    # a third run has nothing left to do
+    # a third run has nothing left to do: same parent, same summary run, nothing new logged
     task.calls.clear()
-    again = run_suite(suite_file, tracking_uri=mlflow_server, progress=False, make_report=False)
+    again = run_suite(suite_file, tracking_uri=mlflow_server, progress=False)
     assert task.calls == [] and len(again.skipped) == 6
+    assert again.parent_run_id == parent_id
+    assert again.report.summary_run_id == result.report.summary_run_id
+    assert len(client.search_runs([exp_id])) == 1 + 7 + 1  # parent, 6 + 1 failed children, summary
 
 
 def test_data_fingerprint_triggers_rerun(local_store: str, ridge_task, tmp_path: Path) -> None:

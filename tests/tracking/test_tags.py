@@ -79,6 +79,7 @@ def test_task_registry() -> None:
         unregister_task("unit_fn")
     with pytest.raises(ConfigError, match="unknown task 'nope'"):
         get_task("nope")
+    assert get_task("geograph.tasks.registry:available_tasks")() == sorted(TASKS)
     register_task("unit_path", "geograph.no_such_module:run", overwrite=True)
     try:
         with pytest.raises(ConfigError, match="cannot import 'geograph.no_such_module'"):

@@ -2,8 +2,9 @@
 
 Two protocols:
 
-* ``"edges"`` (transductive): every unordered POI pair (both directions together), with its
-  co-visit rows and sampled zero pairs, is assigned at random to train / val / test. The message-passing graph at evaluation time holds only the
+* ``"edges"`` (transductive): a random share of POIs are held-out *sources*; all rows they
+  send (co-visits, explicit zeros and sampled zero pairs) are scored in val / test, both
+  directions of a pair always in the same split. The message-passing graph at evaluation time holds only the
   non-zero *training* pairs, so a scored pair is never visible to the encoder.
 * ``"states"`` (inductive, as in the NAICS co-visitation paper) or ``"h3:<res>"`` (spatial
   hold-out by parent H3 cell of the source POI): whole groups are held out. In a held-out
@@ -84,7 +85,9 @@ def sample_zero_pairs(graph: GeoGraph, count: int, seed: int, exclude: torch.Ten
     state = p.state.numpy()
     rng = np.random.default_rng(seed)
     existing = graph.data[POI, COVISITS, POI].edge_index if exclude is None else exclude
-    taken = set((existing[0] * n + existing[1]).tolist())
+    # keys of unordered pairs: a row (a, b) also rules out (b, a), and (a, b), (b, a) are not
+    # both sampled; otherwise a pair listed once would get a false zero label for its reverse
+    taken = set(_unordered_key(existing[0], existing[1], n).tolist())
     order = np.argsort(state, kind="stable")
     bounds = np.searchsorted(state[order], np.arange(state.max() + 2))
     sizes = np.diff(bounds)
@@ -99,7 +102,7 @@ def sample_zero_pairs(graph: GeoGraph, count: int, seed: int, exclude: torch.Ten
         st = rng.choice(len(weights), size=need, p=weights / weights.sum())
         a = order[bounds[st] + (rng.random(need) * sizes[st]).astype(np.int64)]
         b = order[bounds[st] + (rng.random(need) * sizes[st]).astype(np.int64)]
-        key = a * n + b
+        key = np.minimum(a, b) * n + np.maximum(a, b)
         ok = a != b
         key, a, b = key[ok], a[ok], b[ok]
         _, first = np.unique(key, return_index=True)
@@ -115,6 +118,13 @@ def sample_zero_pairs(graph: GeoGraph, count: int, seed: int, exclude: torch.Ten
     s = torch.from_numpy(np.concatenate(out_s)).long()
     d = torch.from_numpy(np.concatenate(out_d)).long()
     return PairSet(s, d, torch.zeros(len(s), dtype=torch.long))
+
+
+def _unordered_key(src, dst, n: int):
+    """``min * n + max``: one key for both directions of a pair (tensors or arrays)."""
+    if isinstance(src, torch.Tensor):
+        return torch.minimum(src, dst) * n + torch.maximum(src, dst)
+    return np.minimum(src, dst) * n + np.maximum(src, dst)
 
 
 def _group_keys(graph: GeoGraph, protocol: str) -> tuple[np.ndarray, list[str]]:
@@ -143,7 +153,7 @@ def split_covisits(
     Args:
         graph: A built graph.
         protocol: ``"edges"``, ``"states"`` or ``"h3:<res>"``.
-        val_frac: Fraction of pairs (``edges``) or groups (hold-out) for validation.
+        val_frac: Fraction of source POIs (``edges``) or groups (hold-out) for validation.
         test_frac: Same, for test.
         neg_ratio: Sampled zero pairs per co-visit row.
         observed_frac: In held-out groups, fraction of non-zero pairs used as message edges.
@@ -163,18 +173,23 @@ def split_covisits(
     n_poi = graph.num_pois
 
     if protocol == "edges":
-        # split unordered pairs, so (a, b) and (b, a) always land in the same split: the
-        # reverse direction of a scored pair is never a message edge
+        # Held-out sources: a random val_frac / test_frac of POIs are held-out *sources*; every
+        # row they send goes to their split, so each held-out source keeps its whole candidate
+        # list for ranking. Rows are grouped into unordered pairs and a pair takes the strictest
+        # split of its rows (test > val > train), so the reverse of a scored pair is never a
+        # message edge.
+        perm = torch.randperm(n_poi, generator=gen)
+        n_val = int(round(val_frac * n_poi))
+        n_test = int(round(test_frac * n_poi))
+        poi_split = torch.zeros(n_poi, dtype=torch.long)
+        poi_split[perm[:n_val]] = 1
+        poi_split[perm[n_val : n_val + n_test]] = 2
         lo = torch.minimum(allp.src, allp.dst)
         hi = torch.maximum(allp.src, allp.dst)
         _, pair_id = torch.unique(lo * n_poi + hi, return_inverse=True)
-        n_units = int(pair_id.max()) + 1 if len(allp) else 0
-        perm = torch.randperm(n_units, generator=gen)
-        n_val = int(round(val_frac * n_units))
-        n_test = int(round(test_frac * n_units))
-        unit_split = torch.zeros(n_units, dtype=torch.long)
-        unit_split[perm[:n_val]] = 1
-        unit_split[perm[n_val : n_val + n_test]] = 2
+        row_split = poi_split[allp.src]
+        unit_split = torch.zeros(int(pair_id.max()) + 1 if len(allp) else 0, dtype=torch.long)
+        unit_split.scatter_reduce_(0, pair_id, row_split, reduce="amax")
         which = unit_split[pair_id]
         pairs = {s: allp.select(which == i) for i, s in enumerate(("train", "val", "test"))}
         tr = pairs["train"]

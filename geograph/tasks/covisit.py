@@ -93,46 +93,35 @@ class Prepared:
     weight_scale: float
 
 
-def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor, pool: int = 50) -> PairSet:
-    """Hard ranking negatives: for each source with a positive pair, ``n`` POIs drawn from its
-    ``pool`` nearest POIs of the same state that have no co-visit row with it (relevance 0).
-
-    Nearby negatives make the ranking task about *which* nearby venue is co-visited, not
-    about distance alone (random far-away negatives would be trivially ranked last).
-    """
+def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor) -> PairSet:
+    """Sampled non-visited candidates: for each source with a positive pair, ``n`` random POIs
+    of the same state that have no co-visit row with it in either direction (relevance 0)."""
     empty = torch.zeros(0, dtype=torch.long)
     if n <= 0 or len(pairs) == 0:
         return PairSet(empty, empty, empty)
-    from scipy.spatial import cKDTree
-
-    from geograph.graph.builder import unit_xyz
-
     p = graph.data[POI]
     n_poi = p.num_nodes
     sources = torch.unique(pairs.src[pairs.visitors > 0]).numpy()
-    if len(sources) == 0:
-        return PairSet(empty, empty, empty)
     state = p.state.numpy()
-    pos = p.pos.double().numpy()
+    order = np.argsort(state, kind="stable")
+    bounds = np.searchsorted(state[order], np.arange(state.max() + 2))
     rng = np.random.default_rng(seed)
     taken = set((exclude[0] * n_poi + exclude[1]).tolist())
     taken.update((exclude[1] * n_poi + exclude[0]).tolist())  # a row in either direction
     taken.update((pairs.src * n_poi + pairs.dst).tolist())
     out_s, out_d = [], []
-    for st in np.unique(state[sources]).tolist():
-        members = np.flatnonzero(state == st)
-        tree = cKDTree(unit_xyz(pos[members, 0], pos[members, 1]))
-        srcs = sources[state[sources] == st]
-        k = min(pool + 1, len(members))
-        _, nb = tree.query(unit_xyz(pos[srcs, 0], pos[srcs, 1]), k=k)
-        nb = np.asarray(nb).reshape(len(srcs), -1)
-        for s, row in zip(srcs.tolist(), nb, strict=True):
-            cand = [d for d in members[row].tolist() if d != s and s * n_poi + d not in taken]
-            pick = rng.permutation(len(cand))[:n]
-            for j in sorted(pick.tolist()):
-                out_s.append(s)
-                out_d.append(cand[j])
-                taken.add(s * n_poi + cand[j])
+    for s in sources.tolist():
+        pool = order[bounds[state[s]] : bounds[state[s] + 1]]
+        k = 0
+        for d in pool[rng.permutation(len(pool))].tolist():
+            if d == s or s * n_poi + d in taken:
+                continue
+            out_s.append(s)
+            out_d.append(d)
+            taken.add(s * n_poi + d)
+            k += 1
+            if k >= n:
+                break
     s_t = torch.tensor(out_s, dtype=torch.long)
     return PairSet(s_t, torch.tensor(out_d, dtype=torch.long), torch.zeros(len(out_s), dtype=torch.long))
 
@@ -381,7 +370,7 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) 
                 if tc.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 opt.step()
-                total += float(loss) * fold.numel()
+                total += float(loss.detach()) * fold.numel()
                 count += fold.numel()
         train_time += time.perf_counter() - t0
         val_pred, _ = predict_gnn(model, prep, "val", scaler, device)
@@ -701,7 +690,12 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
             metrics["train_pairs_per_s"] = (
                 len(prep.split.pairs["train"]) * len(fr.history) / fr.train_time_s if fr.train_time_s else 0.0
             )
-        mlflow.log_metrics(metrics)
+        if fr.history:
+            # per-epoch val_* curves are already logged; the best-state values go under best_val_*
+            final = {(f"best_{k}" if k.startswith("val_") else k): v for k, v in metrics.items()}
+        else:
+            final = metrics
+        mlflow.log_metrics(final)
         test_pred, _ = predict_split(fr, prep, "test")
         for name, fig in _plots(prep, fr, test_pred).items():
             mlflow.log_figure(fig, f"plots/{name}")

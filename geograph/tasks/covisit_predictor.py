@@ -238,7 +238,7 @@ try:
         def load_context(self, context) -> None:
             self.predictor = CovisitPredictor.load(Path(context.artifacts["model_dir"]))
 
-        def predict(self, context, model_input, params=None):  # noqa: ARG002
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ARG002
             df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
             missing = [c for c in (SRC_POI, DST_POI) if c not in df.columns]
             if missing:

@@ -1,0 +1,33 @@
+"""Shared CLI helpers: config loading with --set overrides, consoles."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+# MLflow's artifact download bars clutter the terminal; geograph shows its own progress.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def add_config_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
+    p.add_argument("--config", default=default_config, help=f"YAML config (default {default_config})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.hidden=128 (repeatable)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--fast", action="store_true", help="shrink data and epochs for a smoke run")
+
+
+def load_config(args) -> dict:
+    from geograph.tasks.config import apply_overrides, load_config_file
+
+    d = load_config_file(args.config) if args.config else {}
+    return apply_overrides(d, args.overrides)
+
+
+def console():
+    """A rich console; 120 columns when output is not a terminal (logs, CI, pipes)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=120)

@@ -1,0 +1,55 @@
+"""``geograph evaluate covisit --run-id ID``: reload a logged model and re-score its held-out pairs."""
+
+from __future__ import annotations
+
+import argparse
+
+from geograph.cli.common import console
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="re-evaluate a logged model from MLflow")
+    sub = p.add_subparsers(dest="task", metavar="TASK")
+    sub.required = True
+    c = sub.add_parser("covisit", help="co-visitation model of an MLflow run")
+    c.add_argument("--run-id", required=True, help="MLflow run id of a `geograph train covisit` run")
+    c.add_argument("--split", choices=["val", "test"], default="test")
+    c.add_argument("--tracking-uri", default=None)
+    c.set_defaults(func=_evaluate_covisit)
+
+
+def load_predictor_from_run(run_id: str, tracking_uri: str | None = None):
+    """Download the model bundle of ``run_id`` and load it as a CovisitPredictor."""
+    import mlflow
+
+    from geograph.errors import TrackingError
+    from geograph.tasks.covisit_predictor import CovisitPredictor
+    from geograph.tracking import configure
+
+    configure(tracking_uri)
+    try:
+        mlflow.get_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a missing run
+        raise TrackingError(f"MLflow run {run_id!r} does not exist in {mlflow.get_tracking_uri()}") from exc
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model/artifacts/model_dir")
+    except Exception as exc:  # noqa: BLE001
+        raise TrackingError(f"run {run_id} has no logged co-visitation model (model/artifacts/model_dir)") from exc
+    return CovisitPredictor.load(path)
+
+
+def _evaluate_covisit(args) -> int:
+    import mlflow
+    from rich.table import Table
+
+    pred = load_predictor_from_run(args.run_id, args.tracking_uri)
+    metrics = pred.evaluate(args.split)
+    logged = mlflow.get_run(args.run_id).data.metrics
+    t = Table(title=f"{pred.cfg.name}: {args.split} metrics re-computed from the logged model")
+    t.add_column("metric")
+    t.add_column("re-computed", justify="right")
+    t.add_column("logged", justify="right")
+    for k in sorted(metrics):
+        t.add_row(k, f"{metrics[k]:.4f}", f"{logged[k]:.4f}" if k in logged else "-")
+    console().print(t)
+    return 0

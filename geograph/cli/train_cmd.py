@@ -1,0 +1,64 @@
+"""``geograph train covisit|geolocate --config FILE [--set k=v ...]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from geograph.cli.common import add_config_args, console, load_config
+
+DEFAULTS = {"covisit": "experiments/covisit_naics_sage.yaml", "geolocate": "experiments/geolocate_world.yaml"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a model and log it to MLflow")
+    sub = p.add_subparsers(dest="task", metavar="TASK")
+    sub.required = True
+    c = sub.add_parser("covisit", help="co-visitation prediction (NAICS-aware GNN or a baseline)")
+    add_config_args(c, DEFAULTS["covisit"])
+    c.add_argument("--data", default=None, help="world folder (default: the embedded world of the config)")
+    c.add_argument("--seed", type=int, default=None, help="shortcut for --set train.seed=N")
+    c.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this config")
+    c.set_defaults(func=_train_covisit)
+    g = sub.add_parser("geolocate", help="geolocation retrieval head (image or text embedding -> GPS)")
+    add_config_args(g, DEFAULTS["geolocate"])
+    g.set_defaults(func=_train_geolocate)
+
+
+def _print_metrics(title: str, run_id: str, metrics: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{title} (run {run_id})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in sorted(metrics):
+        if k.startswith(("test_", "val_")) or k in ("train_time_s", "best_epoch"):
+            t.add_row(k, f"{metrics[k]:.4f}")
+    console().print(t)
+
+
+def _train_covisit(args) -> int:
+    from geograph.tasks.config import apply_overrides
+
+    cfg = load_config(args)
+    extra = []
+    if args.data:
+        extra.append(f"data.world_dir={args.data}")
+    if args.seed is not None:
+        extra.append(f"train.seed={args.seed}")
+    if args.resume:
+        extra.append("train.resume=true")
+    cfg = apply_overrides(cfg, extra)
+    from geograph.tasks.covisit import run_from_config
+
+    out = run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)
+    _print_metrics(f"co-visitation: {cfg.get('name', 'covisit')}", out["run_id"], out["metrics"])
+    return 0
+
+
+def _train_geolocate(args) -> int:
+    cfg = load_config(args)
+    from geograph.tasks.geolocate import run_from_config
+
+    out = run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)
+    _print_metrics(f"geolocation: {cfg.get('name', 'geolocate')}", out["run_id"], out["metrics"])
+    return 0

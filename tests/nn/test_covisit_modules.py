@@ -1,0 +1,104 @@
+import pytest
+import torch
+from torch_geometric.nn import SAGEConv
+
+from geograph.errors import ConfigError
+from geograph.nn import CovisitGNN, EdgeHead, ModelConfig, NAICSEncoder, WeightedSAGEConv, location_encoding
+
+
+def test_naics_encoder_hierarchical_shapes_repr_and_parent_fallback():
+    enc = NAICSEncoder([3, 4, 4, 5, 6], dim=8)
+    assert str(enc) == "NAICSEncoder(levels=5, dim=8, mode=hierarchical)"
+    idx = torch.tensor([[1, 2, 3, 4, 5], [1, 2, 3, 4, 0]])
+    out = enc(idx)
+    assert out.shape == (2, 8)
+    # an unseen 6-digit code (index 0) is the sum of its ancestors' embeddings
+    parents = sum(enc.tables[j](idx[1:, j]) for j in range(4))
+    assert torch.allclose(out[1:], parents)
+    assert torch.equal(enc.tables[4].weight[0], torch.zeros(8))
+
+
+def test_naics_encoder_flat_uses_finest_level_only():
+    enc = NAICSEncoder([3, 4, 4, 5, 6], dim=4, mode="flat")
+    a = enc(torch.tensor([[1, 1, 1, 1, 2]]))
+    b = enc(torch.tensor([[2, 3, 3, 4, 2]]))
+    assert torch.allclose(a, b)
+    assert len(enc.tables) == 1
+    with pytest.raises(ValueError, match="mode"):
+        NAICSEncoder([3], mode="deep")
+
+
+def test_weighted_sage_equals_sage_without_weights_and_scales_messages():
+    torch.manual_seed(0)
+    conv = WeightedSAGEConv(4, 3)
+    ref = SAGEConv(4, 3)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(5, 4)
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    assert torch.allclose(conv(x, ei), ref(x, ei), atol=1e-6)
+    root = conv.lin_r(x)
+    neigh1 = conv(x, ei) - root - conv.lin_l.bias
+    neigh2 = conv(x, ei, torch.full((4,), 2.0)) - root - conv.lin_l.bias
+    assert torch.allclose(neigh2, 2 * neigh1, atol=1e-5)
+    assert str(conv) == "WeightedSAGEConv(4, 3, aggr=mean)"
+
+
+def test_edge_head_shapes_and_repr():
+    head = EdgeHead(8, [16], product=True)
+    out = head(torch.randn(5, 8), torch.randn(5, 8), torch.randn(5, 3))
+    assert out.shape == (5,)
+    assert str(head) == "EdgeHead(8, hidden=[16], product=True)"
+
+
+def test_location_encoding_shape_and_zero_freqs():
+    pos = torch.tensor([[40.0, -74.0], [34.0, -118.0]])
+    assert location_encoding(pos, 4).shape == (2, 16)
+    assert location_encoding(pos, 0).shape == (2, 0)
+
+
+def test_model_config_validates():
+    with pytest.raises(ConfigError, match="model.naics"):
+        ModelConfig(naics="deep")
+    with pytest.raises(ConfigError, match="relations"):
+        ModelConfig(relations=["teleport"])
+    with pytest.raises(ConfigError, match="unknown model config"):
+        ModelConfig.from_dict({"hiden": 3})
+
+
+def _tiny_hetero():
+    from torch_geometric.data import HeteroData
+
+    d = HeteroData()
+    d["poi"].x = torch.randn(6, 2)
+    d["poi"].pos = torch.tensor([[40.0 + i * 0.01, -74.0] for i in range(6)])
+    d["poi"].naics = torch.randint(0, 3, (6, 5))
+    d["cell"].x = torch.randn(2, 3)
+    d["poi", "in", "cell"].edge_index = torch.tensor([[0, 1, 2, 3, 4, 5], [0, 0, 0, 1, 1, 1]])
+    d["cell", "rev_in", "poi"].edge_index = d["poi", "in", "cell"].edge_index.flip(0)
+    d["cell", "adjacent", "cell"].edge_index = torch.tensor([[0, 1], [1, 0]])
+    d["poi", "near", "poi"].edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    return d
+
+
+@pytest.mark.parametrize("layers,jk", [(0, True), (2, True), (2, False)])
+def test_covisit_gnn_shapes_and_repr(layers, jk):
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=8, layers=layers, jk=jk, head_hidden=[8])
+    model = CovisitGNN(cfg, poi_in=2, cell_in=3, image_in=0, naics_sizes=[3, 3, 3, 3, 3])
+    d = _tiny_hetero()
+    msg = torch.tensor([[0, 2], [1, 5]])
+    h = model.encode(d, msg, torch.ones(2))
+    assert h.shape == (6, 16 if (jk and layers) else 8)
+    out = model(d, msg, torch.ones(2), torch.tensor([0, 1]), torch.tensor([3, 4]), torch.rand(2, 3))
+    assert out.shape == (2,)
+    assert str(model).startswith(f"CovisitGNN(naics=hierarchical, hidden=8, layers={layers}")
+
+
+def test_covisit_gnn_message_edges_change_embeddings():
+    torch.manual_seed(0)
+    model = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0), 2, 3, 0, [3, 3, 3, 3, 3]).eval()
+    d = _tiny_hetero()
+    a = model.encode(d, torch.zeros(2, 0, dtype=torch.long), None)
+    b = model.encode(d, torch.tensor([[0], [5]]), torch.ones(1))
+    assert not torch.allclose(a[5], b[5])  # node 5 received a co-visit message
+    assert torch.allclose(a[3], b[3])  # node 3 did not

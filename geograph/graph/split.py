@@ -7,9 +7,10 @@ Two protocols:
   directions of a pair always in the same split. The message-passing graph at evaluation time holds only the
   non-zero *training* pairs, so a scored pair is never visible to the encoder.
 * ``"states"`` (inductive, as in the NAICS co-visitation paper) or ``"h3:<res>"`` (spatial
-  hold-out by parent H3 cell of the source POI): whole groups are held out. In a held-out
-  group a fraction ``observed_frac`` of its non-zero pairs is *observed* (message edges only,
-  never scored) and the rest is scored, so the model meets a new region whose co-visits are
+  hold-out by parent H3 cell of the source POI): whole groups are held out (the two directions
+  of one pair always share a split, the stricter one). In a held-out
+  group a fraction ``observed_frac`` of its non-zero unordered pairs is *observed* (message
+  edges only, neither direction scored) and the rest is scored, so the model meets a new region whose co-visits are
   partly known; it never trained on any pair of that group.
 
 Zero pairs: rows with ``visitors == 0`` are kept, and ``neg_ratio`` x (number of rows) extra
@@ -203,23 +204,37 @@ def split_covisits(
     n_g = len(present)
     n_test = max(1, int(round(test_frac * n_g))) if test_frac > 0 and n_g >= 3 else 0
     n_val = max(1, int(round(val_frac * n_g))) if val_frac > 0 and n_g >= 3 else 0
-    if n_g - n_val - n_test < 1:
+    if n_g - n_val - n_test < 1 or (test_frac > 0 and n_test == 0) or (val_frac > 0 and n_val == 0):
         raise ConfigError(f"protocol {protocol!r} needs at least 3 groups with co-visits, found {n_g}")
     grp = {"test": present[:n_test], "val": present[n_test : n_test + n_val], "train": present[n_test + n_val :]}
-    pair_group = key[allp.src.numpy()]
+    # a row goes to the split of its source's group; the rows of one unordered pair take the
+    # strictest of their splits (test > val > train), so the reverse of a scored pair is never
+    # a training message edge (directional data lists both directions, possibly across groups)
+    group_split = np.zeros(len(names), dtype=np.int64)
+    group_split[grp["val"]] = 1
+    group_split[grp["test"]] = 2
+    _, pair_id = torch.unique(_unordered_key(allp.src, allp.dst, n_poi), return_inverse=True)
+    row_split = torch.from_numpy(group_split[key[allp.src.numpy()]])
+    unit_split = torch.zeros(int(pair_id.max()) + 1 if len(allp) else 0, dtype=torch.long)
+    unit_split.scatter_reduce_(0, pair_id, row_split, reduce="amax")
+    which = unit_split[pair_id]
     pairs: dict[str, PairSet] = {}
     observed: dict[str, torch.Tensor] = {}
-    for s in SPLITS:
-        sel = allp.select(torch.from_numpy(np.isin(pair_group, grp[s])))
+    for i, s in enumerate(SPLITS):
+        sel_mask = which == i
+        sel = allp.select(sel_mask)
         if s == "train":
             pairs[s] = sel
             continue
-        nz = torch.nonzero(sel.visitors > 0).flatten()
-        obs = nz[torch.randperm(len(nz), generator=gen)[: int(round(observed_frac * len(nz)))]]
-        mask = torch.ones(len(sel), dtype=torch.bool)
-        mask[obs] = False
+        # observe whole unordered pairs: both directions of an observed pair are message
+        # edges (the non-zero ones) and neither is scored
+        unit = pair_id[sel_mask]
+        nz_units = torch.unique(unit[sel.visitors > 0])
+        pick = torch.randperm(len(nz_units), generator=gen)[: int(round(observed_frac * len(nz_units)))]
+        in_obs = torch.isin(unit, nz_units[pick])
+        obs = in_obs & (sel.visitors > 0)
         observed[s] = torch.stack([sel.src[obs], sel.dst[obs]])
-        pairs[s] = sel.select(mask)
+        pairs[s] = sel.select(~in_obs)
     tr = pairs["train"]
     base = torch.stack([tr.src, tr.dst])[:, tr.visitors > 0]
     message = {"train": base, "val": torch.cat([base, observed["val"]], 1), "test": torch.cat([base, observed["test"]], 1)}

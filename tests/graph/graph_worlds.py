@@ -157,3 +157,28 @@ def cell_world(regions: pl.DataFrame | None = None, images: bool = True) -> Worl
 
 def poi_pos(world: World) -> np.ndarray:
     return world.pois.select(LAT, LON).to_numpy()
+
+
+# --- the three-state world ------------------------------------------------------------------
+# three POIs per state (CA, NY, TX), each state's co-visits listed in both directions with
+# different counts (as directional vendor data is), one direction of one pair zero
+STATE_CENTRES = {"CA": (37.77, -122.42), "NY": (40.71, -74.01), "TX": (29.76, -95.37)}
+
+
+def three_state_world() -> World:
+    rows, cov = [], []
+    for s, (state, (lat, lon)) in enumerate(STATE_CENTRES.items()):
+        ids = [f"{state.lower()}{i}" for i in range(3)]
+        for i, pid in enumerate(ids):
+            rows.append((pid, None, "722515", lat + i * 0.01, lon, state, 10.0 * (s + 1) + i))
+        cov += [(ids[0], ids[1], 5 + s), (ids[1], ids[0], 3 + s), (ids[1], ids[2], 2), (ids[2], ids[1], 0)]
+    return World(pois=poi_frame(rows), covisits=covisit_frame(cov))
+
+
+def both_directions(world: World) -> World:
+    """The world with every co-visit row also listed reversed (reverse visitors = forward + 1)."""
+    cov = world.covisits.select(SRC_POI, DST_POI, VISITORS)
+    rev = cov.select(
+        pl.col(DST_POI).alias(SRC_POI), pl.col(SRC_POI).alias(DST_POI), (pl.col(VISITORS) + 1).alias(VISITORS)
+    )
+    return World(pois=world.pois, covisits=pl.concat([cov, rev]), images=world.images, regions=world.regions)

@@ -1,0 +1,115 @@
+"""FeaturePreprocessor: statistics from training nodes only, NAICS fallback, input never modified."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from graph_worlds import cell_world
+
+from geograph.constants import CELL, POI
+from geograph.graph import FeaturePreprocessor, GeoGraph, GraphConfig, build_graph
+
+CFG = GraphConfig(cell_resolution=7, near_k=1, near_radius_km=0.1, image_k=1)
+# train: a, b, c, e (cells c0, c0, c1, c3); held out: d (c2, NAICS 721110) and f (c3, 445110)
+TRAIN = torch.tensor([True, True, True, False, True, False])
+
+
+@pytest.fixture
+def graph() -> GeoGraph:
+    return build_graph(cell_world(), CFG)
+
+
+def test_poi_standardisation_uses_train_rows_only(graph):
+    pre = FeaturePreprocessor(log_features=False).fit(graph, TRAIN)
+    train_visits = np.array([10.0, 20.0, 30.0, 50.0])  # a, b, c, e
+    assert pre.poi_mean.tolist() == pytest.approx([train_visits.mean()])  # 27.5
+    assert pre.poi_std.tolist() == pytest.approx([train_visits.std()])  # population std, 14.79
+    out = pre.transform(graph)
+    want = (np.array([10, 20, 30, 40, 50, 60.0]) - 27.5) / train_visits.std()
+    assert out.data[POI].x[:, 0].tolist() == pytest.approx(want.tolist(), rel=1e-5)
+    assert out.data[POI].x[TRAIN].mean().item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_test_rows_change_nothing(graph):
+    a = FeaturePreprocessor().fit(graph, TRAIN)
+    other = GeoGraph(copy.deepcopy(graph.data), graph.index, graph.config, graph.stats)
+    other.data[POI].x_raw[~TRAIN] = torch.tensor([[1e9], [-7.0]])  # wild held-out values
+    other.data[POI].naics_code[~TRAIN] = torch.tensor([999999, 111111])
+    b = FeaturePreprocessor().fit(other, TRAIN)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        same = torch.equal(sa[k], sb[k]) if isinstance(sa[k], torch.Tensor) else sa[k] == sb[k]
+        assert same, k
+    # ... while fitting on all rows does see them
+    c = FeaturePreprocessor(log_features=False).fit(other)
+    assert c.poi_mean.item() > 1e8
+
+
+def test_cell_statistics_come_from_cells_of_train_pois(graph):
+    pre = FeaturePreprocessor(log_features=False).fit(graph, TRAIN)
+    cells = torch.unique(graph.data[POI].cell[TRAIN])  # c0, c1, c3: not c2 (only d) nor c4 (image only)
+    assert len(cells) == 3
+    x = graph.data[CELL].x_raw[cells].double()
+    assert pre.cell_mean.tolist() == pytest.approx(x.mean(0).tolist())
+    assert pre.cell_std.tolist() == pytest.approx(x.std(0, unbiased=False).tolist())
+
+
+def test_heavy_tailed_columns_are_logged_with_train_statistics(graph):
+    g = GeoGraph(copy.deepcopy(graph.data), graph.index, graph.config, graph.stats)
+    g.data[POI].x_raw[:, 0] = torch.tensor([1.0, 1.0, 2.0, 5e6, 1e5, 3.0])  # d (5e6) is held out
+    pre = FeaturePreprocessor().fit(g, TRAIN)
+    assert pre.poi_log.tolist() == [True]  # train max 1e5 > 100 x train median 1.5
+    logged = np.log1p(np.array([1.0, 1.0, 2.0, 1e5]))
+    assert pre.poi_mean.item() == pytest.approx(logged.mean(), rel=1e-6)
+    assert pre.poi_std.item() == pytest.approx(logged.std(), rel=1e-6)
+
+
+def test_naics_vocabulary_fitted_on_train_pois_and_unseen_code_falls_back(graph):
+    pre = FeaturePreprocessor().fit(graph, TRAIN)
+    # train codes: 722515 (a, e), 722513 (b), 722330 (c); held out: 721110 (d), 445110 (f)
+    assert pre.vocab.index[2] == {"72": 1}
+    assert pre.vocab.index[3] == {"722": 1}
+    assert pre.vocab.index[4] == {"7223": 1, "7225": 2}
+    assert pre.vocab.index[6] == {"722330": 1, "722513": 2, "722515": 3}
+    out = pre.transform(graph).data[POI].naics
+    assert out.shape == (6, 5) and out.dtype == torch.long
+    assert out.tolist() == [
+        [1, 1, 2, 2, 3],  # a 722515
+        [1, 1, 2, 2, 2],  # b 722513
+        [1, 1, 1, 1, 1],  # c 722330
+        [1, 0, 0, 0, 0],  # d 721110: only its sector 72 was seen
+        [1, 1, 2, 2, 3],  # e 722515
+        [0, 0, 0, 0, 0],  # f 445110: nothing seen
+    ]
+    # an unseen 6-digit code under a seen 5-digit parent keeps the parent's indices
+    assert pre.vocab.transform(["722514"]).tolist() == [[1, 1, 2, 2, 0]]
+
+
+def test_transform_does_not_modify_input(graph):
+    before = {k: v.clone() for k, v in graph.data[POI].items() if isinstance(v, torch.Tensor)}
+    keys_before = set(graph.data[POI].keys())
+    cell_before = graph.data[CELL].x_raw.clone()
+    pre = FeaturePreprocessor().fit(graph, TRAIN)
+    out = pre.transform(graph)
+    assert "x" not in graph.data[POI] and "naics" not in graph.data[POI] and "x" not in graph.data[CELL]
+    assert set(graph.data[POI].keys()) == keys_before
+    for k, v in before.items():
+        assert torch.equal(graph.data[POI][k], v), k
+    assert torch.equal(graph.data[CELL].x_raw, cell_before)
+    assert out.data[POI].x.shape == (6, 1) and out.data[CELL].x.shape == (5, 1)
+    out.data[POI].x = out.data[POI].x + 1  # the output's stores are its own
+    assert "x" not in graph.data[POI]
+
+
+def test_state_dict_round_trip_and_unfitted_error(graph):
+    with pytest.raises(RuntimeError, match="before fit"):
+        FeaturePreprocessor().transform(graph)
+    pre = FeaturePreprocessor().fit(graph, TRAIN)
+    again = FeaturePreprocessor.from_state_dict(pre.state_dict())
+    a, b = pre.transform(graph).data, again.transform(graph).data
+    assert torch.equal(a[POI].x, b[POI].x) and torch.equal(a[POI].naics, b[POI].naics)
+    assert "fitted=True" in repr(pre)

@@ -1,0 +1,111 @@
+"""Argument checks shared by the analytics queries: every bad value raises a geograph error
+that names it, says what was expected and, for unknown ids and brands, suggests close matches."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from geograph.constants import BRAND_COL, LAT, LON, NAICS_CODE, POI_ID, STATE
+from geograph.data.naics import NAICSTaxonomy
+from geograph.data.readers import US_STATES
+from geograph.errors import ConfigError, DataValidationError
+
+MAX_SUGGESTIONS = 3
+# difflib compares every candidate in pure Python (about 1 µs each); past this many ids the
+# candidates are first narrowed to those sharing a 3-character piece with the query.
+_DIRECT_MATCH_LIMIT = 50_000
+
+
+def close_matches(value: str, candidates: pl.Series, n: int = MAX_SUGGESTIONS) -> list[str]:
+    """Up to ``n`` entries of ``candidates`` that look like ``value`` (difflib ratio >= 0.6)."""
+    cands = candidates.drop_nulls().cast(pl.String).unique()
+    if cands.len() > _DIRECT_MATCH_LIMIT and len(value) >= 3:
+        pieces = {value[i : i + 3] for i in range(len(value) - 2)}
+        mask = pl.select(pl.any_horizontal(cands.str.contains(p, literal=True) for p in pieces)).to_series()
+        cands = cands.filter(mask)
+    words = cands.to_list()
+    found = difflib.get_close_matches(value, words, n=n, cutoff=0.6)
+    if not found:  # case-insensitive second try ("bluebird coffee" -> "Bluebird Coffee")
+        lower = {w.lower(): w for w in words}
+        found = [lower[w] for w in difflib.get_close_matches(value.lower(), list(lower), n=n, cutoff=0.6)]
+    return found
+
+
+def unknown_value_error(what: str, value: str, candidates: pl.Series, field: str) -> DataValidationError:
+    """``unknown POI id 'p1x'; did you mean 'p01', 'p11'?`` (or a plain message without matches)."""
+    found = close_matches(value, candidates)
+    hint = f"; did you mean {', '.join(repr(f) for f in found)}?" if found else "; no similar value found"
+    return DataValidationError(f"unknown {what} {value!r}{hint}", field=field)
+
+
+def check_naics(code: str | int) -> str:
+    """The normalised 6-digit 2022 NAICS code, or a DataValidationError with the closest prefix."""
+    try:
+        return NAICSTaxonomy().validate(code)
+    except ValueError as exc:
+        raise DataValidationError(f"invalid NAICS code: {exc}", field=NAICS_CODE) from None
+
+
+def check_level(level: int) -> int:
+    """A NAICS hierarchy level (number of digits, 2..6)."""
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 2 <= int(level) <= 6:
+        raise ConfigError(f"NAICS level must be 2..6 digits, got {level!r}")
+    return int(level)
+
+
+def check_lat_lon(lat: float, lon: float) -> tuple[float, float]:
+    """Finite WGS84 degrees: latitude in [-90, 90], longitude in [-180, 180]."""
+    try:
+        la, lo = float(lat), float(lon)
+    except (TypeError, ValueError):
+        raise DataValidationError(f"coordinates must be numbers, got ({lat!r}, {lon!r})") from None
+    if not np.isfinite(la) or not -90.0 <= la <= 90.0:
+        raise DataValidationError(f"latitude must be in [-90, 90] degrees, got {lat}", field=LAT)
+    if not np.isfinite(lo) or not -180.0 <= lo <= 180.0:
+        raise DataValidationError(f"longitude must be in [-180, 180] degrees, got {lon}", field=LON)
+    return la, lo
+
+
+def check_state(state: str | None) -> str | None:
+    """An upper-case 2-letter US code (50 states, DC, PR), or None."""
+    if state is None:
+        return None
+    s = str(state).strip().upper()
+    if s not in US_STATES:
+        near = difflib.get_close_matches(s, sorted(US_STATES), n=MAX_SUGGESTIONS)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise DataValidationError(f"unknown state code {state!r}; expected a 2-letter US code{hint}", field=STATE)
+    return s
+
+
+def check_resolution(resolution: int) -> int:
+    """An H3 resolution 0..15."""
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 0 <= resolution <= 15:
+        raise ConfigError(f"h3 resolution must be 0..15, got {resolution!r}")
+    return int(resolution)
+
+
+def check_positive(name: str, value: float | None, *, integer: bool = False) -> None:
+    """``value`` is None or > 0 (an int when ``integer``)."""
+    if value is None:
+        return
+    if integer and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not np.isfinite(float(value)) or value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+
+def check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def poi_or_brand(poi: str | None, brand: str | None) -> None:
+    """Exactly one of ``poi`` and ``brand``."""
+    if (poi is None) == (brand is None):
+        raise ConfigError(f"give exactly one of a POI id ({POI_ID}) or a {BRAND_COL}, got poi={poi!r}, brand={brand!r}")

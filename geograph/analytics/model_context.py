@@ -1,0 +1,154 @@
+"""A trained co-visitation model, loaded from MLflow, with the lookups the analytics queries share."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import torch
+from scipy.spatial import cKDTree
+
+from geograph.constants import EARTH_RADIUS_KM, POI, POI_ID
+from geograph.errors import ConfigError, DataValidationError
+from geograph.graph.builder import unit_xyz
+
+from ._checks import unknown_value_error
+
+MODEL_ARTIFACT = "model"  # name under which geograph.tasks.covisit logs the pyfunc model
+
+
+def model_uri_for(run_id: str | None = None, model_uri: str | None = None) -> str:
+    """``runs:/<run_id>/model`` for a run id, or ``model_uri`` as given (``models:/NAME/1``...)."""
+    if (run_id is None) == (model_uri is None):
+        raise ConfigError("give exactly one of a run id (--run-id) or a model URI (--model-uri)")
+    if run_id is not None:
+        rid = str(run_id).strip()
+        if not rid or "/" in rid:
+            raise ConfigError(f"run id must be an MLflow run id (32 hex characters), got {run_id!r}")
+        return f"runs:/{rid}/{MODEL_ARTIFACT}"
+    return str(model_uri)
+
+
+class ModelContext:
+    """A :class:`~geograph.tasks.covisit_predictor.CovisitPredictor` plus cached lookups.
+
+    Predictions are symmetric: the edge head scores ``(a, b)`` and ``(b, a)`` and the two
+    log1p predictions are averaged, because co-visit rows are unordered pairs.
+
+    Args:
+        predictor: The loaded predictor (its graph holds the POIs the model knows).
+        uri: Where it came from (for messages).
+    """
+
+    def __init__(self, predictor, uri: str = "<predictor>") -> None:
+        self.predictor = predictor
+        self.uri = uri
+        self.graph = predictor.graph
+        p = self.graph.data[POI]
+        self.ids: list[str] = [str(x) for x in self.graph.index["poi_ids"]]
+        self.index = {pid: i for i, pid in enumerate(self.ids)}
+        self.pos = p.pos.double().numpy()
+        self.state_idx = p.state.numpy()
+        self.states: list[str] = list(self.graph.index["states"])
+        self.naics = p.naics_code.numpy()
+        self._trees: dict[int, tuple[np.ndarray, cKDTree]] = {}
+
+    @classmethod
+    def from_mlflow(
+        cls, run_id: str | None = None, model_uri: str | None = None, tracking_uri: str | None = None
+    ) -> ModelContext:
+        """Load the model logged by run ``run_id`` (artifact ``model``) or at ``model_uri``.
+
+        Raises:
+            ConfigError: neither or both of ``run_id`` / ``model_uri``, or a malformed URI.
+            TrackingError: the run, model, version or alias does not exist.
+        """
+        from geograph.tracking.registry import load_model
+
+        uri = model_uri_for(run_id, model_uri)
+        pyfunc = load_model(uri, tracking_uri=tracking_uri)
+        inner = pyfunc.unwrap_python_model()
+        predictor = getattr(inner, "predictor", None)
+        if predictor is None:
+            raise ConfigError(f"{uri} is not a geograph co-visitation model (no predictor inside)")
+        return cls(predictor, uri)
+
+    def __repr__(self) -> str:
+        return f"ModelContext({self.uri}, family={self.family}, pois={len(self.ids)})"
+
+    @property
+    def family(self) -> str:
+        return self.predictor.family
+
+    def require_gnn(self, what: str) -> None:
+        if self.predictor.model is None:
+            raise ConfigError(
+                f"{what} needs a GNN model (model.family=gnn) with node embeddings; {self.uri} is a "
+                f"{self.family!r} model"
+            )
+
+    # -- ids -------------------------------------------------------------------------------
+    def idx(self, poi_id: str) -> int:
+        j = self.index.get(str(poi_id))
+        if j is None:
+            raise unknown_value_error(
+                f"POI id (not in the model {self.uri})", str(poi_id), pl.Series(self.ids), POI_ID
+            )
+        return j
+
+    def known(self, ids: list[str]) -> np.ndarray:
+        """Node index of each id, -1 where the model does not know it."""
+        return np.asarray([self.index.get(str(x), -1) for x in ids], dtype=np.int64)
+
+    def state_of(self, state: str) -> int:
+        if state not in self.states:
+            raise DataValidationError(
+                f"state {state!r} has no POI in the model's graph (states: {', '.join(self.states)})", field="state"
+            )
+        return self.states.index(state)
+
+    # -- space -----------------------------------------------------------------------------
+    def _tree(self, state: int) -> tuple[np.ndarray, cKDTree]:
+        if state not in self._trees:
+            members = np.flatnonzero(self.state_idx == state) if state >= 0 else np.arange(len(self.ids))
+            self._trees[state] = (members, cKDTree(unit_xyz(self.pos[members, 0], self.pos[members, 1])))
+        return self._trees[state]
+
+    def nearest(
+        self, lat: float, lon: float, k: int, state: int = -1, radius_km: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``k`` POIs nearest to ``(lat, lon)`` (of one state index, or all with -1).
+
+        Returns:
+            ``(indices, distances_km)`` sorted by distance.
+        """
+        members, tree = self._tree(state)
+        if len(members) == 0 or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        xyz = unit_xyz(np.array([lat]), np.array([lon]))
+        ub = 2 * np.sin(radius_km / EARTH_RADIUS_KM / 2) if radius_km else np.inf
+        chord, nb = tree.query(xyz, k=min(k, len(members)), distance_upper_bound=ub)
+        chord, nb = np.atleast_1d(chord[0]), np.atleast_1d(nb[0])
+        ok = nb < len(members)
+        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord[ok] / 2, 0, 1))
+        return members[nb[ok]], km
+
+    # -- scoring ---------------------------------------------------------------------------
+    def predict_log1p(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Predicted log1p(visitors) of index pairs, averaged over both orientations."""
+        if len(src) == 0:
+            return np.zeros(0)
+        s = torch.as_tensor(np.asarray(src, dtype=np.int64))
+        d = torch.as_tensor(np.asarray(dst, dtype=np.int64))
+        a = self.predictor.predict_log1p(s, d)
+        b = self.predictor.predict_log1p(d, s)
+        return (np.asarray(a, dtype=np.float64) + np.asarray(b, dtype=np.float64)) / 2
+
+    def embeddings(self) -> torch.Tensor:
+        """POI embeddings of the whole graph (computed once by the predictor)."""
+        self.require_gnn("this query")
+        return self.predictor.embeddings()
+
+
+def to_visitors(log1p: np.ndarray) -> np.ndarray:
+    """Predicted log1p(visitors) -> visitors (>= 0)."""
+    return np.expm1(np.clip(np.asarray(log1p, dtype=np.float64), 0, None))

@@ -1,0 +1,159 @@
+"""Where the analytics queries read their data: a world folder (lazy Parquet scans) or a World."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h3
+import polars as pl
+
+from geograph.constants import (
+    BRAND_COL,
+    COVISIT_REQUIRED,
+    DST_POI,
+    LAT,
+    LON,
+    NAICS_CODE,
+    NAME,
+    POI_ID,
+    POI_REQUIRED,
+    SRC_POI,
+    VISITORS,
+)
+from geograph.data.world_io import World, scan_table
+from geograph.errors import DataValidationError
+
+from ._checks import unknown_value_error
+
+
+class WorldSource:
+    """The POI and co-visit tables of a world, as polars LazyFrames.
+
+    A folder is scanned lazily (``scan_table``): each query reads only the columns and
+    row groups it needs, and nothing is validated beyond the column names (load the folder
+    with :func:`~geograph.data.load_world` once to check its contracts). With
+    ``cache=True`` the two tables are read into memory on first use, so repeated queries
+    in one process skip the Parquet decoding.
+
+    Co-visit rows are read as *unordered* pairs: a row ``(a, b, v)`` says that ``v``
+    visitors went to both ``a`` and ``b``; rows naming the same pair twice are summed.
+
+    Args:
+        folder: A world folder (``pois.parquet`` / ``covisits.parquet``, CSV, or hive layout).
+        world: An in-memory :class:`~geograph.data.World` (instead of ``folder``).
+        cache: Keep collected tables in memory between queries. Default False.
+
+    Example:
+        >>> src = WorldSource.from_world(hand_made_world())
+        >>> src.pois().select("poi_id").collect().height
+        8
+    """
+
+    def __init__(self, folder: str | Path | None = None, world: World | None = None, cache: bool = False) -> None:
+        if (folder is None) == (world is None):
+            raise ValueError("WorldSource needs exactly one of folder= or world=")
+        self.folder = Path(folder) if folder is not None else None
+        self.world = world
+        self.cache = cache
+        self._frames: dict[str, pl.DataFrame] = {}
+        self._cells: dict[int, pl.DataFrame] = {}
+        self._checked = False
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, cache: bool = False) -> WorldSource:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DataValidationError("world folder not found (expected a directory)", file=folder)
+        return cls(folder=folder, cache=cache)
+
+    @classmethod
+    def from_world(cls, world: World) -> WorldSource:
+        return cls(world=world)
+
+    def __repr__(self) -> str:
+        where = str(self.folder) if self.folder is not None else f"World({self.world.pois.height} POIs)"
+        return f"WorldSource({where}, cache={self.cache})"
+
+    # -- tables ------------------------------------------------------------------------
+    def _scan(self, name: str) -> pl.LazyFrame:
+        if self.world is not None:
+            return getattr(self.world, name).lazy()
+        if name in self._frames:
+            return self._frames[name].lazy()
+        lf = scan_table(self.folder, name)
+        if self.cache:
+            self._frames[name] = lf.collect()
+            return self._frames[name].lazy()
+        return lf
+
+    def _check(self) -> None:
+        if self._checked:
+            return
+        for name, required in (("pois", POI_REQUIRED), ("covisits", COVISIT_REQUIRED)):
+            schema = self._scan(name).collect_schema()
+            missing = [c for c in required if c not in schema]
+            if missing:
+                hint = (
+                    "; the analytics queries need POI-to-POI co-visits (src_poi_id, dst_poi_id, visitors)"
+                    if name == "covisits"
+                    else ""
+                )
+                raise DataValidationError(
+                    f"{name} table lacks column(s) {missing}{hint}; columns found: {list(schema)}",
+                    file=self.folder or "<world>",
+                    field=missing[0],
+                )
+        self._checked = True
+
+    def pois(self) -> pl.LazyFrame:
+        """POIs with ids, NAICS codes and names as text, coordinates as Float64."""
+        self._check()
+        return self._scan("pois").with_columns(
+            pl.col(POI_ID).cast(pl.String),
+            pl.col(NAME).cast(pl.String),
+            pl.col(BRAND_COL).cast(pl.String),
+            pl.col(NAICS_CODE).cast(pl.String).str.replace(r"\.0+$", ""),
+            pl.col(LAT).cast(pl.Float64),
+            pl.col(LON).cast(pl.Float64),
+        )
+
+    def covisits(self) -> pl.LazyFrame:
+        """Co-visit rows ``src_poi_id, dst_poi_id, visitors`` (ids as text, visitors Int64)."""
+        self._check()
+        return self._scan("covisits").select(
+            pl.col(SRC_POI).cast(pl.String), pl.col(DST_POI).cast(pl.String), pl.col(VISITORS).cast(pl.Int64)
+        )
+
+    def poi_cells(self, resolution: int) -> pl.DataFrame:
+        """``poi_id, h3_cell`` of every POI at ``resolution`` (computed once per resolution)."""
+        if resolution not in self._cells:
+            pois = self.pois().select(POI_ID, LAT, LON).collect()
+            f = h3.latlng_to_cell
+            cells = [f(a, b, resolution) for a, b in zip(pois[LAT].to_list(), pois[LON].to_list(), strict=True)]
+            self._cells[resolution] = pois.select(POI_ID).with_columns(pl.Series("h3_cell", cells, pl.String))
+        return self._cells[resolution]
+
+    # -- lookups -------------------------------------------------------------------------
+    def poi(self, poi_id: str) -> dict:
+        """The row of one POI as a dict; an unknown id raises with close matches."""
+        row = self.pois().filter(pl.col(POI_ID) == str(poi_id)).collect()
+        if row.height == 0:
+            ids = self.pois().select(POI_ID).collect()[POI_ID]
+            raise unknown_value_error("POI id", str(poi_id), ids, POI_ID)
+        return row.row(0, named=True)
+
+    def names(self, ids: list[str]) -> dict[str, str]:
+        """``poi_id -> name`` for the ids found (unknown ids are left out)."""
+        if not ids:
+            return {}
+        df = self.pois().select(POI_ID, NAME).filter(pl.col(POI_ID).is_in(pl.Series(ids, dtype=pl.String).implode()))
+        df = df.collect()
+        return dict(zip(df[POI_ID].to_list(), df[NAME].to_list(), strict=True))
+
+    def check_brand(self, brand: str) -> str:
+        """``brand`` when some POI carries it; otherwise an error with close matches."""
+        hit = self.pois().filter(pl.col(BRAND_COL) == brand).select(pl.len()).collect().item()
+        if not hit:
+            brands = self.pois().select(pl.col(BRAND_COL).drop_nulls().unique()).collect()[BRAND_COL]
+            raise unknown_value_error("brand", brand, brands, BRAND_COL)
+        return brand

@@ -4,7 +4,7 @@ from geograph.retrieval.gallery import GALLERY_SOURCES, Gallery, geoclip_gallery
 from geograph.retrieval.head import RetrievalHead
 from geograph.retrieval.kde import kde_mode, latlon_to_xyz, weighted_mode, xyz_to_latlon
 from geograph.retrieval.knn import KNNGeolocator
-from geograph.retrieval.predictor import GeoPredictor, Prediction
+from geograph.retrieval.predictor import GeoPredictor, Prediction, build_gallery_keys
 from geograph.retrieval.search import chunked_topk, loop_topk
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "KNNGeolocator",
     "Prediction",
     "RetrievalHead",
+    "build_gallery_keys",
     "chunked_topk",
     "geoclip_gallery_path",
     "kde_mode",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from geograph.geo.h3cells import cell_area_km2, latlng_to_cells
 from geograph.retrieval.gallery import Gallery
 from geograph.retrieval.head import RetrievalHead
 from geograph.retrieval.kde import kde_mode
+
+RANGE_VALUES = ("raw", "projected")
 
 
 @dataclass
@@ -29,13 +33,19 @@ class GeoPredictor:
 
     Args:
         head: A trained :class:`RetrievalHead`.
-        gallery: An embedded :class:`Gallery` (unit-norm rows in the head's space).
+        gallery: An embedded :class:`Gallery` (unit-norm rows in the head's space, or keys
+            built by :func:`build_gallery_keys` with a RANGE part appended).
         top_k: Candidates kept per query (default 100); probabilities are the softmax of
             ``scale * cos`` renormalised over them.
         kde_bandwidth_km: None predicts the top-1 candidate; a bandwidth predicts the KDE mode
             over the top-k (Revisiting IM2GPS style).
         region_resolution: H3 resolution of the ranked regions and of RvA (default 4).
         chunk_size: Gallery rows per matrix product (default 65,536).
+        range_weight: Weight ``w`` of the RANGE part of the gallery keys (default 0: none). The
+            query then becomes ``[f(q), sqrt(w) * v(q)]`` to match keys
+            ``[e(g), sqrt(w) * r(g)]``, so its score is ``cos(f(q), e(g)) + w * cos(v(q), r(g))``.
+        range_values: What ``v`` is: ``"raw"`` (the normalised query embedding itself, matching
+            retrieved raw database embeddings) or ``"projected"`` (the head's ``f(q)``).
     """
 
     def __init__(
@@ -46,12 +56,19 @@ class GeoPredictor:
         kde_bandwidth_km: float | None = None,
         region_resolution: int = 4,
         chunk_size: int = 65536,
+        range_weight: float = 0.0,
+        range_values: str = "raw",
     ) -> None:
+        if range_values not in RANGE_VALUES:
+            raise ValueError(f"range_values must be one of {RANGE_VALUES}, got {range_values!r}")
+        if range_weight < 0:
+            raise ValueError(f"range_weight must be >= 0, got {range_weight}")
         if gallery.embeddings is None:
             raise ValueError("the gallery must be embedded (gallery.embed(...)) before predicting")
         self.head, self.gallery = head, gallery
         self.top_k, self.kde_bandwidth_km = top_k, kde_bandwidth_km
         self.region_resolution, self.chunk_size = region_resolution, chunk_size
+        self.range_weight, self.range_values = range_weight, range_values
         self._region_index: tuple[list[str], torch.Tensor, np.ndarray, dict[str, int]] | None = None
 
     @torch.no_grad()
@@ -59,7 +76,12 @@ class GeoPredictor:
         self.head.eval()
         q = torch.as_tensor(np.asarray(queries, dtype=np.float32)) if not torch.is_tensor(queries) else queries
         p = next(self.head.query_mlp.parameters())
-        return self.head.encode_queries(q.to(device=p.device, dtype=p.dtype))
+        q = q.to(device=p.device, dtype=p.dtype)
+        f = self.head.encode_queries(q)
+        if self.range_weight > 0:
+            v = F.normalize(q, dim=-1) if self.range_values == "raw" else f
+            f = torch.cat([f, math.sqrt(self.range_weight) * v], dim=1)
+        return f
 
     @torch.no_grad()
     def predict(
@@ -77,6 +99,7 @@ class GeoPredictor:
         for start in range(0, len(queries), batch_size):
             q = self.encode(queries[start : start + batch_size])
             s, i = self.gallery.search(q, self.top_k, self.chunk_size)
+            s, i = s.cpu(), i.cpu()
             prob = torch.softmax(scale * s.double(), dim=1)
             cand = self.gallery.latlon[i]
             if self.kde_bandwidth_km is None:
@@ -141,6 +164,103 @@ class GeoPredictor:
             for g in range(0, emb.shape[0], self.chunk_size):
                 logits.append(scale * (q @ emb[g : g + self.chunk_size].T).double())
             lg = torch.cat(logits, 1)
-            p.index_add_(1, col, torch.softmax(lg, dim=1))
+            p.index_add_(1, col, torch.softmax(lg, dim=1).cpu())
             out.append(area_to_capture_from_scores(p.numpy(), areas, truth[start : start + batch_size]))
         return np.concatenate(out)
+
+
+@torch.no_grad()
+def gallery_parts(
+    head: RetrievalHead,
+    gallery: Gallery,
+    *,
+    database_latlon: torch.Tensor | None = None,
+    database_queries: torch.Tensor | None = None,
+    range_module=None,
+    range_values: str = "raw",
+    batch_size: int = 8192,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``e(g)``, the head's unit-norm location embeddings of the gallery, and the RANGE
+    retrieval ``r(g)`` (None without ``range_module``); see :func:`build_gallery_keys`."""
+    if range_values not in RANGE_VALUES:
+        raise ValueError(f"range_values must be one of {RANGE_VALUES}, got {range_values!r}")
+    head.eval()
+    param = next(head.query_mlp.parameters())
+    dev, dt = param.device, param.dtype
+    enc = head.location_encoder
+
+    def embed(ll: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [head.encode_locations(ll[s : s + batch_size].to(dev, dt)) for s in range(0, len(ll), batch_size)]
+        )
+
+    was = enc.training
+    enc.eval()
+    try:
+        e = embed(gallery.latlon)
+        r = None
+        if range_module is not None:
+            if database_latlon is None or database_queries is None:
+                raise ValueError("RANGE augmentation needs database_latlon and database_queries")
+            db_keys = embed(database_latlon)
+            dq = database_queries.to(dev, dt)
+            values = F.normalize(dq, dim=-1) if range_values == "raw" else head.encode_queries(dq)
+            r = F.normalize(range_module(e, db_keys, values, gallery.latlon.to(dev), database_latlon.to(dev)), dim=-1)
+    finally:
+        enc.train(was)
+    return e, r
+
+
+@torch.no_grad()
+def combine_keys(
+    e: torch.Tensor,
+    r: torch.Tensor | None = None,
+    range_weight: float = 0.0,
+    appnp=None,
+    edge_index: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[e, sqrt(w) * r]`` (or ``e``), then APPNP over ``edge_index`` keeping row lengths."""
+    keys = e
+    if r is not None and range_weight > 0:
+        keys = torch.cat([e, math.sqrt(range_weight) * r], dim=1)
+    if appnp is not None and edge_index is not None:
+        norm = keys.norm(dim=1, keepdim=True)
+        keys = appnp(keys, edge_index.to(keys.device)) * norm  # keep each row's length (RANGE part weight)
+    return keys
+
+
+@torch.no_grad()
+def build_gallery_keys(
+    head: RetrievalHead,
+    gallery: Gallery,
+    *,
+    database_latlon: torch.Tensor | None = None,
+    database_queries: torch.Tensor | None = None,
+    range_module=None,
+    range_weight: float = 0.0,
+    range_values: str = "raw",
+    appnp=None,
+    edge_index: torch.Tensor | None = None,
+    batch_size: int = 8192,
+) -> torch.Tensor:
+    """Search keys of a gallery: location embeddings, optionally RANGE-augmented and propagated.
+
+    1. ``e(g)``: the head's unit-norm location embedding of each gallery point.
+    2. RANGE (``range_module`` and ``range_weight > 0``; Dhakal et al. 2025,
+       https://arxiv.org/abs/2502.19781): ``r(g)`` = the module's soft retrieval over a
+       database of (coordinates, query embeddings) — keys are the database's location
+       embeddings (plus its coordinates for the RANGE+ geographic term), values are its raw or
+       projected query embeddings — appended as ``sqrt(w) * normalize(r(g))`` (RANGE
+       concatenates; see :class:`GeoPredictor` for the matching query side).
+    3. APPNP (``appnp`` with ``edge_index`` over gallery rows): parameter-free smoothing of
+       the keys over a gallery graph, so each point's score borrows from its neighbours'.
+
+    Shapes: ``database_latlon`` ``(N, 2)``, ``database_queries`` ``(N, Dq)``,
+    ``edge_index`` ``(2, E)``; returns ``(G, D)`` or ``(G, D + Dq)``.
+    """
+    use_range = range_module is not None and range_weight > 0
+    e, r = gallery_parts(
+        head, gallery, database_latlon=database_latlon, database_queries=database_queries,
+        range_module=range_module if use_range else None, range_values=range_values, batch_size=batch_size,
+    )
+    return combine_keys(e, r, range_weight, appnp, edge_index)

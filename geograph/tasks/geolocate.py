@@ -46,6 +46,7 @@ from geograph.retrieval import (
     build_gallery_keys,
     weighted_mode,
 )
+from geograph.retrieval.predictor import combine_keys, gallery_parts
 
 METHODS = ("head", "knn", "prior")
 SOURCES = ("text_places", "world")
@@ -557,9 +558,12 @@ def acc_mean(metrics: dict[str, float]) -> float:
 
 def _quick_val(head: RetrievalHead, data: GeoData, device: torch.device) -> dict[str, float]:
     """Top-1 over the training-coordinates gallery: the per-epoch validation signal."""
-    q_tr, ll_tr = data.part("train")
+    _, ll_tr = data.part("train")
     g = Gallery(ll_tr, name="train")
-    g.set_embeddings(build_gallery_keys(head, g))
+    if head.location_cache is not None:  # frozen encoder: the training coordinates are cached
+        g.set_embeddings(head.location_cache)
+    else:
+        g.set_embeddings(build_gallery_keys(head, g))
     q, ll = data.part("val")
     pred = GeoPredictor(head, g, top_k=1).predict(q).latlon
     m = geo_metrics(pred, ll)
@@ -656,6 +660,21 @@ def gallery_graph(pc: PropagationConfig, gallery: Gallery) -> torch.Tensor | Non
     return knn_graph_latlon(gallery.latlon.numpy(), pc.appnp_neighbors)
 
 
+def _range_module(pc: PropagationConfig):
+    from geograph.nn.propagation import RANGEAugmentation
+
+    return RANGEAugmentation(
+        temperature=pc.range_temperature, top_k=pc.range_top_k,
+        geo_temperature=pc.range_geo_temperature, geo_weight=pc.range_geo_weight,
+    )
+
+
+def _appnp(pc: PropagationConfig):
+    from geograph.nn.propagation import APPNPPropagation
+
+    return APPNPPropagation(pc.appnp_k, pc.appnp_alpha) if pc.appnp_k > 0 else None
+
+
 def gallery_keys(
     cfg: GeolocateConfig,
     head: RetrievalHead,
@@ -670,27 +689,19 @@ def gallery_keys(
     The RANGE database is the training split (its coordinates and query embeddings), or
     ``database`` = ``(latlon, queries)`` when given (a loaded model carries its own).
     """
-    from geograph.nn.propagation import APPNPPropagation, RANGEAugmentation
-
     pc = cfg.propagation
-    rng_mod = None
     db_ll = db_q = None
     if range_weight > 0:
-        rng_mod = RANGEAugmentation(
-            temperature=pc.range_temperature, top_k=pc.range_top_k,
-            geo_temperature=pc.range_geo_temperature, geo_weight=pc.range_geo_weight,
-        )
         if database is not None:
             db_ll, db_q = database
         else:
             assert data is not None
             idx = data.split["train"]
-            db_ll = torch.as_tensor(data.latlon[idx])
-            db_q = torch.as_tensor(data.queries[idx])
-    appnp = APPNPPropagation(pc.appnp_k, pc.appnp_alpha) if pc.appnp_k > 0 else None
+            db_ll, db_q = torch.as_tensor(data.latlon[idx]), torch.as_tensor(data.queries[idx])
     return build_gallery_keys(
-        head, gallery, database_latlon=db_ll, database_queries=db_q, range_module=rng_mod,
-        range_weight=range_weight, range_values=pc.range_values, appnp=appnp, edge_index=edge_index,
+        head, gallery, database_latlon=db_ll, database_queries=db_q,
+        range_module=_range_module(pc) if range_weight > 0 else None, range_weight=range_weight,
+        range_values=pc.range_values, appnp=_appnp(pc), edge_index=edge_index,
     )
 
 
@@ -737,14 +748,22 @@ def select(cfg: GeolocateConfig, data: GeoData, fr: FitResult | None = None, log
     if fr is None:
         raise ValueError("method 'head' needs a FitResult")
     head = fr.head
+    prop = cfg.propagation
     gallery = make_gallery(pc.gallery, data)
-    edges = gallery_graph(cfg.propagation, gallery)
-    weights = _grid(cfg.propagation.range_weight_grid, cfg.propagation.range_weight, tune) if cfg.propagation.range_on else [0.0]
+    edges = gallery_graph(prop, gallery)
+    weights = _grid(prop.range_weight_grid, prop.range_weight, tune) if prop.range_on else [0.0]
+    idx = data.split["train"]
+    # the gallery and RANGE parts are computed once; each weight only rescales and propagates
+    e, r = gallery_parts(
+        head, gallery, database_latlon=torch.as_tensor(data.latlon[idx]),
+        database_queries=torch.as_tensor(data.queries[idx]),
+        range_module=_range_module(prop) if prop.range_on else None, range_values=prop.range_values,
+    )
     best = None
     for w in weights:
         g = Gallery(gallery.latlon, gallery.name)
         g._cells = gallery._cells
-        g.set_embeddings(gallery_keys(cfg, head, g, data, float(w), edges))
+        g.set_embeddings(combine_keys(e, r, float(w), _appnp(prop), edges))
         for bw in _grid(pc.kde_grid, pc.kde_bandwidth_km, tune):
             gp = GeoPredictor(head, g, top_k=pc.top_k, kde_bandwidth_km=None if bw is None else float(bw),
                               region_resolution=pc.region_resolution, range_weight=float(w),

@@ -142,14 +142,27 @@ def _map_ids(col: pl.Series, lookup: pl.DataFrame, field: str, file: str) -> np.
     return joined["_idx"].to_numpy().astype(np.int64)
 
 
-def expand_brand_covisits(pois: pl.DataFrame, covisits: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
+def expand_brand_covisits(
+    pois: pl.DataFrame, covisits: pl.DataFrame, file: str = "<world>"
+) -> tuple[pl.DataFrame, dict]:
     """Turn (src_poi_id, dst_brand, visitors) rows into POI-to-POI rows.
 
     Rule: a row's visitors are split evenly (rounded down, remainder to the first POIs by
     ``poi_id``) over the POIs of ``dst_brand`` in the source POI's state, the source POI itself
-    excluded. Rows whose brand has
-    no POI in that state are dropped and counted.
+    excluded. Rows whose brand has no POI in that state (other than the source itself) are
+    dropped and counted (``brand_rows_without_target``). A ``src_poi_id`` not in the POI table
+    raises :class:`~geograph.errors.DataValidationError`.
     """
+    known = covisits[SRC_POI].cast(pl.Utf8).is_in(pois[POI_ID].cast(pl.Utf8).implode())
+    if not known.all():
+        row = int((~known).arg_max())
+        raise DataValidationError(
+            f"co-visit names POI {covisits[SRC_POI][row]!r} which is not in the POI table "
+            f"({int((~known).sum())} such rows)",
+            file=file,
+            row=row,
+            field=SRC_POI,
+        )
     src_state = pois.select(pl.col(POI_ID).alias(SRC_POI), pl.col(STATE).alias("_state"))
     targets = (
         pois.filter(pl.col(BRAND_COL).is_not_null())
@@ -159,10 +172,11 @@ def expand_brand_covisits(pois: pl.DataFrame, covisits: pl.DataFrame) -> tuple[p
     rows = covisits.select(SRC_POI, DST_BRAND, VISITORS).with_row_index("_row").join(src_state, on=SRC_POI, how="left")
     joined = rows.join(targets, on=[DST_BRAND, "_state"], how="left")
     # a POI of the destination brand that is the source itself gets no share (it would be a self-loop)
-    joined = joined.filter(pl.col(DST_POI).is_null() | (pl.col(DST_POI) != pl.col(SRC_POI)))
-    unmatched = joined.filter(pl.col(DST_POI).is_null())["_row"].n_unique()
-    joined = joined.filter(pl.col(DST_POI).is_not_null())
-    joined = joined.with_columns(
+    # (a row whose only target was the source itself disappears here, so count kept rows)
+    joined = joined.filter(pl.col(DST_POI).is_not_null() & (pl.col(DST_POI) != pl.col(SRC_POI)))
+    unmatched = covisits.height - joined["_row"].n_unique()
+    # joins do not promise row order: sort, so the remainder goes to the first POIs by poi_id
+    joined = joined.sort("_row", DST_POI).with_columns(
         pl.len().over("_row").alias("_n"), pl.int_range(pl.len()).over("_row").alias("_k")
     ).with_columns(
         (pl.col(VISITORS) // pl.col("_n") + (pl.col("_k") < pl.col(VISITORS) % pl.col("_n")).cast(pl.Int64)).alias(
@@ -298,8 +312,14 @@ def build_graph(world: World, config: GraphConfig | None = None, file: str = "<w
     # --- co-visits ----------------------------------------------------------------------------
     cov = world.covisits
     if DST_BRAND in cov.columns and DST_POI not in cov.columns:
-        cov, st = expand_brand_covisits(pois, cov)
+        cov, st = expand_brand_covisits(pois, cov, file)
         stats.update(st)
+        if st["brand_rows_without_target"]:
+            warnings.warn(
+                f"dropped {st['brand_rows_without_target']} brand-level co-visit rows whose dst_brand has no "
+                "other POI in the source POI's state",
+                stacklevel=2,
+            )
     lookup = pl.DataFrame({"_id": pois[POI_ID].cast(pl.Utf8), "_idx": np.arange(n, dtype=np.int64)})
     src = _map_ids(cov[SRC_POI], lookup, SRC_POI, file)
     dst = _map_ids(cov[DST_POI], lookup, DST_POI, file)

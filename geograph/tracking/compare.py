@@ -152,6 +152,10 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(var)
 
 
+def _values(group: _Group, metric: str) -> list[float]:
+    return [r.data.metrics.get(metric, float("nan")) for r in group.runs]
+
+
 def _aggregate(
     groups: list[_Group],
     metric: str,
@@ -160,19 +164,28 @@ def _aggregate(
     seed_keys: Sequence[str],
     maximize: bool,
 ) -> pl.DataFrame:
+    labels = _labels(groups)
     if metrics is None:
         seen = {k for g in groups for r in g.runs for k in r.data.metrics}
         metrics = sorted(k for k in seen if k.startswith("test_") and k != metric)
+        if len(groups) > 1:  # a metric with the same mean for every config tells configs apart no better
+            metrics = [m for m in metrics if len({_mean_std(_values(g, m))[0] for g in groups}) > 1]
     all_metrics = [metric, *[m for m in metrics if m != metric]]
 
     param_names = sorted({k for g in groups for k in g.params})
     if group_by:
         diff = list(group_by)
     else:
-        diff = [k for k in param_names if len({g.params.get(k) for g in groups}) > 1]
+        diff = [
+            k
+            for k in param_names
+            if len({g.params.get(k) for g in groups}) > 1
+            # a param that only repeats the config's label (e.g. its ``name``) adds nothing
+            and any(g.params.get(k) != label for g, label in zip(groups, labels, strict=True))
+        ]
 
     rows: list[dict[str, Any]] = []
-    for g, label in zip(groups, _labels(groups), strict=True):
+    for g, label in zip(groups, labels, strict=True):
         row: dict[str, Any] = {CONFIG: label}
         for k in diff:
             row[f"param.{k}" if k in _RESERVED else k] = g.params.get(k)
@@ -184,7 +197,7 @@ def _aggregate(
                 seeds.append(seed)
         row[SEEDS] = ",".join(sorted(seeds, key=lambda s: (len(s), s)))
         for m in all_metrics:
-            mean, std = _mean_std([r.data.metrics.get(m, float("nan")) for r in g.runs])
+            mean, std = _mean_std(_values(g, m))
             row[m + MEAN_SUFFIX] = mean
             row[m + STD_SUFFIX] = std
         rows.append(row)
@@ -262,17 +275,47 @@ def metric_names(table: pl.DataFrame) -> list[str]:
     return [c.removesuffix(MEAN_SUFFIX) for c in table.columns if c.endswith(MEAN_SUFFIX)]
 
 
-def display_frame(table: pl.DataFrame, digits: int = 4) -> pl.DataFrame:
-    """``table`` with each metric as one ``"mean ± std"`` string column and ``best`` as ★."""
-    metrics = metric_names(table)
-    fixed = [c for c in table.columns if c != BEST and not c.endswith((MEAN_SUFFIX, STD_SUFFIX))]
+def param_names(table: pl.DataFrame) -> list[str]:
+    """The config-difference (param) columns of ``table``."""
+    fixed = {CONFIG, N_RUNS, SEEDS, BEST}
+    return [c for c in table.columns if c not in fixed and not c.endswith((MEAN_SUFFIX, STD_SUFFIX))]
+
+
+def display_frame(table: pl.DataFrame, digits: int = 4, max_metrics: int | None = None) -> pl.DataFrame:
+    """The metrics part of ``table`` as strings: ★ for the best, one ``"mean ± std"`` column per metric.
+
+    Args:
+        table: A :func:`compare_runs` frame.
+        digits: Decimals shown.
+        max_metrics: Show only the first this many metrics (the ranking metric comes first).
+    """
+    metrics = metric_names(table)[:max_metrics]
     out: dict[str, list[str]] = {BEST: ["★" if b else "" for b in table[BEST].to_list()]}
-    for c in fixed:
+    for c in (CONFIG, N_RUNS, SEEDS):
         out[c] = ["—" if v is None else str(v) for v in table[c].to_list()]
     for m in metrics:
         means, stds = table[m + MEAN_SUFFIX].to_list(), table[m + STD_SUFFIX].to_list()
         out[m] = [_fmt(a, b, digits) for a, b in zip(means, stds, strict=True)]
     return pl.DataFrame(out)
+
+
+def differences_frame(table: pl.DataFrame) -> pl.DataFrame:
+    """The config differences, transposed: one row per param, one column per config (best first)."""
+    params = param_names(table)
+    out: dict[str, list[str]] = {"param": params}
+    for i, label in enumerate(table[CONFIG].to_list()):
+        out[label] = ["—" if table[p][i] is None else str(table[p][i]) for p in params]
+    return pl.DataFrame(out, schema=dict.fromkeys(out, pl.String))
+
+
+def _md_table(df: pl.DataFrame, right: set[str], center: set[str] = frozenset()) -> list[str]:
+    def align(c: str) -> str:
+        return ":-:" if c in center else ("---:" if c in right else "---")
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "|".join(align(c) for c in df.columns) + "|"]
+    for row in df.iter_rows():
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return lines
 
 
 def render_markdown(
@@ -283,7 +326,8 @@ def render_markdown(
     higher_is_better: bool | None = None,
     digits: int = 4,
 ) -> str:
-    """The comparison as a Markdown document (title, one explanatory line, a pipe table)."""
+    """The comparison as Markdown: a title, one explanatory line, the metrics table, and the
+    config differences (params as rows, configs as columns)."""
     maximize = _direction(metric, higher_is_better)
     shown = display_frame(table, digits)
     n_runs = int(table[N_RUNS].sum())
@@ -294,16 +338,12 @@ def render_markdown(
         f"Ranked by `{metric}` ({'higher' if maximize else 'lower'} is better); metrics are mean ± sample "
         f"std (ddof=1) over seeds; {n_runs} finished runs in {table.height} configs; ★ marks the best.",
         "",
-        "| " + " | ".join(shown.columns) + " |",
-        "|"
-        + "|".join(
-            ":-:" if c == BEST else ("---:" if c in metric_names(table) or c == N_RUNS else "---")
-            for c in shown.columns
-        )
-        + "|",
+        *_md_table(shown, right={N_RUNS, *metric_names(table)}, center={BEST}),
     ]
-    for row in shown.iter_rows():
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    diff = differences_frame(table)
+    if diff.height:
+        lines += ["", "Config differences (params that differ between configs):", ""]
+        lines += _md_table(diff, right=set())
     return "\n".join(lines) + "\n"
 
 
@@ -315,24 +355,38 @@ def print_table(
     higher_is_better: bool | None = None,
     console: Any = None,
     digits: int = 4,
+    max_metrics: int = 6,
 ) -> None:
-    """Print the comparison as a rich table (best row in bold green)."""
+    """Print the comparison as two rich tables: metrics (best row in bold green) and the config
+    differences (params as rows). At most ``max_metrics`` metrics are shown; the files have all."""
     from rich.console import Console
     from rich.table import Table
 
     maximize = _direction(metric, higher_is_better)
     console = console or Console()
-    shown = display_frame(table, digits)
-    rich_table = Table(
-        title=f"{experiment or 'comparison'}: {metric} ({'higher' if maximize else 'lower'} is better), "
-        "mean ± sample std over seeds",
+    shown = display_frame(table, digits, max_metrics=max_metrics)
+    hidden = len(metric_names(table)) - (shown.width - 4)
+    title = (
+        f"{experiment or 'comparison'}: {metric} ({'higher' if maximize else 'lower'} is better), "
+        "mean ± sample std over seeds"
+    )
+    metrics_table = Table(
+        title=title, caption=f"+{hidden} more metrics in comparison.md / .csv" if hidden else None
     )
     metrics = set(metric_names(table))
     for c in shown.columns:
-        rich_table.add_column(c, justify="right" if c in metrics or c == N_RUNS else "left")
+        metrics_table.add_column(c, justify="right" if c in metrics or c == N_RUNS else "left")
     for row, best in zip(shown.iter_rows(), table[BEST].to_list(), strict=True):
-        rich_table.add_row(*[str(v) for v in row], style="bold green" if best else None)
-    console.print(rich_table)
+        metrics_table.add_row(*[str(v) for v in row], style="bold green" if best else None)
+    console.print(metrics_table)
+    diff = differences_frame(table)
+    if diff.height:
+        diff_table = Table(title="config differences")
+        for c in diff.columns:
+            diff_table.add_column(c, overflow="fold")
+        for row in diff.iter_rows():
+            diff_table.add_row(*row)
+        console.print(diff_table)
 
 
 def write_table(
@@ -387,11 +441,14 @@ def plot_metric_bars(table: pl.DataFrame, metric: str, path: str | Path) -> Path
 
 
 def _curves(
-    client: Any, groups: list[_Group], labels: list[str], keys: Sequence[str] | None
+    client: Any, groups: list[_Group], labels: list[str], keys: Sequence[str] | None, metric: str
 ) -> dict[str, dict[str, pl.DataFrame]]:
     if keys is None:
+        # train_loss first, then the validation twin of the ranking metric, then the rest by name
+        first = ["train_loss", "val_" + metric.split("_", 1)[-1]]
         seen = sorted(
-            {k for g in groups for r in g.runs for k in r.data.metrics if k.startswith(CURVE_PREFIXES)}
+            {k for g in groups for r in g.runs for k in r.data.metrics if k.startswith(CURVE_PREFIXES)},
+            key=lambda k: (first.index(k) if k in first else len(first), k),
         )
     else:
         seen = list(keys)
@@ -506,7 +563,8 @@ def report(
         higher_is_better: See :func:`compare_runs`.
         run_ids: See :func:`compare_runs`.
         curve_metrics: Metric keys to draw learning curves for (default: ``train_*`` and
-            ``val_*`` metrics with more than one step, at most :data:`MAX_CURVES`).
+            ``val_*`` metrics with more than one step, at most :data:`MAX_CURVES`: ``train_loss``
+            and the ``val_`` twin of ``metric`` first).
         log_summary: Log the files as artifacts (under ``comparison/``) of a new run tagged
             ``geograph.run_kind=summary`` in ``experiment``.
         parent_run_id: Nest the summary run under this run (a suite's parent run).
@@ -521,7 +579,7 @@ def report(
     plots = [plot_metric_bars(table, metric, out / BARS_FILE)]
     # labels in group order (the table is sorted, groups are not)
     labels = _labels(groups)
-    curves = _curves(client, groups, labels, curve_metrics)
+    curves = _curves(client, groups, labels, curve_metrics, metric)
     if curves:
         plots.append(plot_learning_curves(curves, out / CURVES_FILE))
     summary_id = None
@@ -562,9 +620,11 @@ __all__ = [
     "ComparisonReport",
     "compare_runs",
     "default_report_dir",
+    "differences_frame",
     "display_frame",
     "higher_is_better",
     "metric_names",
+    "param_names",
     "plot_learning_curves",
     "plot_metric_bars",
     "print_table",

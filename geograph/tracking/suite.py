@@ -10,7 +10,7 @@ A suite is a YAML file::
     configs:                       # a path, or a mapping with path / config, name, task, overrides
       - experiments/covisit_naics_sage.yaml
       - path: experiments/covisit_gbt.yaml
-        name: gbt                  # label in the comparison (default: the file's stem)
+        name: gbt                  # label in the comparison (default: the config's name, else the file stem)
         overrides: {train.epochs: 5}   # dotted keys set on the loaded config
       - name: inline_example
         config: {model: {name: mlp}}   # a config written inline
@@ -236,7 +236,9 @@ def parse_suite(raw: Mapping[str, Any], path: Path | None = None) -> Suite:
         if "path" in spec:
             cfg_path = _find(str(spec["path"]), base, f"{where}: config file")
             cfg = _read_yaml(cfg_path)
-            label = spec.get("name") or cfg_path.stem
+            label = (
+                spec.get("name") or (cfg.get("name") if isinstance(cfg, Mapping) else None) or cfg_path.stem
+            )
         else:
             cfg = spec["config"]
             label = spec.get("name")

@@ -112,11 +112,17 @@ def test_markdown_is_exact(handmade: str) -> None:
         "Ranked by `test_r2` (higher is better); metrics are mean ± sample std (ddof=1) over seeds; "
         "6 finished runs in 3 configs; ★ marks the best.\n"
         "\n"
-        "| best | config | model.alpha | n_runs | seeds | test_r2 | test_rmse |\n"
-        "|:-:|---|---|---:|---|---:|---:|\n"
-        "| ★ | ridge_b | 2.0 | 3 | 0,1,2 | 0.9000 ± 0.1000 | 1.0000 ± 0.0000 |\n"
-        "|  | ridge_a | 1.0 | 2 | 0,1 | 0.6000 ± 0.1414 | 1.5000 ± 0.7071 |\n"
-        "|  | ridge_c | 3.0 | 1 | 0 | 0.2000 | 3.0000 |\n"
+        "| best | config | n_runs | seeds | test_r2 | test_rmse |\n"
+        "|:-:|---|---:|---|---:|---:|\n"
+        "| ★ | ridge_b | 3 | 0,1,2 | 0.9000 ± 0.1000 | 1.0000 ± 0.0000 |\n"
+        "|  | ridge_a | 2 | 0,1 | 0.6000 ± 0.1414 | 1.5000 ± 0.7071 |\n"
+        "|  | ridge_c | 1 | 0 | 0.2000 | 3.0000 |\n"
+        "\n"
+        "Config differences (params that differ between configs):\n"
+        "\n"
+        "| param | ridge_b | ridge_a | ridge_c |\n"
+        "|---|---|---|---|\n"
+        "| model.alpha | 2.0 | 1.0 | 3.0 |\n"
     )
 
 

@@ -371,28 +371,44 @@ def build_graph(world: World, config: GraphConfig | None = None, file: str = "<w
 
 
 def _cell_features(cells: list[str], poi_cell: np.ndarray, regions: pl.DataFrame | None, res: int):
-    """Cell features: log1p(POIs in cell) plus the numeric region columns of the covering region."""
+    """Cell features: log1p(POIs in cell), the numeric region columns of the covering region (or
+    the mean of the finer regions / region points inside the cell), and ``has_region``."""
     counts = np.bincount(poi_cell, minlength=len(cells)).astype(np.float64)
     feats = [np.log1p(counts)[:, None]]
     names = ["log1p_pois"]
-    if regions is not None and regions.height and H3_CELL in regions.columns:
+    by_cell = regions is not None and regions.height and H3_CELL in regions.columns
+    by_point = regions is not None and regions.height and not by_cell and {LAT, LON} <= set(regions.columns)
+    if by_cell or by_point:
         num = [cname for cname, dt in regions.schema.items() if cname != H3_CELL and dt.is_numeric()
                and cname not in (LAT, LON)]
-        reg_res = h3.get_resolution(regions[H3_CELL][0])
-        table = regions.select(H3_CELL, *num)
+        if by_cell:
+            resolutions = sorted({h3.get_resolution(x) for x in regions[H3_CELL].unique().to_list()})
+            if len(resolutions) > 1:
+                raise DataValidationError(
+                    f"regions mix H3 resolutions {resolutions}; expected one resolution", field=H3_CELL
+                )
+            reg_res = resolutions[0]
+            table = regions.select(H3_CELL, *num)
+        else:
+            # region points (latitude / longitude): the cell holding each point
+            reg_res = res + 1
+            pts = zip(regions[LAT].to_list(), regions[LON].to_list(), strict=True)
+            table = regions.select(num).with_columns(pl.Series(H3_CELL, [h3.latlng_to_cell(a, b, res) for a, b in pts]))
         if reg_res <= res:
             keys = [h3.cell_to_parent(cid, reg_res) for cid in cells]
         else:
             # finer regions than cells: average them up to the cell resolution
-            table = (
-                table.with_columns(pl.col(H3_CELL).map_elements(lambda x: h3.cell_to_parent(x, res), return_dtype=pl.Utf8))
-                .group_by(H3_CELL)
-                .agg(pl.col(num).mean())
-            )
+            if by_cell:
+                table = table.with_columns(
+                    pl.col(H3_CELL).map_elements(lambda x: h3.cell_to_parent(x, res), return_dtype=pl.Utf8)
+                )
+            table = table.group_by(H3_CELL).agg(pl.col(num).mean())
             keys = cells
+        table = table.with_columns(pl.lit(1.0).alias("_hit"))
         joined = pl.DataFrame({H3_CELL: keys}).with_row_index("_r").join(table, on=H3_CELL, how="left").sort("_r")
         vals = joined.select(num).to_numpy().astype(np.float64)
-        has = ~np.isnan(vals).any(axis=1)
+        # has_region: a region row matched (a null in one of its columns still counts)
+        has = joined["_hit"].is_not_null().to_numpy()
         feats += [np.nan_to_num(vals, nan=0.0), has[:, None].astype(np.float64)]
         names += num + ["has_region"]
     return np.concatenate(feats, axis=1), names

@@ -29,6 +29,7 @@ from geograph.constants import (
     REV_PREFIX,
     SIMILAR,
 )
+from geograph.errors import DataValidationError
 from geograph.graph import GeoGraph, GraphConfig, build_graph, pair_features
 from geograph.testing import hand_made_world
 
@@ -227,6 +228,36 @@ def test_region_features_finer_than_cells(cell_index):
     want = {"c0": [4.0, 1], "c1": [0, 0], "c2": [0, 0], "c3": [15.0, 1], "c4": [0, 0]}  # means of children
     for name, row in want.items():
         assert x[cell_index[name], 1:].tolist() == row, name
+
+
+def test_region_with_null_value_still_counts_as_present(cell_index):
+    cells = cell_world_cells()
+    p6 = h3.cell_to_parent(cells["c0"], 6)
+    regions = pl.DataFrame({H3_CELL: [p6], "population": [None], "income": [2.5]},
+                           schema={H3_CELL: pl.Utf8, "population": pl.Float64, "income": pl.Float64})
+    x = build_graph(cell_world(regions), CFG).data[CELL].x_raw
+    assert x[cell_index["c0"], 1:].tolist() == [0.0, 2.5, 1.0]  # null -> 0, has_region 1
+    assert x[cell_index["c2"], 1:].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_region_points_are_averaged_per_cell(cell_index):
+    cells = cell_world_cells()
+    (la0, lo0), (la3, lo3) = h3.cell_to_latlng(cells["c0"]), h3.cell_to_latlng(cells["c3"])
+    regions = pl.DataFrame({"latitude": [la0, la0 + 0.001, la3], "longitude": [lo0, lo0, lo3],
+                            "population": [10.0, 30.0, 7.0]})
+    g = build_graph(cell_world(regions), CFG)
+    assert g.index["cell_feature_names"] == ["log1p_pois", "population", "has_region"]
+    x = g.data[CELL].x_raw
+    assert x[cell_index["c0"], 1:].tolist() == [20.0, 1.0]
+    assert x[cell_index["c3"], 1:].tolist() == [7.0, 1.0]
+    assert x[cell_index["c1"], 1:].tolist() == [0.0, 0.0]
+
+
+def test_regions_of_mixed_resolution_are_an_error():
+    cells = cell_world_cells()
+    regions = _regions([h3.cell_to_parent(cells["c0"], 6), h3.cell_to_parent(cells["c3"], 5)], {"population": [1, 2]})
+    with pytest.raises(DataValidationError, match=r"regions mix H3 resolutions \[5, 6\]"):
+        build_graph(cell_world(regions), CFG)
 
 
 def test_region_features_same_resolution_hand_made_world():

@@ -11,7 +11,9 @@ cut to ``level`` digits. Every row ``(a, b, v)`` adds ``v`` to the flow ``F[c(a)
 * ``lift_ij = F_ij / expected_ij``: above 1, categories ``i`` and ``j`` are co-visited more
   than their volumes predict; below 1, less.
 
-Only pairs whose two POIs are both in ``state`` count when a state is given.
+Only pairs whose two POIs are both in ``state`` count when a state is given. The table
+lists the category pairs with at least one co-visit row; pairs without any row have
+``F_ij = 0`` (lift 0) and are left out, so the listed ``expected`` sum to less than ``T``.
 """
 
 from __future__ import annotations

@@ -79,4 +79,4 @@ def analytics_world() -> World:
         ),
         pois=pois,
     )
-    return World(pois=pois, covisits=cov, meta={"generator": "tests.analytics.hand_world"})
+    return World(pois=pois, covisits=cov, meta={"generator": "tests.analytics.analytics_world"})

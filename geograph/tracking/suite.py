@@ -26,13 +26,16 @@ Relative config paths are looked up from the working directory, then beside the 
 Each (config, seed) run is tagged ``geograph.config_hash`` (hash of the task name, the config
 with its seed, and the fast flag) and ``geograph.data_fingerprint``. A run whose hash and
 fingerprint match a FINISHED run of the experiment is skipped, so re-running a suite after a
-crash (or Ctrl-C, or a kill) runs only what is missing; the crashed suite's parent run is
-reused, so all its runs stay nested under one parent.
+crash (or Ctrl-C, or a kill) runs only what is missing; the suite's parent run is reused, so
+all its runs stay nested under one parent, and runs a killed process left RUNNING are marked
+KILLED. Starting a suite that is still running in a live process on this host is refused.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,6 +80,7 @@ SUITE_KEYS = {
 }
 ENTRY_KEYS = {"path", "config", "name", "task", "overrides"}
 PARENT_TAG = "mlflow.parentRunId"
+TAG_SUITE_OWNER = "geograph.suite_owner"  # "host:pid" of the process running the suite
 
 RAN = "ran"
 SKIPPED = "skipped"
@@ -349,6 +353,16 @@ def _finished_runs(client: Any, experiment_id: str) -> dict[tuple[str, str], Any
     return done
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _parent_run(
     client: Any, experiment_id: str, suite: Suite, suite_hash: str, fast: bool
 ) -> tuple[str, bool]:
@@ -363,15 +377,33 @@ def _parent_run(
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
+    owner = f"{socket.gethostname()}:{os.getpid()}"
     if previous:
-        run_id = previous[0].info.run_id
+        prev = previous[0]
+        run_id = prev.info.run_id
+        if prev.info.status == "RUNNING":
+            host, _, pid = prev.data.tags.get(TAG_SUITE_OWNER, "").partition(":")
+            if host == socket.gethostname() and pid.isdigit() and _alive(int(pid)):
+                raise SuiteRunError(
+                    f"suite {suite.name} is already running (process {pid}, parent run {run_id}); "
+                    "wait for it or stop it first"
+                )
+        # runs left RUNNING by a killed suite process will never finish: mark them KILLED
+        stale = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{run_id}' and attributes.status = 'RUNNING'",
+        )
+        for r in stale:
+            client.set_terminated(r.info.run_id, status="KILLED")
         client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, TAG_SUITE_OWNER, owner)
         return run_id, True
     tags = {
         **default_tags(),
         TAG_RUN_KIND: RUN_KIND_SUITE,
         TAG_SUITE: suite.name,
         TAG_SUITE_HASH: suite_hash,
+        TAG_SUITE_OWNER: owner,
         TAG_FAST: str(bool(fast)).lower(),
     }
     run = client.create_run(experiment_id, run_name=suite.name, tags=tags)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import yaml
 
 from geograph.cli.main import main
 from geograph.errors import ConfigError, TrackingError
+from geograph.tasks.registry import register_task, unregister_task
+from geograph.tracking import start_run
 from geograph.tracking.server import free_port
 from geograph.tracking.suite import SuiteRunError, load_suite, run_suite
 from geograph.tracking.tags import (
@@ -170,3 +174,79 @@ def test_run_cli(
     task.fail_on = {"c"}
     assert main(["run", str(suite), "--no-progress"]) == 2  # not --fast: new runs; c fails
     assert "injected crash" in capsys.readouterr().err
+
+
+KILLED_SUITE_SCRIPT = """
+import pathlib, sys, time
+import mlflow
+from geograph.tasks.registry import register_task
+from geograph.tracking import start_run
+from geograph.tracking.suite import run_suite
+
+def sleepy(config, *, tracking_uri=None, fast=False):
+    with start_run("x", params=config, tracking_uri=tracking_uri) as run:
+        mlflow.log_metric("test_r2", config["alpha"])
+        if config["name"] == "b":
+            pathlib.Path(sys.argv[2]).write_text("b started")
+            time.sleep(120)
+    return {"run_id": run.info.run_id, "metrics": {"test_r2": config["alpha"]}}
+
+register_task("sleepy", sleepy)
+run_suite(sys.argv[1], progress=False)
+"""
+
+
+def test_suite_killed_mid_run_continues(local_store: str, tmp_path: Path) -> None:
+    """SIGKILL the suite process while run 2/3 trains; the re-run finishes only what is missing."""
+    suite = write_suite(tmp_path / "s.yaml", "sleepy", "killed", names=("a", "b", "c"), seeds=(0,))
+    script = tmp_path / "suite_proc.py"
+    script.write_text(KILLED_SUITE_SCRIPT)
+    marker = tmp_path / "b.started"
+    proc = subprocess.Popen([sys.executable, str(script), str(suite), str(marker)], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists():
+            assert proc.poll() is None, "suite process died early"
+            assert time.monotonic() < deadline, "suite process never reached config b"
+            time.sleep(0.2)
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, runs stay RUNNING
+        proc.wait(timeout=30)
+
+    calls: list[tuple[str, int]] = []
+
+    def recorder(config, *, tracking_uri=None, fast=False):
+        calls.append((config["name"], config["seed"]))
+        with start_run("x", params=config, tracking_uri=tracking_uri) as run:
+            mlflow.log_metric("test_r2", config["alpha"])
+        return {"run_id": run.info.run_id, "metrics": {"test_r2": config["alpha"]}}
+
+    register_task("sleepy", recorder)
+    try:
+        result = run_suite(suite, progress=False)
+    finally:
+        unregister_task("sleepy")
+    assert calls == [("b", 0), ("c", 0)]
+    assert [r.config for r in result.skipped] == ["a"]
+    client = mlflow.MlflowClient()
+    exp_id = client.get_experiment_by_name("killed").experiment_id
+    runs = client.search_runs([exp_id])
+    parents = [r for r in runs if r.data.tags.get(TAG_RUN_KIND) == RUN_KIND_SUITE]
+    assert len(parents) == 1 and parents[0].info.run_id == result.parent_run_id
+    assert parents[0].info.status == "FINISHED"
+    statuses = sorted(
+        (r.data.tags[TAG_CONFIG_NAME], r.info.status)
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == result.parent_run_id and TAG_CONFIG_NAME in r.data.tags
+    )
+    assert statuses == [("a", "FINISHED"), ("b", "FINISHED"), ("b", "KILLED"), ("c", "FINISHED")]
+
+
+def test_suite_running_in_a_live_process_is_refused(local_store: str, ridge_task, tmp_path: Path) -> None:
+    task_name, _ = ridge_task
+    suite = write_suite(tmp_path / "s.yaml", task_name, "busy", names=("a",), seeds=(0,))
+    result = run_suite(suite, progress=False, make_report=False)
+    client = mlflow.MlflowClient()
+    client.update_run(result.parent_run_id, status="RUNNING")  # as if this process were running it
+    with pytest.raises(SuiteRunError, match="already running"):
+        run_suite(suite, progress=False, make_report=False)

@@ -355,15 +355,20 @@ def print_table(
     higher_is_better: bool | None = None,
     console: Any = None,
     digits: int = 4,
-    max_metrics: int = 6,
+    max_metrics: int | None = None,
 ) -> None:
     """Print the comparison as two rich tables: metrics (best row in bold green) and the config
-    differences (params as rows). At most ``max_metrics`` metrics are shown; the files have all."""
+    differences (params as rows). At most ``max_metrics`` metrics are shown (default: as many as
+    fit the terminal width); the Markdown and CSV files have all."""
     from rich.console import Console
     from rich.table import Table
 
     maximize = _direction(metric, higher_is_better)
     console = console or Console()
+    if max_metrics is None:  # as many "0.1234 ± 0.0123" columns as fit beside the fixed ones
+        label_width = max((len(str(c)) for c in table[CONFIG].to_list()), default=6)
+        fixed = 7 + max(label_width, 6) + 3 + 9 + max((len(s) for s in table[SEEDS].to_list()), default=5) + 4
+        max_metrics = max(1, (console.width - fixed) // (2 * digits + 11))
     shown = display_frame(table, digits, max_metrics=max_metrics)
     hidden = len(metric_names(table)) - (shown.width - 4)
     title = (
@@ -375,7 +380,7 @@ def print_table(
     )
     metrics = set(metric_names(table))
     for c in shown.columns:
-        metrics_table.add_column(c, justify="right" if c in metrics or c == N_RUNS else "left")
+        metrics_table.add_column(c, justify="right" if c in metrics or c == N_RUNS else "left", no_wrap=True)
     for row, best in zip(shown.iter_rows(), table[BEST].to_list(), strict=True):
         metrics_table.add_row(*[str(v) for v in row], style="bold green" if best else None)
     console.print(metrics_table)
@@ -383,7 +388,7 @@ def print_table(
     if diff.height:
         diff_table = Table(title="config differences")
         for c in diff.columns:
-            diff_table.add_column(c, overflow="fold")
+            diff_table.add_column(c, overflow="fold", no_wrap=c == "param")
         for row in diff.iter_rows():
             diff_table.add_row(*row)
         console.print(diff_table)

@@ -24,8 +24,11 @@ A suite is a YAML file::
 Relative config paths are looked up from the working directory, then beside the suite file.
 
 Each (config, seed) run is tagged ``geograph.config_hash`` (hash of the task name, the config
-with its seed, and the fast flag) and ``geograph.data_fingerprint``. A run whose hash and
-fingerprint match a FINISHED run of the experiment is skipped, so re-running a suite after a
+with its seed, and the fast flag) and ``geograph.data_fingerprint`` (content hash of the data
+files the config names). A run whose hash and fingerprint match a FINISHED run of the
+experiment is skipped; when the configs name no data file (the world is generated from the
+config, which the hash covers) the hash alone decides and the task's own fingerprint tag is
+kept. So re-running a suite after a
 crash (or Ctrl-C, or a kill) runs only what is missing; the suite's parent run is reused, so
 all its runs stay nested under one parent, and runs a killed process left RUNNING are marked
 KILLED. Starting a suite that is still running in a live process on this host is refused.
@@ -49,6 +52,7 @@ from geograph.tasks.registry import get_task
 from geograph.tracking.compare import ComparisonReport, default_report_dir, report
 from geograph.tracking.store import configure, ensure_experiment, run_context
 from geograph.tracking.tags import (
+    NO_DATA,
     RUN_KIND_SUITE,
     RUN_KIND_SUMMARY,
     TAG_COMPARED_RUNS,
@@ -341,16 +345,28 @@ def _fingerprint(suite: Suite, entry: SuiteEntry, memo: dict[tuple[str, ...], st
     return memo[key]
 
 
-def _finished_runs(client: Any, experiment_id: str) -> dict[tuple[str, str], Any]:
-    """FINISHED runs of the experiment by (config hash, data fingerprint); the latest wins."""
+def _finished_runs(client: Any, experiment_id: str) -> dict[str, list[Any]]:
+    """FINISHED runs of the experiment by config hash, latest first."""
     from geograph.tracking.compare import _search_finished
 
-    done: dict[tuple[str, str], Any] = {}
-    for r in _search_finished(client, experiment_id):
-        tags = r.data.tags
-        if TAG_CONFIG_HASH in tags and TAG_DATA_FINGERPRINT in tags:
-            done[(tags[TAG_CONFIG_HASH], tags[TAG_DATA_FINGERPRINT])] = r
+    done: dict[str, list[Any]] = {}
+    for r in reversed(_search_finished(client, experiment_id)):  # oldest first -> latest first
+        if TAG_CONFIG_HASH in r.data.tags:
+            done.setdefault(r.data.tags[TAG_CONFIG_HASH], []).append(r)
     return done
+
+
+def _match(done: Mapping[str, list[Any]], config_hash_: str, fingerprint: str) -> Any:
+    """The latest finished run with this config hash and data fingerprint.
+
+    A suite whose configs name no data file (fingerprint :data:`NO_DATA`: the data is
+    generated from the config, so the config hash pins it) matches on the config hash alone,
+    and the task's own ``geograph.data_fingerprint`` tag is left as it wrote it.
+    """
+    for r in done.get(config_hash_, []):
+        if fingerprint == NO_DATA or r.data.tags.get(TAG_DATA_FINGERPRINT) == fingerprint:
+            return r
+    return None
 
 
 def _alive(pid: int) -> bool:
@@ -490,7 +506,7 @@ def run_suite(
     suite_hash = _suite_hash(suite, fast)
     done = _finished_runs(client, exp_id)
     parent_id, resumed = _parent_run(client, exp_id, suite, suite_hash, fast)
-    n_done = sum((h, fp) in done for _, _, _, h, fp in plan)
+    n_done = sum(_match(done, h, fp) is not None for _, _, _, h, fp in plan)
     console.print(
         f"suite {suite.name}: {len(plan)} runs ({len(suite.entries)} configs x {len(suite.seeds)} seeds), "
         f"{n_done} already finished; experiment {suite.experiment!r}, store {uri}"
@@ -505,7 +521,7 @@ def run_suite(
             job = bar.add_task(suite.name, total=len(plan))
             for k, (entry, seed, cfg, h, fp) in enumerate(plan, start=1):
                 label = f"{entry.name} seed={seed}"
-                prev = done.get((h, fp))
+                prev = _match(done, h, fp)
                 if prev is not None:
                     records.append(
                         SuiteRecord(entry.name, seed, SKIPPED, prev.info.run_id, dict(prev.data.metrics))
@@ -519,7 +535,7 @@ def run_suite(
                 bar.update(job, description=f"{suite.name}: {label}")
                 tags = {
                     TAG_CONFIG_HASH: h,
-                    TAG_DATA_FINGERPRINT: fp,
+                    **({TAG_DATA_FINGERPRINT: fp} if fp != NO_DATA else {}),
                     TAG_CONFIG_NAME: entry.name,
                     TAG_SUITE: suite.name,
                     TAG_TASK: entry.task,
@@ -553,8 +569,11 @@ def run_suite(
                     continue
                 run_id = str(out["run_id"])
                 # a task that opened its run without geograph.tracking.start_run still gets found next time
-                for key, value in {**tags, PARENT_TAG: parent_id}.items():
-                    client.set_tag(run_id, key, value)
+                logged = client.get_run(run_id).data.tags
+                fill = {TAG_DATA_FINGERPRINT: fp} if TAG_DATA_FINGERPRINT not in logged else {}
+                for key, value in {**tags, **fill, PARENT_TAG: parent_id}.items():
+                    if logged.get(key) != value:
+                        client.set_tag(run_id, key, value)
                 secs = time.perf_counter() - t0
                 metrics = {
                     str(m): float(v)

@@ -250,3 +250,24 @@ def test_suite_running_in_a_live_process_is_refused(local_store: str, ridge_task
     client.update_run(result.parent_run_id, status="RUNNING")  # as if this process were running it
     with pytest.raises(SuiteRunError, match="already running"):
         run_suite(suite, progress=False, make_report=False)
+
+
+def test_task_fingerprint_kept_when_configs_name_no_data(local_store: str, tmp_path: Path) -> None:
+    calls = []
+
+    def fingerprinting(config, *, tracking_uri=None, fast=False):
+        calls.append(config["name"])
+        with start_run("x", params=config, tags={TAG_DATA_FINGERPRINT: "world-abc"}) as run:
+            mlflow.log_metric("test_r2", 0.5)
+        return {"run_id": run.info.run_id, "metrics": {"test_r2": 0.5}}
+
+    register_task("fingerprinting", fingerprinting)
+    try:
+        suite = write_suite(tmp_path / "s.yaml", "fingerprinting", "own-fp", names=("a",), seeds=(0,))
+        first = run_suite(suite, progress=False, make_report=False)
+        run_suite(suite, progress=False, make_report=False)
+    finally:
+        unregister_task("fingerprinting")
+    assert calls == ["a"]  # the config hash alone decides: skipped the second time
+    tags = mlflow.get_run(first.records[0].run_id).data.tags
+    assert tags[TAG_DATA_FINGERPRINT] == "world-abc" and tags[TAG_CONFIG_NAME] == "a"

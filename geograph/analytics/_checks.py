@@ -15,23 +15,38 @@ from geograph.data.readers import US_STATES
 from geograph.errors import ConfigError, DataValidationError
 
 MAX_SUGGESTIONS = 3
-# difflib compares every candidate in pure Python (about 1 µs each); past this many ids the
-# candidates are first narrowed to those sharing a 3-character piece with the query.
-_DIRECT_MATCH_LIMIT = 50_000
+# difflib compares candidates in pure Python (tens of µs each): past this many, candidates
+# are first scored in polars (characters equal at the same position counted from the start
+# and from the end, plus shared character bigrams) and difflib sees the best _SHORTLIST.
+# About 1 s for 1M POI ids on the error path (benchmarks/queries.py).
+_DIRECT_MATCH_LIMIT = 2_000
+_SHORTLIST = 200
+_POSITIONS = 10
+
+
+def _shortlist(value: str, cands: pl.Series) -> pl.Series:
+    low = value.lower()
+    lower = cands.str.to_lowercase()
+    k = min(len(low), _POSITIONS)
+    terms = [(lower.str.slice(i, 1) == low[i]).cast(pl.Int32) for i in range(k)]
+    terms += [(lower.str.slice(-(i + 1), 1) == low[-(i + 1)]).cast(pl.Int32) for i in range(k)]
+    grams = sorted({low[i : i + 2] for i in range(len(low) - 1)})[: 2 * _POSITIONS]
+    terms += [lower.str.contains(g, literal=True).cast(pl.Int32) for g in grams]
+    score = pl.select(pl.sum_horizontal(terms)).to_series()
+    return pl.DataFrame({"c": cands, "s": score}).sort("s", descending=True).head(_SHORTLIST)["c"]
 
 
 def close_matches(value: str, candidates: pl.Series, n: int = MAX_SUGGESTIONS) -> list[str]:
-    """Up to ``n`` entries of ``candidates`` that look like ``value`` (difflib ratio >= 0.6)."""
-    cands = candidates.drop_nulls().cast(pl.String).unique()
-    if cands.len() > _DIRECT_MATCH_LIMIT and len(value) >= 3:
-        pieces = {value[i : i + 3] for i in range(len(value) - 2)}
-        mask = pl.select(pl.any_horizontal(cands.str.contains(p, literal=True) for p in pieces)).to_series()
-        cands = cands.filter(mask)
-    words = cands.to_list()
+    """Up to ``n`` entries of ``candidates`` that look like ``value`` (difflib ratio >= 0.6,
+    then case-insensitively)."""
+    cands = candidates.drop_nulls().cast(pl.String)
+    if cands.len() > _DIRECT_MATCH_LIMIT and value:
+        cands = _shortlist(value, cands)
+    words = list(dict.fromkeys(cands.to_list()))
     found = difflib.get_close_matches(value, words, n=n, cutoff=0.6)
     if not found:  # case-insensitive second try ("bluebird coffee" -> "Bluebird Coffee")
-        lower = {w.lower(): w for w in words}
-        found = [lower[w] for w in difflib.get_close_matches(value.lower(), list(lower), n=n, cutoff=0.6)]
+        lower_map = {w.lower(): w for w in words}
+        found = [lower_map[w] for w in difflib.get_close_matches(value.lower(), list(lower_map), n=n, cutoff=0.6)]
     return found
 
 

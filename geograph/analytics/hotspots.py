@@ -68,7 +68,6 @@ def hotspots(
         source.covisits()
         .join(cells.rename({POI_ID: SRC_POI, H3_CELL: "cell_a"}), on=SRC_POI)
         .join(cells.rename({POI_ID: DST_POI, H3_CELL: "cell_b"}), on=DST_POI)
-        .with_row_index("__row__")
         .collect()
     )
     if by == "residual":
@@ -82,19 +81,26 @@ def hotspots(
             pl.Series("__predv__", to_visitors(pred)),
             (pl.col(VISITORS).cast(pl.Float64).log1p() - pl.Series(pred)).alias("__res__"),
         )
-    ends = pl.concat(
+    # a pair touches the cell of each of its POIs; a pair inside one cell touches it once
+    inside = pl.col("cell_a") == pl.col("cell_b")
+    extra = [c for c in ("__res__", "__predv__") if c in rows.columns]
+    touched = pl.concat(
         [
-            rows.select("__row__", pl.col("cell_a").alias(H3_CELL), pl.col(SRC_POI).alias(POI_ID)),
-            rows.select("__row__", pl.col("cell_b").alias(H3_CELL), pl.col(DST_POI).alias(POI_ID)),
+            rows.lazy().select(pl.col("cell_a").alias(H3_CELL), VISITORS, inside.alias("__in__"), *extra),
+            rows.lazy().filter(~inside).select(pl.col("cell_b").alias(H3_CELL), VISITORS, pl.lit(False).alias("__in__"), *extra),
         ]
     )
-    per_cell_pois = ends.group_by(H3_CELL).agg(pl.col(POI_ID).n_unique().cast(pl.Int64).alias("pois"))
-    touched = ends.select("__row__", H3_CELL).unique().join(rows, on="__row__")
+    per_cell_pois = pl.concat(
+        [
+            rows.lazy().select(pl.col("cell_a").alias(H3_CELL), pl.col(SRC_POI).alias(POI_ID)),
+            rows.lazy().select(pl.col("cell_b").alias(H3_CELL), pl.col(DST_POI).alias(POI_ID)),
+        ]
+    ).group_by(H3_CELL).agg(pl.col(POI_ID).n_unique().cast(pl.Int64).alias("pois"))
     if by == "volume":
         out = touched.group_by(H3_CELL).agg(
             pl.len().cast(pl.Int64).alias("pairs"),
             pl.col(VISITORS).sum(),
-            pl.col(VISITORS).filter(pl.col("cell_a") == pl.col("cell_b")).sum().alias("internal_visitors"),
+            pl.col(VISITORS).filter(pl.col("__in__")).sum().alias("internal_visitors"),
         )
         total = int(rows[VISITORS].sum()) if rows.height else 0
         out = out.with_columns((pl.col(VISITORS) / max(total, 1)).alias("share"))
@@ -112,8 +118,8 @@ def hotspots(
         )
         order = [pl.col("mean_residual").abs(), pl.col(H3_CELL)]
         desc = [True, False]
-    out = out.filter(pl.col("pairs") >= min_pairs).join(per_cell_pois, on=H3_CELL)
-    out = out.sort(order, descending=desc).head(top)
+    out = out.filter(pl.col("pairs") >= min_pairs).sort(order, descending=desc).head(top)
+    out = out.join(per_cell_pois, on=H3_CELL, how="left", maintain_order="left").collect()
     centers = np.asarray([h3.cell_to_latlng(c) for c in out[H3_CELL].to_list()], dtype=np.float64).reshape(-1, 2)
     out = out.with_columns(pl.Series(LAT, centers[:, 0]), pl.Series(LON, centers[:, 1]))
     first = [H3_CELL, LAT, LON, "pois", "pairs"]

@@ -387,8 +387,13 @@ def print_table(
     diff = differences_frame(table)
     if diff.height:
         diff_table = Table(title="config differences")
+        param_width = max(len(v) for v in diff["param"].to_list() + ["param"])
+        # config columns share what the param column leaves; each is at least as wide as its
+        # longest word when that fits, so words wrap at spaces instead of being cut
+        share = max(6, (console.width - param_width - 3 * diff.width - 1) // max(1, diff.width - 1))
         for c in diff.columns:
-            diff_table.add_column(c, overflow="fold", no_wrap=c == "param")
+            longest = max((len(w) for v in diff[c].to_list() for w in v.split()), default=1)
+            diff_table.add_column(c, no_wrap=c == "param", min_width=min(max(longest, len(c)), share))
         for row in diff.iter_rows():
             diff_table.add_row(*row)
         console.print(diff_table)

@@ -177,9 +177,10 @@ class RANGEAugmentation(nn.Module):
             sem = self.temperature * (qk[s : s + self.chunk_size] @ dk.T)
             geo = None
             if need_geo:
-                geo = _xyz(query_latlon[s : s + self.chunk_size]).to(qk.dtype) @ dxyz.T
-                if self.exclude_self:
-                    self_mask = geo > 1 - 1e-12
+                qll = query_latlon[s : s + self.chunk_size]
+                geo = _xyz(qll).to(qk.dtype) @ dxyz.T
+                if self.exclude_self:  # exact coordinate equality (a float32 dot product is not)
+                    self_mask = (qll[:, None, :].to(db_latlon.dtype) == db_latlon[None, :, :]).all(-1)
                     sem = sem.masked_fill(self_mask, float("-inf"))
             w = self._weights(sem)
             if self.geo_weight > 0:

@@ -69,6 +69,7 @@ class RetrievalHead(nn.Module):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("queue_count", torch.zeros((), dtype=torch.long))
         self.location_cache: torch.Tensor | None = None
+        self._cache_kind = "final"
         self.reset_parameters(encoder=False)
 
     def reset_parameters(self, encoder: bool = True) -> None:
@@ -104,17 +105,33 @@ class RetrievalHead(nn.Module):
         the cached rows are looked up instead of re-encoded.
         """
         if index is not None and self.location_cache is not None and bool((index >= 0).all()):
+            if self._cache_kind == "trunk":
+                return F.normalize(self.location_encoder.from_trunk(self.location_cache[index]), dim=-1)
             return self.location_cache[index]
         return F.normalize(self.location_encoder(latlon), dim=-1)
 
     @torch.no_grad()
     def cache_locations(self, latlon: torch.Tensor, batch_size: int = 8192) -> None:
-        """Pre-encode fixed coordinates (a frozen encoder's training set) for index lookups."""
-        if self.location_encoder.trainable:
-            raise RuntimeError("cache_locations needs a frozen location encoder (call .freeze() first)")
-        self.location_cache = torch.cat(
-            [self.encode_locations(latlon[s : s + batch_size]) for s in range(0, len(latlon), batch_size)]
-        )
+        """Pre-encode fixed coordinates (the training set) for index lookups.
+
+        A frozen encoder caches final embeddings; an encoder whose trunk is frozen and whose
+        heads train (``trunk_frozen``, e.g. GeoCLIP's :meth:`freeze_trunk`) caches trunk
+        features, so each step only runs the heads.
+        """
+        enc = self.location_encoder
+        if not enc.trainable:
+            kind = "final"
+        elif getattr(enc, "trunk_frozen", False):
+            kind = "trunk"
+        else:
+            raise RuntimeError("cache_locations needs a frozen encoder or a frozen trunk")
+        self.location_cache = None
+        parts = []
+        for s in range(0, len(latlon), batch_size):
+            ll = latlon[s : s + batch_size]
+            parts.append(self.encode_locations(ll) if kind == "final" else enc.trunk(ll))
+        self.location_cache = torch.cat(parts)
+        self._cache_kind = kind
 
     # --- training ---------------------------------------------------------------------
     def loss(self, queries: torch.Tensor, latlon: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:

@@ -202,7 +202,10 @@ def gallery_parts(
         if range_module is not None:
             if database_latlon is None or database_queries is None:
                 raise ValueError("RANGE augmentation needs database_latlon and database_queries")
-            db_keys = embed(database_latlon)
+            same = database_latlon.shape == gallery.latlon.shape and torch.equal(
+                database_latlon.to(gallery.latlon.dtype), gallery.latlon
+            )
+            db_keys = e if same else embed(database_latlon)  # the training gallery is the database
             dq = database_queries.to(dev, dt)
             values = F.normalize(dq, dim=-1) if range_values == "raw" else head.encode_queries(dq)
             r = F.normalize(range_module(e, db_keys, values, gallery.latlon.to(dev), database_latlon.to(dev)), dim=-1)

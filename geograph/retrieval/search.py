@@ -44,7 +44,7 @@ def chunked_topk(
         else:
             cat_s = torch.cat([best_s, v], 1)
             cat_i = torch.cat([best_i, i], 1)
-            v, j = torch.topk(cat_s, k, dim=1)
+            v, j = torch.topk(cat_s, min(k, cat_s.shape[1]), dim=1)
             best_s, best_i = v, torch.gather(cat_i, 1, j)
     assert best_s is not None and best_i is not None
     return best_s, best_i

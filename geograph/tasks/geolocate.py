@@ -107,14 +107,16 @@ class EncoderConfig:
     Attributes:
         name: ``geoclip``, ``satclip``, ``sinusoidal`` or ``h3``.
         pretrained: ``geoclip`` only: load the published weights from the installed package.
-        finetune: Train a pretrained encoder too (at ``train.encoder_lr``); encoders without
-            pretrained weights are always trained.
+        finetune: For a pretrained encoder: ``false`` (frozen), ``true`` / ``"all"`` (train it all
+            at ``train.encoder_lr``) or ``"heads"`` (GeoCLIP: train only each capsule's
+            1024 -> 512 head; the frozen trunk's features of the training coordinates are cached).
+            Encoders without pretrained weights are always trained.
         options: Keyword arguments of the encoder class (``sigmas``, ``degree``, ``resolution``...).
     """
 
     name: str = "geoclip"
     pretrained: bool = True
-    finetune: bool = False
+    finetune: bool | str = False
     options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -123,6 +125,15 @@ class EncoderConfig:
             raise ConfigError(f"encoder.name must be one of {names}, got {self.name!r}")
         if self.pretrained and self.name != "geoclip":
             raise ConfigError(f"encoder.pretrained is only available for geoclip, not {self.name!r}")
+        if self.finetune not in (False, True, "none", "all", "heads"):
+            raise ConfigError(f"encoder.finetune must be false, true, 'all' or 'heads', got {self.finetune!r}")
+        if self.finetune == "heads" and self.name != "geoclip":
+            raise ConfigError("encoder.finetune='heads' needs the geoclip encoder")
+
+    @property
+    def finetune_mode(self) -> str:
+        """``none``, ``all`` or ``heads``."""
+        return {False: "none", True: "all"}.get(self.finetune, self.finetune)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -532,8 +543,11 @@ def build_encoder(ec: EncoderConfig, seed: int = 0, load_pretrained: bool = True
 
 def build_head(cfg: GeolocateConfig, query_dim: int, load_pretrained: bool = True) -> RetrievalHead:
     enc = build_encoder(cfg.encoder, cfg.train.seed, load_pretrained)
-    if cfg.encoder.pretrained and not cfg.encoder.finetune:
+    mode = cfg.encoder.finetune_mode
+    if cfg.encoder.pretrained and mode == "none":
         enc.freeze()
+    elif mode == "heads":
+        enc.freeze_trunk()
     hc = cfg.head
     return RetrievalHead(
         query_dim, enc, hidden=hc.hidden, dropout=hc.dropout, queue_size=hc.queue_size,
@@ -560,8 +574,9 @@ def _quick_val(head: RetrievalHead, data: GeoData, device: torch.device) -> dict
     """Top-1 over the training-coordinates gallery: the per-epoch validation signal."""
     _, ll_tr = data.part("train")
     g = Gallery(ll_tr, name="train")
-    if head.location_cache is not None:  # frozen encoder: the training coordinates are cached
-        g.set_embeddings(head.location_cache)
+    if head.location_cache is not None:  # frozen encoder / trunk: the training coordinates are cached
+        with torch.no_grad():
+            g.set_embeddings(head.encode_locations(g.latlon, index=torch.arange(len(g), device=head.logit_scale.device)))
     else:
         g.set_embeddings(build_gallery_keys(head, g))
     q, ll = data.part("val")
@@ -582,8 +597,9 @@ def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], Non
     idx_tr = data.split["train"]
     q = torch.as_tensor(data.queries[idx_tr], device=device)
     ll = torch.as_tensor(data.latlon[idx_tr], dtype=torch.float32, device=device)
-    frozen = not head.location_encoder.trainable
-    if frozen:
+    enc = head.location_encoder
+    frozen = not enc.trainable or getattr(enc, "trunk_frozen", False)
+    if frozen:  # encode the training coordinates (or their trunk features) once
         head.cache_locations(ll)
     enc_params = [p for p in head.location_encoder.parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in head.named_parameters() if not n.startswith("location_encoder.") and p.requires_grad],
@@ -640,6 +656,8 @@ def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], Non
 
 def make_gallery(spec: str, data: GeoData) -> Gallery:
     """The gallery named by ``predict.gallery`` (``train`` uses the training split)."""
+    if spec == "train":  # not deduplicated: row i is training item i (also the RANGE database)
+        return Gallery(data.latlon[data.split["train"]], name="train")
     try:
         return Gallery.from_spec(spec, train_latlon=data.latlon[data.split["train"]])
     except ValueError as exc:
@@ -719,8 +737,24 @@ def _grid(values: Sequence, default: Any, tune: bool) -> list:
     return list(values) if tune and len(values) else [default]
 
 
-def select(cfg: GeolocateConfig, data: GeoData, fr: FitResult | None = None, log: Callable[[str], None] | None = None) -> Selected:
-    """Fit the baselines / build the head's gallery, and pick inference knobs on validation."""
+def select(
+    cfg: GeolocateConfig,
+    data: GeoData,
+    fr: FitResult | None = None,
+    log: Callable[[str], None] | None = None,
+    cache: dict | None = None,
+) -> Selected:
+    """Fit the baselines / build the head's gallery, and pick inference knobs on validation.
+
+    Args:
+        cfg: The config (method, grids, propagation).
+        data: Prepared data.
+        fr: The trained head (method ``head``).
+        log: Called with one line per tried setting.
+        cache: A dict reused across calls with the same trained head: gallery embeddings and
+            RANGE retrievals are kept in it (keyed by gallery and RANGE settings), so
+            propagation variants of one head do not re-encode the gallery.
+    """
     q_val, ll_val = data.part("val")
     q_tr, ll_tr = data.part("train")
     pc, tune = cfg.predict, cfg.predict.tune_on_val
@@ -754,11 +788,20 @@ def select(cfg: GeolocateConfig, data: GeoData, fr: FitResult | None = None, log
     weights = _grid(prop.range_weight_grid, prop.range_weight, tune) if prop.range_on else [0.0]
     idx = data.split["train"]
     # the gallery and RANGE parts are computed once; each weight only rescales and propagates
-    e, r = gallery_parts(
-        head, gallery, database_latlon=torch.as_tensor(data.latlon[idx]),
-        database_queries=torch.as_tensor(data.queries[idx]),
-        range_module=_range_module(prop) if prop.range_on else None, range_values=prop.range_values,
-    )
+    cache = cache if cache is not None else {}
+    key_e = ("e", pc.gallery)
+    key_r = ("r", pc.gallery, prop.range_values, prop.range_temperature, prop.range_top_k,
+             prop.range_geo_weight, prop.range_geo_temperature)
+    if key_e not in cache or (prop.range_on and key_r not in cache):
+        e, r = gallery_parts(
+            head, gallery, database_latlon=torch.as_tensor(data.latlon[idx]),
+            database_queries=torch.as_tensor(data.queries[idx]),
+            range_module=_range_module(prop) if prop.range_on else None, range_values=prop.range_values,
+        )
+        cache[key_e] = e
+        if r is not None:
+            cache[key_r] = r
+    e, r = cache[key_e], cache.get(key_r) if prop.range_on else None
     best = None
     for w in weights:
         g = Gallery(gallery.latlon, gallery.name)

@@ -298,6 +298,10 @@ class WorldConfig:
         affinity_std: Stds of the random NAICS affinity at sector, subsector and code level.
         dispersion: Shape ``r`` of the gamma mixing (negative binomial); smaller is noisier.
         visits_obs_noise: Std of the log-normal noise between true and observed visits.
+        feature_noise: Within-category spread of dwell time and floor area (log-normal std) and of
+            opening hours (std / 2.5 hours). Real venues of one category vary a lot; with a small
+            spread these features would identify the NAICS code on their own (at 0.25, a random
+            forest recovers the 6-digit code of 64% of POIs from them with visits; at 0.7, 40%).
         image_noise_std: Std of the Gaussian noise added to each embedding component.
     """
 
@@ -321,6 +325,7 @@ class WorldConfig:
     affinity_std: tuple[float, float, float] = (0.7, 0.6, 0.8)
     dispersion: float = 8.0
     visits_obs_noise: float = 0.4
+    feature_noise: float = 0.7
     image_noise_std: float = 2.5
 
     def validate(self) -> WorldConfig:
@@ -791,10 +796,11 @@ def _generate(cfg: WorldConfig, bar: Any) -> tuple[World, GroundTruth]:
     visits = np.maximum(1, np.rint(np.exp(log_m + r_feat.normal(0.0, cfg.visits_obs_noise, n)))).astype(
         np.int64
     )
-    dwell = np.round(np.array([k.dwell for k in cat])[kind] * np.exp(r_feat.normal(0.0, 0.25, n)), 1)
-    area = np.rint(np.array([k.area for k in cat])[kind] * np.exp(0.3 * eta + r_feat.normal(0.0, 0.3, n)))
+    fn = cfg.feature_noise
+    dwell = np.round(np.array([k.dwell for k in cat])[kind] * np.exp(r_feat.normal(0.0, fn, n)), 1)
+    area = np.rint(np.array([k.area for k in cat])[kind] * np.exp(0.3 * eta + r_feat.normal(0.0, fn, n)))
     hours_k = np.array([k.hours for k in cat])[kind]
-    hours = np.clip(np.round(2 * (hours_k + r_feat.normal(0.0, 1.5, n))) / 2, 4.0, 24.0)
+    hours = np.clip(np.round(2 * (hours_k + r_feat.normal(0.0, 2.5 * fn, n))) / 2, 4.0, 24.0)
     hours = np.where((hours_k >= 20) & (r_feat.random(n) < 0.5), 24.0, hours)
 
     width = max(6, len(str(n - 1)))

@@ -57,6 +57,9 @@ class ModelConfig:
         location_freqs: Sinusoidal location-encoding frequencies per coordinate (0 disables).
         relations: Relation groups used for message passing (see ``RELATIONS``).
         weighted_covisits: Scale co-visit messages by log1p(visitors) / its training mean.
+        strength_features: Add each POI's degree and strength (sum of message weights) in the
+            co-visit message graph, in and out, as inputs (computed from the message edges of
+            each step, so a scored pair never contributes to them).
         mass_feature: POI feature used as mass by the gravity model.
         gbt_naics_level: NAICS digits given to the GBT baseline as categorical features (0 = none).
         gbt_max_iter: Boosting iterations of the GBT baseline.
@@ -79,6 +82,7 @@ class ModelConfig:
     location_freqs: int = 4
     relations: list[str] = field(default_factory=lambda: ["covisits", "near", "in", "adjacent"])
     weighted_covisits: bool = True
+    strength_features: bool = True
     mass_feature: str = "visits"
     gbt_naics_level: int = 4
     gbt_max_iter: int = 300
@@ -130,6 +134,18 @@ def location_encoding(pos: Tensor, freqs: int) -> Tensor:
     scales = 2.0 ** torch.arange(freqs, dtype=torch.float32, device=pos.device) * (180.0 / 10.0)
     ang = rad.unsqueeze(-1) * scales  # (N, 2, F): periods from 10 degrees down
     return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1).flatten(1)
+
+
+def strength(edge_index: Tensor, weight: Tensor | None, n: int) -> Tensor:
+    """``log1p`` of out-degree, in-degree, out-strength and in-strength; ``(n, 4)``."""
+    w = torch.ones(edge_index.size(1), device=edge_index.device) if weight is None else weight.float()
+    ones = torch.ones_like(w)
+    cols = []
+    for vals in (ones, w):
+        for side in (0, 1):
+            cols.append(torch.zeros(n, device=edge_index.device).index_add_(0, edge_index[side], vals))
+    out = torch.stack([cols[0], cols[1], cols[2], cols[3]], dim=1)
+    return torch.log1p(out)
 
 
 class EdgeHead(nn.Module):
@@ -184,6 +200,7 @@ class CovisitGNN(nn.Module):
         self.poi_in, self.cell_in, self.image_in = poi_in, cell_in, image_in
         self.naics = NAICSEncoder(naics_sizes, c.naics_dim, c.naics) if c.naics != "none" else None
         n_in = poi_in + 4 * c.location_freqs + (c.naics_dim if self.naics is not None else 0)
+        n_in += 4 if c.strength_features else 0
         self.poi_proj = nn.Sequential(nn.Linear(n_in, c.hidden), nn.ReLU(), nn.Dropout(c.dropout))
         self.cell_proj = nn.Linear(max(cell_in, 1), c.hidden)
         self.image_proj = nn.Linear(image_in, c.hidden) if image_in > 0 else None
@@ -218,6 +235,8 @@ class CovisitGNN(nn.Module):
         parts = [p.x, location_encoding(p.pos, self.config.location_freqs)]
         if self.naics is not None:
             parts.append(self.naics(p.naics))
+        if self.config.strength_features:
+            parts.append(strength(covisit_edge_index, covisit_weight, p.x.size(0)))
         h0 = {POI: self.poi_proj(torch.cat(parts, dim=-1))}
         cx = data[CELL].x if data[CELL].x.size(1) else data[CELL].x.new_ones(data[CELL].num_nodes, 1)
         h0[CELL] = self.cell_proj(cx)

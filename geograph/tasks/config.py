@@ -90,6 +90,8 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         checkpoint_dir: Where ``last.pt`` is written each epoch (default ``mlruns/checkpoints/<hash>``).
         resume: Continue from ``last.pt`` of the same config when it exists.
+        dist_timeout_s: Under ``torchrun``: rendezvous / collective timeout, after which a dead
+            rank ends the run with an error instead of a hang.
     """
 
     epochs: int = 80
@@ -105,6 +107,7 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_dir: str | None = None
     resume: bool = False
+    dist_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.loss not in ("mse", "huber", "poisson"):
@@ -173,7 +176,7 @@ class CovisitConfig:
         """Hash of everything that changes results (not tracking, resume or checkpoint paths)."""
         d = self.to_dict()
         d.pop("tracking")
-        for k in ("resume", "checkpoint_dir", "device"):
+        for k in ("resume", "checkpoint_dir", "device", "dist_timeout_s"):
             d["train"].pop(k)
         d["data"].pop("cache_dir")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

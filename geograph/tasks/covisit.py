@@ -17,6 +17,7 @@ Lifecycle (shared by all model families, chosen by ``model.family``):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from torch import Tensor
 
 from geograph.constants import POI
 from geograph.data.world_io import World
+from geograph.distributed import balanced_partition, dist_info, sum_across_ranks
 from geograph.errors import CheckpointError, ConfigError
 from geograph.graph.builder import pair_features
 from geograph.graph.cache import cached_build, load_checked, save_checked
@@ -253,7 +255,10 @@ def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: Targ
     pred = np.zeros(n_pairs, dtype=np.float64)
     rank_pred = np.zeros(len(prep.rank[split_name]) if split_name in prep.rank else 0, dtype=np.float64)
     feats = prep.pair_feats[split_name]
-    for gd in prep.groups:
+    mine = set(rank_groups(prep))
+    for gi, gd in enumerate(prep.groups):
+        if gi not in mine:
+            continue
         ids = gd.pairs[split_name]
         rids = gd.rank_ids.get(split_name, torch.zeros(0, dtype=torch.long))
         if ids.numel() == 0 and rids.numel() == 0:
@@ -272,7 +277,26 @@ def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: Targ
                 rf = prep.rank_feats[split_name][rids].to(device)
                 out = model.head(h[loc[0]], h[loc[1]], transform_pair_features(rf))
                 rank_pred[rids.numpy()] = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
-    return pred, rank_pred
+    # each pair belongs to exactly one group, hence one rank: the sum is exact
+    return sum_across_ranks(pred), sum_across_ranks(rank_pred)
+
+
+def group_weights(prep: Prepared) -> list[int]:
+    """Training pairs per state group (the load used to shard groups over ranks)."""
+    return [int(gd.pairs["train"].numel()) + 1 for gd in prep.groups]
+
+
+def rank_groups(prep: Prepared) -> list[int]:
+    """Indices of the state groups this rank trains and scores (all of them in one process).
+
+    Groups are assigned by a balanced partition of their training-pair counts, largest first
+    (:func:`geograph.distributed.balanced_partition`).
+    """
+    info = dist_info()
+    if not info.enabled:
+        return list(range(len(prep.groups)))
+    w = {str(i): float(x) for i, x in enumerate(group_weights(prep))}
+    return sorted(int(i) for i in balanced_partition(w, info.world_size)[info.rank])
 
 
 @dataclass
@@ -304,6 +328,14 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) 
     device = select_device(tc.device)
     torch.manual_seed(tc.seed)
     model = build_model(prep).to(device)
+    info = dist_info()
+    mine = set(rank_groups(prep))
+    train_model = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # gradients are averaged over ranks; parameters start equal (same seed, and DDP broadcasts)
+        train_model = DistributedDataParallel(model, find_unused_parameters=True)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=tc.lr_patience)
@@ -347,31 +379,37 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) 
         model.train()
         total, count = 0.0, 0
         order = torch.randperm(len(prep.groups), generator=gen).tolist()
-        for gi in order:
-            gd = prep.groups[gi]
-            ids = gd.pairs["train"]
-            if ids.numel() == 0:
-                continue
-            data = _group_to(gd, device)
-            n_local = gd.sub.data[POI].num_nodes
-            msg, w = gd.message["train"]
-            msg_keys = msg[0] * n_local + msg[1]
-            perm = torch.randperm(ids.numel(), generator=gen)
-            for fold in perm.chunk(min(n_folds, ids.numel())):
-                loc = gd.local["train"][:, fold]
-                keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
-                w_arg = w[keep].to(device) if cfg.model.weighted_covisits else None
-                with autocast_context(device):
-                    out = model(data, msg[:, keep].to(device), w_arg, loc[0].to(device), loc[1].to(device),
-                                feats[ids[fold]].to(device))
-                    loss = loss_fn(out.float(), y_scaled[ids[fold]].to(device), train.visitors[ids[fold]].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if tc.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                opt.step()
-                total += float(loss.detach()) * fold.numel()
-                count += fold.numel()
+        join = train_model.join() if info.enabled else contextlib.nullcontext()
+        with join:  # ranks may run different numbers of steps: DDP's Join keeps them in step
+            for gi in order:
+                gd = prep.groups[gi]
+                ids = gd.pairs["train"]
+                perm = torch.randperm(ids.numel(), generator=gen)  # drawn on every rank: same RNG stream
+                if gi not in mine or ids.numel() == 0:
+                    continue
+                data = _group_to(gd, device)
+                n_local = gd.sub.data[POI].num_nodes
+                msg, w = gd.message["train"]
+                msg_keys = msg[0] * n_local + msg[1]
+                for fold in perm.chunk(min(n_folds, ids.numel())):
+                    loc = gd.local["train"][:, fold]
+                    keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
+                    w_arg = w[keep].to(device) if cfg.model.weighted_covisits else None
+                    with autocast_context(device):
+                        out = train_model(data, msg[:, keep].to(device), w_arg, loc[0].to(device), loc[1].to(device),
+                                          feats[ids[fold]].to(device))
+                        loss = loss_fn(out.float(), y_scaled[ids[fold]].to(device), train.visitors[ids[fold]].to(device))
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if tc.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                    opt.step()
+                    total += float(loss.detach()) * fold.numel()
+                    count += fold.numel()
+        if info.enabled:
+            tot = torch.tensor([total, float(count)], dtype=torch.float64)
+            torch.distributed.all_reduce(tot)
+            total, count = float(tot[0]), int(tot[1])
         train_time += time.perf_counter() - t0
         val_pred, _ = predict_gnn(model, prep, "val", scaler, device)
         y_val = torch.log1p(prep.split.pairs["val"].visitors.double()).numpy()
@@ -392,22 +430,23 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) 
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
-        save_checked(
-            {
-                "config_hash": cfg.hash(),
-                "epoch": epoch,
-                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "best_val": best_val,
-                "best_epoch": best_epoch,
-                "bad_epochs": bad,
-                "best_state": best_state,
-                "history": history,
-                "train_time_s": train_time,
-            },
-            ckpt,
-        )
+        if info.is_main:  # one writer; parameters are identical on every rank
+            save_checked(
+                {
+                    "config_hash": cfg.hash(),
+                    "epoch": epoch,
+                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else None,
+                    "best_val": best_val,
+                    "best_epoch": best_epoch,
+                    "bad_epochs": bad,
+                    "best_state": best_state,
+                    "history": history,
+                    "train_time_s": train_time,
+                },
+                ckpt,
+            )
         if on_epoch is not None:
             on_epoch(epoch, metrics)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
@@ -545,9 +584,10 @@ def evaluate(fit_result: FitResult, prep: Prepared) -> dict[str, float]:
     return metrics
 
 
-def predictions_frame(fit_result: FitResult, prep: Prepared, split_name: str = "test") -> pl.DataFrame:
+def predictions_frame(fit_result: FitResult, prep: Prepared, split_name: str = "test", pred: np.ndarray | None = None) -> pl.DataFrame:
     """Per-pair predictions of a split as a table (ids, observed and predicted visitors)."""
-    pred, _ = predict_split(fit_result, prep, split_name)
+    if pred is None:
+        pred, _ = predict_split(fit_result, prep, split_name)
     pk = prep.split.pairs[split_name]
     ids = np.asarray(prep.graph.index["poi_ids"], dtype=object)
     return pl.DataFrame(
@@ -651,38 +691,90 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
     Returns:
         ``{"run_id": ..., "metrics": {...}}``.
     """
+    from geograph.tracking import configure
+
+    raw = _apply_fast(config) if fast else config
+    cfg = CovisitConfig.from_dict(raw)
+    uri = tracking_uri or cfg.tracking.tracking_uri
+    import torch.distributed as tdist
+
+    from geograph.distributed import cleanup, init_from_env
+
+    owned = not (tdist.is_available() and tdist.is_initialized())
+    info = init_from_env(cfg.train.dist_timeout_s)
+    try:
+        if info.is_main:
+            configure(uri)  # fail before any work if the store is unreachable
+        world = world if world is not None else load_world_for(cfg)
+        prep = prepare(cfg, world)
+        if not info.is_main:
+            # workers train their shard and join every collective; rank 0 alone logs
+            fr, metrics, _ = fit_and_score(prep, None, stop_after_epoch)
+            out = {"run_id": None, "metrics": metrics}
+        else:
+            fr, out = _tracked_run(cfg, config, prep, uri, info, stop_after_epoch)
+        out.update(rank=info.rank, world_size=info.world_size,
+                   groups=[prep.groups[i].sub.state for i in rank_groups(prep)],
+                   param_checksum=_param_checksum(fr.model))
+        return out
+    finally:
+        if info.enabled and owned:
+            cleanup()
+
+
+def _param_checksum(model) -> str | None:
+    import hashlib
+
+    if not isinstance(model, torch.nn.Module):
+        return None
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def fit_and_score(prep: Prepared, on_epoch, stop_after_epoch: int | None = None):
+    """Fit, evaluate val / test and predict the test pairs; every rank runs exactly this
+    (the same collectives in the same order)."""
+    fr = fit(prep, on_epoch=on_epoch, stop_after_epoch=stop_after_epoch)
+    metrics = evaluate(fr, prep)
+    test_pred, _ = predict_split(fr, prep, "test")
+    return fr, metrics, test_pred
+
+
+def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | None, info, stop_after_epoch):
     import tempfile
 
     import mlflow
 
     from geograph.tasks.covisit_predictor import save_bundle
-    from geograph.tracking import configure, start_run
+    from geograph.tracking import start_run
     from geograph.tracking.tags import run_tags
 
-    raw = _apply_fast(config) if fast else config
-    cfg = CovisitConfig.from_dict(raw)
-    uri = tracking_uri or cfg.tracking.tracking_uri
-    configure(uri)  # fail before any work if the store is unreachable
-    world = world if world is not None else load_world_for(cfg)
-    prep = prepare(cfg, world)
     device = select_device(cfg.train.device)
     tags = run_tags(device=str(device), data_fingerprint=prep.fingerprint, config=config)
-    tags.update({"geograph.task": "covisit", "geograph.config_name": cfg.name, "geograph.model_family": cfg.model.family})
+    tags.update({"geograph.task": "covisit", "geograph.config_name": cfg.name, "geograph.model_family": cfg.model.family,
+                 "geograph.world_size": str(info.world_size)})
     run_name = cfg.tracking.run_name or f"{cfg.name}-s{cfg.train.seed}"
     with start_run(cfg.tracking.experiment, run_name, params=cfg.to_dict(), tags=tags, tracking_uri=uri) as active:
         summary = {f"data_{k}": float(v) for k, v in prep.split.summary().items()}
         summary["data_pois"] = float(prep.graph.num_pois)
         mlflow.log_metrics(summary)
+        if info.enabled:
+            w = {str(i): float(x) for i, x in enumerate(group_weights(prep))}
+            shards = balanced_partition(w, info.world_size)
+            assignment = {f"rank{r}": [prep.groups[int(i)].sub.state for i in sorted(part, key=int)] for r, part in enumerate(shards)}
+            mlflow.log_dict(assignment, "distributed/assignment.json")
 
         def on_epoch(epoch: int, m: dict) -> None:
             mlflow.log_metrics(m, step=epoch)
 
-        fr = fit(prep, on_epoch=on_epoch, stop_after_epoch=stop_after_epoch)
+        fr, metrics, test_pred = fit_and_score(prep, on_epoch, stop_after_epoch)
         if fr.resumed_from:
             mlflow.set_tag("geograph.resumed_from_epoch", str(fr.resumed_from))
             for h in fr.history[: fr.resumed_from]:
                 mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
-        metrics = evaluate(fr, prep)
         metrics["train_time_s"] = fr.train_time_s
         metrics["best_epoch"] = float(fr.best_epoch)
         if cfg.model.family == "gnn":
@@ -696,23 +788,21 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
         else:
             final = metrics
         mlflow.log_metrics(final)
-        test_pred, _ = predict_split(fr, prep, "test")
         for name, fig in _plots(prep, fr, test_pred).items():
             mlflow.log_figure(fig, f"plots/{name}")
         with tempfile.TemporaryDirectory() as tmp:
-            pf = predictions_frame(fr, prep, "test")
+            pf = predictions_frame(fr, prep, "test", test_pred)
             pf.write_csv(Path(tmp) / "test_predictions.csv")
             mlflow.log_artifact(str(Path(tmp) / "test_predictions.csv"))
             if cfg.tracking.log_model:
                 mdir = save_bundle(fr, prep, Path(tmp) / "model_dir")
                 example = pf.select("src_poi_id", "dst_poi_id").head(5).to_pandas()
+                import pandas as pd
                 from mlflow.models import infer_signature
 
                 from geograph.tasks.covisit_predictor import CovisitPredictor
 
                 out = CovisitPredictor.load(mdir).predict_ids(example["src_poi_id"], example["dst_poi_id"])
-                import pandas as pd
-
                 sig = infer_signature(example, pd.DataFrame({"predicted_visitors": out}))
                 mlflow.pyfunc.log_model(
                     name="model",
@@ -723,4 +813,4 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
                     pip_requirements=pip_requirements(),
                 )
         run_id = active.info.run_id
-    return {"run_id": run_id, "metrics": metrics}
+    return fr, {"run_id": run_id, "metrics": metrics}

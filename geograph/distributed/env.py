@@ -1,0 +1,88 @@
+"""Process-group set-up from the environment ``torchrun`` provides.
+
+``torchrun --nproc-per-node N [--nnodes M --rdzv-endpoint HOST:PORT] -m geograph train ...``
+sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; geograph
+then joins the group (gloo on CPU, nccl on CUDA). A rank that dies or a rendezvous that never
+completes raises after ``timeout_s`` seconds instead of hanging.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from geograph.errors import GeographError
+
+
+class DistributedError(GeographError):
+    """A distributed run could not start or lost a rank."""
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info() -> DistInfo:
+    """The current process's :class:`DistInfo` (single-process when no group is initialised)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_backend())
+    return DistInfo()
+
+
+def init_from_env(timeout_s: float = 300.0, backend: str | None = None) -> DistInfo:
+    """Join the process group described by ``torchrun``'s environment variables.
+
+    Does nothing (single process) when ``WORLD_SIZE`` is unset or 1.
+
+    Args:
+        timeout_s: Rendezvous and collective timeout; a dead rank surfaces as an error after it.
+        backend: ``"gloo"`` or ``"nccl"``; default nccl when CUDA is available, else gloo.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if dist.is_initialized():
+        return dist_info()
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if missing:
+        raise DistributedError(f"WORLD_SIZE={world} but {missing} are not set; launch with torchrun")
+    try:
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    except Exception as exc:  # noqa: BLE001 - rendezvous failures come in many types
+        raise DistributedError(
+            f"rendezvous of {world} ranks at {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} failed "
+            f"within {timeout_s:.0f} s: {exc}"
+        ) from exc
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return dist_info()
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def cleanup() -> None:
+    """Leave the process group (safe to call when none is initialised)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--data", default=None, help="world folder (default: the embedded world of the config)")
     c.add_argument("--seed", type=int, default=None, help="shortcut for --set train.seed=N")
     c.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this config")
+    c.add_argument("--nproc", type=int, default=None,
+                   help="launch N processes on this machine with torchrun's elastic launcher (states sharded over ranks)")
     c.set_defaults(func=_train_covisit)
     g = sub.add_parser("geolocate", help="geolocation retrieval head (image or text embedding -> GPS)")
     add_config_args(g, DEFAULTS["geolocate"])
@@ -36,8 +38,47 @@ def _print_metrics(title: str, run_id: str, metrics: dict) -> None:
     console().print(t)
 
 
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """Re-run ``geograph`` under ``torch.distributed.run`` with ``nproc`` local ranks."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    if nproc < 1:
+        from geograph.errors import ConfigError
+
+        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--nnodes", "1",
+           "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "geograph", *argv]
+    return subprocess.call(cmd, env=dict(os.environ))
+
+
+def _strip_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        out.append(a)
+    return out
+
+
 def _train_covisit(args) -> int:
+    import sys
+
     from geograph.tasks.config import apply_overrides
+
+    if args.nproc:
+        return launch_torchrun(args.nproc, _strip_nproc(sys.argv[1:]))
 
     cfg = load_config(args)
     extra = []

@@ -788,8 +788,11 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
         else:
             final = metrics
         mlflow.log_metrics(final)
+        import matplotlib.pyplot as plt
+
         for name, fig in _plots(prep, fr, test_pred).items():
             mlflow.log_figure(fig, f"plots/{name}")
+            plt.close(fig)
         with tempfile.TemporaryDirectory() as tmp:
             pf = predictions_frame(fr, prep, "test", test_pred)
             pf.write_csv(Path(tmp) / "test_predictions.csv")

@@ -46,7 +46,7 @@ ENCODERS = {
         # features of the training cities are cached (a full GeoCLIP step costs ~6e10 FLOP per
         # 1,000 locations, too slow for 3 seeds on 2 shared CPU cores)
         "encoder": {"name": "geoclip", "pretrained": True, "finetune": "heads"},
-        "train": {"encoder_lr": 1e-4},
+        "train": {"encoder_lr": 1e-4, "epochs": 5},
     },
     "SatCLIP (SH L=40 + SIREN)": {"encoder": {"name": "satclip", "pretrained": False, "options": {"degree": 40}}},
     "Sinusoidal": {"encoder": {"name": "sinusoidal", "pretrained": False}},

@@ -141,12 +141,17 @@ class RANGEAugmentation(nn.Module):
     def reset_parameters(self) -> None:  # parameter-free
         return None
 
-    def _weights(self, logits: torch.Tensor) -> torch.Tensor:
+    def _mix(self, logits: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``softmax(logits) @ values``, over the ``top_k`` largest logits only when set.
+
+        The top-k path gathers ``k`` value rows per query instead of a dense product with the
+        whole database (``Q * k * E`` work instead of ``Q * N * E``).
+        """
         if self.top_k is not None and self.top_k < logits.shape[1]:
             v, i = torch.topk(logits, self.top_k, dim=1)
-            out = torch.zeros_like(logits)
-            return out.scatter_(1, i, torch.softmax(v, dim=1))
-        return torch.softmax(logits, dim=1)
+            p = torch.softmax(v, dim=1)
+            return torch.einsum("qk,qke->qe", p, values[i])
+        return torch.softmax(logits, dim=1) @ values
 
     @torch.no_grad()
     def forward(
@@ -174,21 +179,23 @@ class RANGEAugmentation(nn.Module):
         dxyz = _xyz(db_latlon).to(qk.dtype) if need_geo else None
         out = []
         for s in range(0, qk.shape[0], self.chunk_size):
-            sem = self.temperature * (qk[s : s + self.chunk_size] @ dk.T)
-            geo = None
-            if need_geo:
-                qll = query_latlon[s : s + self.chunk_size]
-                geo = _xyz(qll).to(qk.dtype) @ dxyz.T
-                if self.exclude_self:  # exact coordinate equality (a float32 dot product is not)
-                    self_mask = (qll[:, None, :].to(db_latlon.dtype) == db_latlon[None, :, :]).all(-1)
-                    sem = sem.masked_fill(self_mask, float("-inf"))
-            w = self._weights(sem)
-            if self.geo_weight > 0:
-                g = self.geo_temperature * geo
-                if self.exclude_self:
-                    g = g.masked_fill(self_mask, float("-inf"))
-                w = (1 - self.geo_weight) * w + self.geo_weight * self._weights(g)
-            out.append(w @ dv)
+            q = qk[s : s + self.chunk_size]
+            mask = None
+            if self.exclude_self:  # exact coordinate equality (a float32 dot product is not)
+                qll = query_latlon[s : s + self.chunk_size].to(db_latlon.dtype)
+                mask = (qll[:, None, :] == db_latlon[None, :, :]).all(-1)
+            res = torch.zeros(q.shape[0], dv.shape[1], dtype=dv.dtype, device=dv.device)
+            if self.geo_weight < 1:  # the semantic (RANGE) term
+                sem = self.temperature * (q @ dk.T)
+                if mask is not None:
+                    sem = sem.masked_fill(mask, float("-inf"))
+                res += (1 - self.geo_weight) * self._mix(sem, dv)
+            if self.geo_weight > 0:  # the geographic (RANGE+) term
+                geo = self.geo_temperature * (_xyz(query_latlon[s : s + self.chunk_size]).to(qk.dtype) @ dxyz.T)
+                if mask is not None:
+                    geo = geo.masked_fill(mask, float("-inf"))
+                res += self.geo_weight * self._mix(geo, dv)
+            out.append(res)
         return torch.cat(out)
 
     def __repr__(self) -> str:

@@ -179,9 +179,11 @@ def gallery_parts(
     range_module=None,
     range_values: str = "raw",
     batch_size: int = 8192,
+    embeddings: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``e(g)``, the head's unit-norm location embeddings of the gallery, and the RANGE
-    retrieval ``r(g)`` (None without ``range_module``); see :func:`build_gallery_keys`."""
+    retrieval ``r(g)`` (None without ``range_module``); see :func:`build_gallery_keys`.
+    ``embeddings`` supplies ``e(g)`` when it is already known."""
     if range_values not in RANGE_VALUES:
         raise ValueError(f"range_values must be one of {RANGE_VALUES}, got {range_values!r}")
     head.eval()
@@ -197,7 +199,7 @@ def gallery_parts(
     was = enc.training
     enc.eval()
     try:
-        e = embed(gallery.latlon)
+        e = embeddings if embeddings is not None else embed(gallery.latlon)
         r = None
         if range_module is not None:
             if database_latlon is None or database_queries is None:

@@ -229,7 +229,7 @@ class PropagationConfig:
     """
 
     range_weight: float = 0.0
-    range_weight_grid: list = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    range_weight_grid: list = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0])
     range_values: str = "raw"
     range_temperature: float = 15.0
     range_top_k: int | None = None
@@ -563,6 +563,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     train_time_s: float = 0.0
+    train_embeddings: torch.Tensor | None = None  # final location embeddings of the training rows
 
 
 def acc_mean(metrics: dict[str, float]) -> float:
@@ -644,6 +645,9 @@ def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], Non
     fr.train_time_s = time.perf_counter() - t0
     if best_state is not None:
         head.load_state_dict(best_state)
+    if head.location_cache is not None:  # reused as the "train" gallery's embeddings by select()
+        with torch.no_grad():
+            fr.train_embeddings = head.encode_locations(ll, index=torch.arange(len(ll), device=device))
     head.location_cache = None
     head.eval()
     return fr
@@ -792,11 +796,14 @@ def select(
     key_e = ("e", pc.gallery)
     key_r = ("r", pc.gallery, prop.range_values, prop.range_temperature, prop.range_top_k,
              prop.range_geo_weight, prop.range_geo_temperature)
+    if key_e not in cache and pc.gallery == "train" and fr.train_embeddings is not None:
+        cache[key_e] = fr.train_embeddings  # the training rows were encoded at the end of fit
     if key_e not in cache or (prop.range_on and key_r not in cache):
         e, r = gallery_parts(
             head, gallery, database_latlon=torch.as_tensor(data.latlon[idx]),
             database_queries=torch.as_tensor(data.queries[idx]),
             range_module=_range_module(prop) if prop.range_on else None, range_values=prop.range_values,
+            embeddings=cache.get(key_e),
         )
         cache[key_e] = e
         if r is not None:

@@ -17,6 +17,7 @@ from geograph.constants import (
     STATE,
     VISITORS,
 )
+from geograph.errors import ConfigError
 
 from ._checks import check_choice, check_positive, check_state, poi_or_brand
 from ._expr import haversine_expr
@@ -76,9 +77,9 @@ def covisited(
     check_positive("top", top, integer=True)
     check_positive("radius_km", radius_km)
     check_choice("rank_by", rank_by, RANK_BY)
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 0:
+        raise ConfigError(f"candidates must be an integer >= 0, got {candidates!r}")
     if rank_by == "predicted" and model is None:
-        from geograph.errors import ConfigError
-
         raise ConfigError("rank_by='predicted' needs a model (--run-id or --model-uri)")
     state = check_state(state)
     if poi is not None:

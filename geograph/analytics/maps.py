@@ -204,6 +204,12 @@ def write_png(layers: MapLayers, path: str | Path, label_top: int = 10) -> Path:
         diverging = bool((layers.cells[VALUE] < 0).any())
         colours = _colour(layers.cells[VALUE].to_numpy(), "RdBu_r" if diverging else "YlOrRd", diverging)
         ax.add_collection(PolyCollection(polys, facecolors=colours, edgecolors="#555555", linewidths=0.4, alpha=0.6))
+        # cells are specks on a country-wide map: mark each centre too, sized by |value|, and number them
+        centres = np.asarray([h3.cell_to_latlng(c) for c in layers.cells[H3_CELL].to_list()])
+        size = _scale(np.abs(layers.cells[VALUE].to_numpy()), 20.0, 220.0)
+        ax.scatter(centres[:, 1], centres[:, 0], s=size, c=colours, edgecolors="black", linewidths=0.4, alpha=0.8, zorder=2)
+        for i, (la, lo) in enumerate(centres[:label_top]):
+            ax.annotate(str(i + 1), (lo, la), fontsize=7, xytext=(4, 4), textcoords="offset points", zorder=4)
     if layers.lines is not None and layers.lines.height:
         segs = [[(r["lon_a"], r["lat_a"]), (r["lon_b"], r["lat_b"])] for r in layers.lines.iter_rows(named=True)]
         widths = _scale(layers.lines[VALUE].to_numpy(), 0.5, 5.0)

@@ -132,7 +132,7 @@ def flow_heatmap(flow: pl.DataFrame, path: str | Path, value: str = "lift", titl
     codes, mat = flow_matrix(flow, value)
     arr = np.array([[np.nan if v is None else v for v in row] for row in mat], dtype=float).reshape(len(codes), len(codes))
     n = max(len(codes), 1)
-    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * n, 16), min(1.6 + 0.45 * n, 15)))
+    fig, ax = plt.subplots(figsize=(min(max(6.0, 2 + 0.45 * n), 16), min(max(5.0, 1.6 + 0.45 * n), 15)))
     finite = arr[np.isfinite(arr) & (arr > 0)]
     if value == "lift" and finite.size:
         span = float(max(abs(np.log10(finite.min())), abs(np.log10(finite.max())), 0.1))

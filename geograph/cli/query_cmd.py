@@ -153,8 +153,9 @@ def _emit(args: argparse.Namespace, df, title: str, json_payload: Any = None, ge
     from geograph.analytics import formats
 
     fmt = args.format
+    shown = df.drop([c for c in ("latitude", "longitude") if c in df.columns])  # tables: no coordinates
     if fmt == "table":
-        text = None if args.out is None else formats.table_text(df, title)
+        text = None if args.out is None else formats.table_text(shown, title)
     elif fmt == "csv":
         text = df.write_csv()
     elif fmt == "json":
@@ -165,7 +166,7 @@ def _emit(args: argparse.Namespace, df, title: str, json_payload: Any = None, ge
         formats.write_text(args.out, text)
         print(f"wrote {args.out} ({df.height} rows, {fmt})")
     elif text is None:
-        formats.render_table(df, title, _console())
+        formats.render_table(shown, title, _console())
     else:
         sys.stdout.write(text)
 
@@ -283,7 +284,7 @@ def _whatif(args: argparse.Namespace) -> int:
                 f"{c['venue_total_same_candidates']:,.1f}); observed co-visitors in the data {c['observed_total']:,.0f}"))
         for n in res.notes:
             console.print(Text(f"note: {n}", style="yellow"))
-        formats.render_table(res.neighbours, "top predicted co-visited neighbours", console)
+        formats.render_table(res.neighbours.drop("latitude", "longitude"), "top predicted co-visited neighbours", console)
     else:
         _emit(args, res.neighbours, "top predicted co-visited neighbours", json_payload=res.to_dict(), geo_extra=extra)
     _maps(args, lambda: maps.whatif_layers(res))

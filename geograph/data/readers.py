@@ -689,6 +689,16 @@ def _embedding_col(df: pl.DataFrame, ctx: _Ctx) -> pl.Series:
 # ---------------------------------------------------------------------------------------
 # regions
 # ---------------------------------------------------------------------------------------
+def _is_h3_cell(text: str) -> bool:
+    """``h3.is_valid_cell`` that says False (instead of overflowing) for "-1" or 20 hex digits."""
+    import h3
+
+    try:
+        return bool(h3.is_valid_cell(text))
+    except (OverflowError, ValueError, TypeError):
+        return False
+
+
 def read_regions(source: Source, column_map: Mapping[str, str] | None = None) -> pl.DataFrame:
     """Read and validate a region (socioeconomic) table.
 
@@ -710,13 +720,16 @@ def read_regions(source: Source, column_map: Mapping[str, str] | None = None) ->
     if H3_CELL in df.columns:
         s = df[H3_CELL]
         if s.dtype.is_integer():
+            # an H3 index is an unsigned 64-bit number: a negative one is no cell (and h3 would overflow)
             s = pl.Series(
-                H3_CELL, [h3.int_to_str(v) if v is not None else None for v in s.to_list()], pl.String
+                H3_CELL,
+                [None if v is None else h3.int_to_str(v) if v >= 0 else str(v) for v in s.to_list()],
+                pl.String,
             )
             df = df.with_columns(s)
         s = _string_col(df, H3_CELL, ctx).str.strip_chars().str.to_lowercase()
         uniq = s.unique().to_list()
-        invalid = [c for c in uniq if not h3.is_valid_cell(c)]
+        invalid = [c for c in uniq if not _is_h3_cell(c)]
         i = _first(s.is_in(pl.Series(invalid, dtype=pl.String)))
         if i is not None:
             raise ctx.error(

@@ -14,6 +14,7 @@ offending row is looked up afterwards, so a 1M-row table validates in about a se
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -650,6 +651,8 @@ def _embedding_col(df: pl.DataFrame, ctx: _Ctx) -> pl.Series:
                         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
                     ):
                         raise ValueError("not a list of numbers")
+                    if not all(math.isfinite(v) for v in value):  # json.loads reads NaN, polars does not
+                        raise ValueError("not a list of finite numbers")
                 except ValueError:
                     raise ctx.error(
                         f"embedding must be a JSON list of numbers, got {_show(text)}", row=i, field=EMBEDDING

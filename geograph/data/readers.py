@@ -653,7 +653,7 @@ def _embedding_col(df: pl.DataFrame, ctx: _Ctx) -> pl.Series:
                         raise ValueError("not a list of numbers")
                     if not all(math.isfinite(v) for v in value):  # json.loads reads NaN, polars does not
                         raise ValueError("not a list of finite numbers")
-                except ValueError:
+                except (ValueError, OverflowError):  # OverflowError: an integer beyond float range
                     raise ctx.error(
                         f"embedding must be a JSON list of numbers, got {_show(text)}", row=i, field=EMBEDDING
                     ) from None

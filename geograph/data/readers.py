@@ -407,6 +407,9 @@ def _naics_col(df: pl.DataFrame, ctx: _Ctx, taxonomy: NAICSTaxonomy) -> pl.Serie
         i = _first(s.is_not_null() & (s.is_nan() | s.is_infinite() | (s != s.floor())))
         if i is not None:
             raise ctx.error(f"NAICS code must be a whole number, got {s[i]}", row=i, field=NAICS_CODE)
+        i = _first(s.abs() >= 1e15)  # no code; and beyond 2**63 the Int64 cast below would fail
+        if i is not None:
+            raise ctx.error(f"NAICS code must have 6 digits, got {s[i]}", row=i, field=NAICS_CODE)
         t = s.cast(pl.Int64).cast(pl.String)
     elif s.dtype == pl.String or s.dtype == pl.Null:
         t = s.cast(pl.String).str.strip_chars().str.replace(r"\.0+$", "")

@@ -85,6 +85,9 @@ _CONTRACT_COLUMNS = frozenset(
     )
 )
 _FILE_COL = "__geograph_file__"
+# What a damaged file can raise while polars reads it. A corrupt Parquet page can make polars'
+# Rust code panic: PanicException derives from BaseException, not Exception.
+_READ_ERRORS = (Exception, pl.exceptions.PanicException)
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -175,7 +178,7 @@ def _read_folder(folder: Path, ctx: _Ctx) -> pl.DataFrame:
             .with_columns(pl.int_range(pl.len()).over(_FILE_COL).alias("__row__"))
             .collect()
         )
-    except Exception as exc:  # polars / arrow / OS errors all mean "cannot read"
+    except _READ_ERRORS as exc:  # polars / arrow / OS errors all mean "cannot read"
         raise ctx.error(
             f"cannot read partitioned Parquet table ({_exc_line(exc)}); is a part file truncated?"
         ) from exc
@@ -215,7 +218,7 @@ def _read_file(path: Path, ctx: _Ctx, string_columns: Sequence[str]) -> pl.DataF
         except pl.exceptions.ComputeError:
             # a value past the inference window does not fit the inferred type: infer from all rows
             return pl.read_csv(path, separator=sep, schema_overrides=overrides, infer_schema_length=None)
-    except Exception as exc:  # polars / arrow / OS / decoding errors all mean "cannot read"
+    except _READ_ERRORS as exc:  # polars / arrow / OS / decoding errors all mean "cannot read"
         raise ctx.error(
             f"cannot read {kind} file ({_exc_line(exc)}); is it truncated or not {kind}?"
         ) from exc
@@ -255,7 +258,7 @@ def _load(
         ctx = _Ctx(DATAFRAME, table)
         try:
             df = source.collect()
-        except Exception as exc:
+        except _READ_ERRORS as exc:
             raise ctx.error(f"cannot collect the LazyFrame ({_exc_line(exc)})") from exc
     elif _is_pandas(source):
         ctx = _Ctx(DATAFRAME, table)

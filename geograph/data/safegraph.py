@@ -50,6 +50,13 @@ PATTERNS_REQUIRED = (
 _RENAME = {PLACEKEY: POI_ID, LOCATION_NAME: NAME, BRANDS: BRAND_COL, REGION: STATE}
 
 
+def _finite(x: int | float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer beyond float range, e.g. 1 followed by 400 zeros
+        return False
+
+
 def _parse_map(text: str) -> dict[str, float]:
     """Parse one related-brand JSON map; raise ``ValueError`` saying what is wrong."""
     value = json.loads(text)
@@ -58,8 +65,10 @@ def _parse_map(text: str) -> dict[str, float]:
     for brand, pct in value.items():
         if not brand.strip():
             raise ValueError("empty brand name")
-        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not math.isfinite(pct):
-            raise ValueError(f"percentage of {brand!r} must be a number, got {pct!r}")
+        if any("\ud800" <= c <= "\udfff" for c in brand):
+            raise ValueError(f"brand name {brand!r} holds a lone surrogate escape (not Unicode text)")
+        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not _finite(pct):
+            raise ValueError(f"percentage of {brand!r} must be a number, got {_show(pct)}")
         if not 0 <= pct <= 100:
             raise ValueError(f"percentage of {brand!r} must be in [0, 100], got {pct!r}")
     return value

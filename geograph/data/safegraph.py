@@ -80,15 +80,16 @@ def _parse_map(text: str) -> dict[str, float]:
 # json.loads per row 35 s, polars str.json_decode of a rewritten list 14 s, these regexes 6 s.
 _KEY = r'"[^"\\\x00-\x1f]*"'
 _NUM = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
-_PAIR = rf"{_KEY}\s*:\s*{_NUM}"
-_FLAT_MAP = rf"^\{{\s*(?:{_PAIR}\s*(?:,\s*{_PAIR}\s*)*)?\}}$"
-_PAIR_GROUPS = rf'^"([^"\\\x00-\x1f]*)"\s*:\s*({_NUM})$'
+_WS = r"[ \t\n\r]"  # JSON's whitespace; regex \s would also take e.g. a no-break space, json.loads does not
+_PAIR = rf"{_KEY}{_WS}*:{_WS}*{_NUM}"
+_FLAT_MAP = rf"^\{{{_WS}*(?:{_PAIR}{_WS}*(?:,{_WS}*{_PAIR}{_WS}*)*)?\}}$"
+_PAIR_GROUPS = rf'^"([^"\\\x00-\x1f]*)"{_WS}*:{_WS}*({_NUM})$'
 
 
 def _map_entries(texts: pl.Series) -> tuple[pl.DataFrame, dict[int, str]]:
     """Entries ``(_row, dst_brand, pct)`` of one related-brand column, and bad rows -> reason."""
     col = texts.name
-    t = texts.cast(pl.String).str.strip_chars()
+    t = texts.cast(pl.String).str.strip_chars(" \t\n\r")
     present = t.is_not_null() & (t != "") & (t != "{}")
     flat = t.str.contains(_FLAT_MAP).fill_null(False)
     frame = pl.DataFrame({"_row": pl.int_range(len(t), eager=True, dtype=pl.UInt32), "_text": t})

@@ -382,6 +382,10 @@ def _count_col(df: pl.DataFrame, col: str, ctx: _Ctx) -> pl.Series:
     i = _first(f < 0)
     if i is not None:
         raise ctx.error(f"{col} must be >= 0, got {f[i]}", row=i, field=col)
+    too_big = f >= 2.0**63 if f.dtype.is_float() else f > 2**63 - 1 if f.dtype == pl.UInt64 else None
+    i = _first(too_big) if too_big is not None else None
+    if i is not None:
+        raise ctx.error(f"{col} does not fit in a 64-bit integer, got {f[i]}", row=i, field=col)
     try:
         return f.cast(pl.Int64).rename(col)
     except pl.exceptions.InvalidOperationError as exc:  # e.g. UInt64 above 2**63

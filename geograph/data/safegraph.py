@@ -19,7 +19,7 @@ import polars as pl
 
 from geograph.constants import BRAND_COL, DST_BRAND, NAME, PERIOD, POI_ID, SRC_POI, STATE, VISITORS
 from geograph.data.naics import NAICSTaxonomy
-from geograph.data.readers import Source, _count_col, _load, _require, _show, _validate_pois
+from geograph.data.readers import Source, _count_col, _first, _load, _require, _show, _validate_pois
 from geograph.errors import ConfigError, DataValidationError
 
 PLACEKEY = "placekey"
@@ -227,12 +227,20 @@ def read_patterns(
     rows = entries["_row"]
     pct = entries[PCT]
     raw_rows = pois[RAW_VISITOR_COUNTS].gather(rows).cast(pl.Float64)
+    visitors = (pct / 100.0 * raw_rows).round(0, mode="half_away_from_zero")
+    i = _first(visitors >= 2.0**63)  # only a raw count near 2**63 gets here
+    if i is not None:
+        raise ctx.error(
+            f"{RAW_VISITOR_COUNTS} {pois[RAW_VISITOR_COUNTS][int(rows[i])]} x {pct[i]:g}% does not fit in a 64-bit integer",
+            row=int(rows[i]),
+            field=RAW_VISITOR_COUNTS,
+        )
     covisits = pl.DataFrame(
         [
             pois[POI_ID].gather(rows).rename(SRC_POI),
             entries[DST_BRAND],
             pois[STATE].gather(rows),
-            (pct / 100.0 * raw_rows).round(0, mode="half_away_from_zero").cast(pl.Int64).rename(VISITORS),
+            visitors.cast(pl.Int64).rename(VISITORS),
             pct,
             entries[PERIOD],
         ]

@@ -153,7 +153,11 @@ def run_child(code: str, args: list[str], max_s: float, max_gb: float) -> dict:
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     ps = psutil.Process(proc.pid)
     peak = 0.0
@@ -207,7 +211,9 @@ def markdown(rows: list[dict]) -> str:
         g, x = r["geograph"], r["networkx"]
         ratio = "-" if "capped" in x else f"{x['build_s'] / g['build_s']:.1f}x"
         if "capped" in x:
-            ratio = f"> {r['nx_max_s'] / g['build_s']:.1f}x (capped)" if "s (budget" in x["capped"] else "capped"
+            ratio = (
+                f"> {r['nx_max_s'] / g['build_s']:.1f}x (capped)" if "s (budget" in x["capped"] else "capped"
+            )
         edges = f"{g['edges_forward']:,} (+{g['edges'] - g['edges_forward']:,}) / " + (
             "-" if "capped" in x else f"{x['edges']:,}"
         )
@@ -220,7 +226,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated POI counts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regen", action="store_true", help="regenerate the cached worlds")
@@ -250,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             x = run_child(_NETWORKX, [str(folder)], args.max_seconds, args.max_gb)
         print(f"{n:,} POIs: networkx {_fmt_s(x)}", file=sys.stderr)
-        rows.append({"pois": n, "covisit_rows": n_cov, "geograph": g, "networkx": x, "nx_max_s": args.max_seconds})
+        rows.append(
+            {"pois": n, "covisit_rows": n_cov, "geograph": g, "networkx": x, "nx_max_s": args.max_seconds}
+        )
     table = markdown(rows)
     print(table)
     meta = {
@@ -268,8 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     OUT.mkdir(parents=True, exist_ok=True)
     atomic_write_text(OUT / "graph_build.json", json.dumps(meta, indent=2))
-    print(f"\nload average before / after: {meta['machine']['load_avg_before']} / {meta['machine']['load_avg_after']} "
-          f"({os.cpu_count()} CPUs, shared with other jobs)")
+    print(
+        f"\nload average before / after: {meta['machine']['load_avg_before']} / {meta['machine']['load_avg_after']} "
+        f"({os.cpu_count()} CPUs, shared with other jobs)"
+    )
     return 0
 
 

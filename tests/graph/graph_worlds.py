@@ -60,8 +60,16 @@ def poi_frame(rows: list[tuple]) -> pl.DataFrame:
     """Rows ``(poi_id, brand, naics, lat, lon, state, visits)`` -> a POI table."""
     return pl.DataFrame(
         [
-            {POI_ID: r[0], NAME: f"venue {r[0]}", BRAND_COL: r[1], NAICS_CODE: r[2], LAT: r[3], LON: r[4],
-             STATE: r[5], "visits": r[6]}
+            {
+                POI_ID: r[0],
+                NAME: f"venue {r[0]}",
+                BRAND_COL: r[1],
+                NAICS_CODE: r[2],
+                LAT: r[3],
+                LON: r[4],
+                STATE: r[5],
+                "visits": r[6],
+            }
             for r in rows
         ],
         schema=POI_SCHEMA,

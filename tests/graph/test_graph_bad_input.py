@@ -29,15 +29,19 @@ def covisit_dict(g) -> dict[tuple[str, str], int]:
     store = g.data[POI, COVISITS, POI]
     return {
         (ids[s], ids[d]): v
-        for s, d, v in zip(store.edge_index[0].tolist(), store.edge_index[1].tolist(), store.visitors.tolist(),
-                           strict=True)
+        for s, d, v in zip(
+            store.edge_index[0].tolist(), store.edge_index[1].tolist(), store.visitors.tolist(), strict=True
+        )
     }
 
 
-@pytest.mark.parametrize(("rows", "row", "field", "bad"), [
-    ([("p0", "p1", 1), ("p1", "p2", 2), ("p2", "zz", 3)], 2, "dst_poi_id", "zz"),
-    ([("p0", "p1", 1), ("qq", "p2", 2), ("qq", "p3", 3)], 1, "src_poi_id", "qq"),
-])
+@pytest.mark.parametrize(
+    ("rows", "row", "field", "bad"),
+    [
+        ([("p0", "p1", 1), ("p1", "p2", 2), ("p2", "zz", 3)], 2, "dst_poi_id", "zz"),
+        ([("p0", "p1", 1), ("qq", "p2", 2), ("qq", "p3", 3)], 1, "src_poi_id", "qq"),
+    ],
+)
 def test_covisit_naming_unknown_poi(rows, row, field, bad):
     with pytest.raises(DataValidationError) as err:
         build_graph(with_covisits(covisit_frame(rows)), CFG, file="covisits.csv")
@@ -83,7 +87,9 @@ def test_empty_covisit_table():
     w = hand_made_world()
     g = build_graph(World(pois=w.pois, covisits=w.covisits.clear()), GraphConfig(image_k=0))
     store = g.data[POI, COVISITS, POI]
-    assert store.edge_index.shape == (2, 0) and store.visitors.shape == (0,) and store.edge_attr.shape == (0, 3)
+    assert (
+        store.edge_index.shape == (2, 0) and store.visitors.shape == (0,) and store.edge_attr.shape == (0, 3)
+    )
     assert g.num_pois == 8
 
 
@@ -97,18 +103,25 @@ def test_duplicate_poi_ids():
 
 def test_brand_level_covisits_expanded_by_the_documented_rule():
     # Bluebird Coffee: p0, p2 (CA), p5 (NY); Golden Crust Bakery: p1, p4 (CA only)
-    cov = brand_covisit_frame([
-        ("p0", "Bluebird Coffee", 10),  # the other CA Bluebird, p2, gets it all (p0 is excluded)
-        ("p1", "Bluebird Coffee", 7),  # p0 4, p2 3: even split, remainder to the first poi_id
-        ("p3", "Golden Crust Bakery", 5),  # p1 3, p4 2
-        ("p5", "Golden Crust Bakery", 9),  # no Golden Crust in NY: dropped, counted
-        ("p5", "Bluebird Coffee", 4),  # the only NY Bluebird is p5 itself: dropped, counted
-        ("p6", "Bluebird Coffee", 3),  # p5 gets 3
-    ])
+    cov = brand_covisit_frame(
+        [
+            ("p0", "Bluebird Coffee", 10),  # the other CA Bluebird, p2, gets it all (p0 is excluded)
+            ("p1", "Bluebird Coffee", 7),  # p0 4, p2 3: even split, remainder to the first poi_id
+            ("p3", "Golden Crust Bakery", 5),  # p1 3, p4 2
+            ("p5", "Golden Crust Bakery", 9),  # no Golden Crust in NY: dropped, counted
+            ("p5", "Bluebird Coffee", 4),  # the only NY Bluebird is p5 itself: dropped, counted
+            ("p6", "Bluebird Coffee", 3),  # p5 gets 3
+        ]
+    )
     with pytest.warns(UserWarning, match="dropped 2 brand-level co-visit rows"):
         g = build_graph(with_covisits(cov), CFG)
     assert covisit_dict(g) == {
-        ("p0", "p2"): 10, ("p1", "p0"): 4, ("p1", "p2"): 3, ("p3", "p1"): 3, ("p3", "p4"): 2, ("p6", "p5"): 3,
+        ("p0", "p2"): 10,
+        ("p1", "p0"): 4,
+        ("p1", "p2"): 3,
+        ("p3", "p1"): 3,
+        ("p3", "p4"): 2,
+        ("p6", "p5"): 3,
     }
     assert g.stats["brand_rows_without_target"] == 2
     assert g.stats["brand_rows_expanded_to"] == 6
@@ -126,7 +139,12 @@ def test_brand_granularity_nodes_and_summed_covisits():
     bw = to_brand_level(w)
     # CA: Bluebird (p0, p2), Golden Crust (p1, p4), unbranded p3; NY: Bluebird (p5), p6, p7
     assert bw.pois["poi_id"].to_list() == [
-        "CA:Bluebird Coffee", "CA:Golden Crust Bakery", "CA:poi:p3", "NY:Bluebird Coffee", "NY:poi:p6", "NY:poi:p7",
+        "CA:Bluebird Coffee",
+        "CA:Golden Crust Bakery",
+        "CA:poi:p3",
+        "NY:Bluebird Coffee",
+        "NY:poi:p6",
+        "NY:poi:p7",
     ]
     assert bw.pois[N_LOCATIONS].to_list() == [2, 2, 1, 1, 1, 1]
     assert bw.pois["visits"].to_list() == [2400 + 1800, 900 + 700, 500, 3000, 1100, 400]  # summed
@@ -150,12 +168,14 @@ def test_brand_granularity_nodes_and_summed_covisits():
 
 def test_brand_granularity_with_vendor_brand_level_covisits():
     w = hand_made_world()
-    cov = pl.DataFrame({
-        SRC_BRAND: ["Bluebird Coffee", "Golden Crust Bakery", "Bluebird Coffee"],
-        DST_BRAND: ["Golden Crust Bakery", "Bluebird Coffee", "Golden Crust Bakery"],
-        STATE: ["CA", "CA", "CA"],
-        VISITORS: [50, 20, 5],
-    })
+    cov = pl.DataFrame(
+        {
+            SRC_BRAND: ["Bluebird Coffee", "Golden Crust Bakery", "Bluebird Coffee"],
+            DST_BRAND: ["Golden Crust Bakery", "Bluebird Coffee", "Golden Crust Bakery"],
+            STATE: ["CA", "CA", "CA"],
+            VISITORS: [50, 20, 5],
+        }
+    )
     g = build_graph(World(pois=w.pois, covisits=cov), GraphConfig(granularity="brand", near_k=0, image_k=0))
     assert covisit_dict(g) == {
         ("CA:Bluebird Coffee", "CA:Golden Crust Bakery"): 55,  # used directly, duplicates summed

@@ -156,7 +156,9 @@ def test_poi_covisits_poi_visitors_and_edge_attr(cell_graph):
     assert torch.equal(rev.edge_index, store.edge_index.flip(0))
     assert torch.equal(rev.visitors, store.visitors)
     # pair_features on arbitrary pairs agrees with the stored edge features
-    torch.testing.assert_close(pair_features(cell_graph, store.edge_index[0], store.edge_index[1]), store.edge_attr)
+    torch.testing.assert_close(
+        pair_features(cell_graph, store.edge_index[0], store.edge_index[1]), store.edge_attr
+    )
 
 
 def test_image_in_cell_and_similar(cell_graph, cell_index):
@@ -181,7 +183,9 @@ def test_feature_shapes_and_dtypes(cell_graph):
     assert d[POI].naics_code.tolist() == [722515, 722513, 722330, 721110, 722515, 445110]
     assert d[POI].naics_code.dtype == torch.long
     assert d[CELL].x_raw.shape == (5, 1) and cell_graph.index["cell_feature_names"] == ["log1p_pois"]
-    assert d[CELL].x_raw[:, 0].tolist() == pytest.approx(torch.log1p(torch.tensor([2.0, 1, 1, 0, 2])).tolist())
+    assert d[CELL].x_raw[:, 0].tolist() == pytest.approx(
+        torch.log1p(torch.tensor([2.0, 1, 1, 0, 2])).tolist()
+    )
     assert d[CELL].pos.shape == (5, 2)
     cells = cell_graph.index["cell_ids"]
     want_pos = torch.tensor([h3.cell_to_latlng(c) for c in cells])
@@ -233,8 +237,10 @@ def test_region_features_finer_than_cells(cell_index):
 def test_region_with_null_value_still_counts_as_present(cell_index):
     cells = cell_world_cells()
     p6 = h3.cell_to_parent(cells["c0"], 6)
-    regions = pl.DataFrame({H3_CELL: [p6], "population": [None], "income": [2.5]},
-                           schema={H3_CELL: pl.Utf8, "population": pl.Float64, "income": pl.Float64})
+    regions = pl.DataFrame(
+        {H3_CELL: [p6], "population": [None], "income": [2.5]},
+        schema={H3_CELL: pl.Utf8, "population": pl.Float64, "income": pl.Float64},
+    )
     x = build_graph(cell_world(regions), CFG).data[CELL].x_raw
     assert x[cell_index["c0"], 1:].tolist() == [0.0, 2.5, 1.0]  # null -> 0, has_region 1
     assert x[cell_index["c2"], 1:].tolist() == [0.0, 0.0, 0.0]
@@ -243,8 +249,9 @@ def test_region_with_null_value_still_counts_as_present(cell_index):
 def test_region_points_are_averaged_per_cell(cell_index):
     cells = cell_world_cells()
     (la0, lo0), (la3, lo3) = h3.cell_to_latlng(cells["c0"]), h3.cell_to_latlng(cells["c3"])
-    regions = pl.DataFrame({"latitude": [la0, la0 + 0.001, la3], "longitude": [lo0, lo0, lo3],
-                            "population": [10.0, 30.0, 7.0]})
+    regions = pl.DataFrame(
+        {"latitude": [la0, la0 + 0.001, la3], "longitude": [lo0, lo0, lo3], "population": [10.0, 30.0, 7.0]}
+    )
     g = build_graph(cell_world(regions), CFG)
     assert g.index["cell_feature_names"] == ["log1p_pois", "population", "has_region"]
     x = g.data[CELL].x_raw
@@ -255,7 +262,9 @@ def test_region_points_are_averaged_per_cell(cell_index):
 
 def test_regions_of_mixed_resolution_are_an_error():
     cells = cell_world_cells()
-    regions = _regions([h3.cell_to_parent(cells["c0"], 6), h3.cell_to_parent(cells["c3"], 5)], {"population": [1, 2]})
+    regions = _regions(
+        [h3.cell_to_parent(cells["c0"], 6), h3.cell_to_parent(cells["c3"], 5)], {"population": [1, 2]}
+    )
     with pytest.raises(DataValidationError, match=r"regions mix H3 resolutions \[5, 6\]"):
         build_graph(cell_world(regions), CFG)
 

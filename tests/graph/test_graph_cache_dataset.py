@@ -29,7 +29,10 @@ def assert_same_graph(a: GeoGraph, b: GeoGraph) -> None:
         store_b = b.data[store_a._key]
         assert set(store_a.keys()) == set(store_b.keys()), store_a._key
         for k, v in store_a.items():
-            assert torch.equal(v, store_b[k]) if isinstance(v, torch.Tensor) else v == store_b[k], (store_a._key, k)
+            assert torch.equal(v, store_b[k]) if isinstance(v, torch.Tensor) else v == store_b[k], (
+                store_a._key,
+                k,
+            )
     assert a.index == b.index and a.config == b.config
 
 
@@ -55,7 +58,9 @@ def test_second_cached_build_is_a_hit_and_equal(tmp_path, monkeypatch):
 
 def test_cache_key_depends_on_world_and_config():
     w = hand_made_world()
-    assert cache_key(w, CFG) == cache_key(hand_made_world(), GraphConfig(near_k=2, near_radius_km=5.0, image_k=1))
+    assert cache_key(w, CFG) == cache_key(
+        hand_made_world(), GraphConfig(near_k=2, near_radius_km=5.0, image_k=1)
+    )
     assert cache_key(w, CFG) != cache_key(w, GraphConfig(near_k=3, near_radius_km=5.0, image_k=1))
     other = hand_made_world()
     other.covisits = other.covisits.with_columns(other.covisits["visitors"] + 1)
@@ -152,7 +157,9 @@ def test_dataset_from_world_folder_with_transforms(tmp_path):
         data[POI].x = data[POI].x_raw * 2
         return data
 
-    ds = GeoGraphDataset(tmp_path / "root", world_dir=folder, config=CFG, pre_transform=pre, transform=on_access)
+    ds = GeoGraphDataset(
+        tmp_path / "root", world_dir=folder, config=CFG, pre_transform=pre, transform=on_access
+    )
     data = ds[0]
     assert seen == ["pre"]
     assert data[POI].num_nodes == 8 and data[POI].tag.shape == (8,)
@@ -170,8 +177,12 @@ def test_to_networkx_covisits_and_near():
     nxg = to_networkx(g)
     assert isinstance(nxg, nx.DiGraph)
     assert nxg.number_of_nodes() == 8 and nxg.number_of_edges() == 10
-    assert nxg.nodes["p5"] == {"state": "NY", "naics_code": "722515", "lat": pytest.approx(40.7128),
-                               "lon": pytest.approx(-74.006)}
+    assert nxg.nodes["p5"] == {
+        "state": "NY",
+        "naics_code": "722515",
+        "lat": pytest.approx(40.7128),
+        "lon": pytest.approx(-74.006),
+    }
     assert nxg.edges["p0", "p1"] == {"visitors": 120}
     assert sum(w for _, _, w in nxg.edges(data="visitors")) == 338
     near = to_networkx(g, relation=NEAR)

@@ -16,7 +16,9 @@ from geograph.testing import hand_made_world, tiny_world
 @pytest.fixture(scope="module")
 def hand_graph() -> GeoGraph:
     # near radius 5000 km: near edges also join CA and NY, so cross-state edges exist
-    return build_graph(hand_made_world(), GraphConfig(cell_resolution=7, near_k=3, near_radius_km=5000, image_k=1))
+    return build_graph(
+        hand_made_world(), GraphConfig(cell_resolution=7, near_k=3, near_radius_km=5000, image_k=1)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,9 @@ def assert_induced(graph: GeoGraph, sub, nodes: dict[str, torch.Tensor]) -> None
         s_t, _, d_t = et
         ei = d[et].edge_index
         keep = (local[s_t][ei[0]] >= 0) & (local[d_t][ei[1]] >= 0)
-        want = {(int(a), int(b)) for a, b in zip(local[s_t][ei[0][keep]], local[d_t][ei[1][keep]], strict=True)}
+        want = {
+            (int(a), int(b)) for a, b in zip(local[s_t][ei[0][keep]], local[d_t][ei[1][keep]], strict=True)
+        }
         got = set(zip(sub.data[et].edge_index[0].tolist(), sub.data[et].edge_index[1].tolist(), strict=True))
         assert got == want, et
         assert sub.data[et].edge_index.size(1) == int(keep.sum()), et
@@ -74,8 +78,13 @@ def test_no_edge_inside_a_state_is_lost(request, which):
         for rel in (COVISITS, NEAR):
             ei = graph.data[POI, rel, POI].edge_index
             inside = (state[ei[0]] == s) & (state[ei[1]] == s)
-            got = set(zip(sub.poi_index[sub.data[POI, rel, POI].edge_index[0]].tolist(),
-                          sub.poi_index[sub.data[POI, rel, POI].edge_index[1]].tolist(), strict=True))
+            got = set(
+                zip(
+                    sub.poi_index[sub.data[POI, rel, POI].edge_index[0]].tolist(),
+                    sub.poi_index[sub.data[POI, rel, POI].edge_index[1]].tolist(),
+                    strict=True,
+                )
+            )
             assert {(int(a), int(b)) for a, b in ei[:, inside].t()} <= got
         seen.append(sub.state)
     assert seen == graph.index["states"]
@@ -153,7 +162,8 @@ def test_group_states_packing():
     assert part.group_states({"CA": 5, "NV": 3, "TX": 2}, max_weight=5) == [["CA"], ["NV", "TX"]]
     assert part.group_states({"CA": 5, "NV": 3, "TX": 2}, max_weight=10) == [["CA", "NV", "TX"]]
     assert part.group_states({"CA": 9, "NV": 3, "TX": 2}, max_weight=4) == [["CA"], ["NV"], ["TX"]]
-    assert part.group_states({"CA": 1, "NV": 1, "TX": 1}, max_weight=2) == [["CA", "NV"], ["TX"]]  # ties by name
+    # equal weights: by name
+    assert part.group_states({"CA": 1, "NV": 1, "TX": 1}, max_weight=2) == [["CA", "NV"], ["TX"]]
     assert part.group_states({}, max_weight=0) == [["CA", "NV", "TX"]]  # weightless states pack together
     groups = part.group_states({"CA": 2, "NV": 2, "TX": 1}, 3)
     assert sorted(sum(groups, [])) == ["CA", "NV", "TX"]  # every state exactly once

@@ -76,7 +76,9 @@ def test_edges_protocol_no_leak(graphs, kind, seed):
     units = [unordered(sp.pairs[s].src, sp.pairs[s].dst, n) for s in SPLITS]
     assert not (units[0] & units[1] or units[0] & units[2] or units[1] & units[2])
     # scored rows keep their visitors
-    vis = dict(zip((rows.edge_index[0] * n + rows.edge_index[1]).tolist(), rows.visitors.tolist(), strict=True))
+    vis = dict(
+        zip((rows.edge_index[0] * n + rows.edge_index[1]).tolist(), rows.visitors.tolist(), strict=True)
+    )
     for s in SPLITS:
         p = sp.pairs[s]
         for k, v in zip((p.src * n + p.dst).tolist(), p.visitors.tolist(), strict=True):
@@ -91,7 +93,9 @@ def test_states_protocol_holds_out_whole_states(graphs, kind, seed):
     n = g.num_pois
     state = g.data[POI].state
     names = g.index["states"]
-    sp = split_covisits(g, "states", val_frac=0.34, test_frac=0.34, neg_ratio=1.0, observed_frac=0.5, seed=seed)
+    sp = split_covisits(
+        g, "states", val_frac=0.34, test_frac=0.34, neg_ratio=1.0, observed_frac=0.5, seed=seed
+    )
     assert sorted(sum((sp.groups[s] for s in SPLITS), [])) == names  # each state in one split
     assert all(len(sp.groups[s]) == 1 for s in SPLITS)
     for s in SPLITS:
@@ -121,7 +125,9 @@ def test_states_protocol_exact_on_three_state_world():
         ids = g.index["poi_ids"]
         obs = sp.message[s][:, sp.message["train"].size(1) :]
         obs_names = sorted((ids[a], ids[b]) for a, b in obs.t().tolist())
-        scored = sorted((ids[a], ids[b]) for a, b in zip(sp.pairs[s].src.tolist(), sp.pairs[s].dst.tolist(), strict=True))
+        scored = sorted(
+            (ids[a], ids[b]) for a, b in zip(sp.pairs[s].src.tolist(), sp.pairs[s].dst.tolist(), strict=True)
+        )
         both = [(f"{st}0", f"{st}1"), (f"{st}1", f"{st}0")]
         if obs_names == sorted(both):
             assert scored == [(f"{st}1", f"{st}2"), (f"{st}2", f"{st}1")]

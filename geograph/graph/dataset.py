@@ -57,7 +57,18 @@ class GeoGraphDataset(InMemoryDataset):
     @property
     def _key(self) -> str:
         src = str(self.world_dir.resolve()) if self.world_dir else f"embedded:{self.n_pois}:{self.seed}"
-        blob = json.dumps({"src": src, "config": self.graph_config.to_dict()}, sort_keys=True)
+        # a world folder's files (name, size, mtime) are part of the key, so editing the world
+        # makes new processed files instead of silently reloading the old graph
+        stamp = (
+            sorted(
+                (str(f.relative_to(self.world_dir)), f.stat().st_size, f.stat().st_mtime_ns)
+                for f in self.world_dir.rglob("*")
+                if f.is_file()
+            )
+            if self.world_dir is not None and self.world_dir.is_dir()
+            else []
+        )
+        blob = json.dumps({"src": src, "files": stamp, "config": self.graph_config.to_dict()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property

@@ -171,6 +171,19 @@ def test_dataset_from_world_folder_with_transforms(tmp_path):
     assert seen == ["pre"]  # pre_transform ran once
 
 
+def test_dataset_sees_an_edited_world_folder(tmp_path):
+    folder = write_world(hand_made_world(), tmp_path / "world")
+    first = GeoGraphDataset(tmp_path / "root", world_dir=folder, config=CFG)
+    assert int(first[0][POI, COVISITS, POI].visitors.sum()) == 338
+    names = first.processed_file_names  # a property: computed from the folder as it is now
+    edited = hand_made_world()
+    edited.covisits = edited.covisits.with_columns(edited.covisits["visitors"] * 2)
+    write_world(edited, folder, overwrite=True)
+    again = GeoGraphDataset(tmp_path / "root", world_dir=folder, config=CFG)
+    assert again.processed_file_names != names
+    assert int(again[0][POI, COVISITS, POI].visitors.sum()) == 676
+
+
 # --- networkx export --------------------------------------------------------------------------------
 def test_to_networkx_covisits_and_near():
     g = build_graph(hand_made_world(), CFG)

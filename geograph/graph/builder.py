@@ -334,14 +334,13 @@ def build_graph(world: World, config: GraphConfig | None = None, file: str = "<w
         warnings.warn(f"dropped {int(loops.sum())} co-visit self-loops (src == dst)", stacklevel=2)
         src, dst, vis = src[~loops], dst[~loops], vis[~loops]
     key = src * n + dst
-    uniq, inv = np.unique(key, return_inverse=True)
+    uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
     stats["covisit_duplicates_summed"] = int(len(key) - len(uniq))
     if len(uniq) < len(key):
         warnings.warn(f"summed {len(key) - len(uniq)} duplicated co-visit pairs", stacklevel=2)
         vis = np.bincount(inv, weights=vis, minlength=len(uniq)).astype(np.int64)
     else:
-        order = np.argsort(key, kind="stable")
-        vis = vis[order]
+        vis = vis[first]  # no duplicates: the first row of each sorted key is the sort order
     cs, cd = torch.from_numpy(uniq // n), torch.from_numpy(uniq % n)
     cov_ei = torch.stack([cs, cd]).long()
     data[POI, COVISITS, POI].edge_index = cov_ei

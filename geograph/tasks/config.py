@@ -7,8 +7,13 @@ values are parsed as YAML (``--set model.relations=[covisits,near]``). Unknown k
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
+import math
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,11 +24,77 @@ from geograph.errors import ConfigError
 from geograph.graph.config import GraphConfig
 from geograph.nn.covisit_model import ModelConfig
 
+MAX_CONFIG_VALUES = 100_000
+"""More values than this in one config (e.g. an alias bomb) is a ConfigError."""
+_SAFE_NAME = re.compile(r"^[^./\\\x00][^/\\\x00]{0,199}$")  # it names a folder: no separators, no leading dot
+
+
+def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
+    """``(True, value)`` (numbers made float for float fields) if ``value`` has type ``hint``."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            ok, v = _conform(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                return False, value
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+        return ok, float(value) if ok else value
+    if hint is str:
+        return isinstance(value, str), value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        out = []
+        for item in value:
+            ok, v = _conform(item, args[0]) if args else (True, item)
+            if not ok:
+                return False, value
+            out.append(v)
+        return True, out
+    if origin is dict or hint is dict:
+        return isinstance(value, dict), value
+    return True, value
+
+
+def _typed(cls, d: Any, section: str) -> dict:
+    """The section mapping ``d`` with every known key checked against ``cls``'s field types."""
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"section '{section}' must be a mapping of key: value, got {type(d).__name__} {d!r:.80}")
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in d.items():
+        hint = hints.get(key) if isinstance(key, str) else None
+        if hint is not None:
+            ok, value = _conform(value, hint)
+            if not ok:
+                want = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+                raise ConfigError(f"{section}.{key} must be of type {want}, got {value!r:.80}")
+        out[key] = value
+    return out
+
 
 def _from_dict(cls, d: dict | None, section: str):
-    d = dict(d or {})
+    d = _typed(cls, d, section)
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
+    unknown = sorted(map(str, set(d) - known))
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in section '{section}'; known: {sorted(known)}")
     return cls(**d)
@@ -152,22 +223,41 @@ class CovisitConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> CovisitConfig:
+        """Build from a (YAML) dict.
+
+        Raises:
+            ConfigError: an unknown key, a value of the wrong type (named as ``section.key``)
+                or out of range, or a name that is not a plain file name (it names the
+                checkpoint folder).
+        """
+        if not isinstance(d or {}, dict):
+            raise ConfigError(f"a config must be a mapping of section: {{key: value}}, got {type(d).__name__}")
         d = dict(d or {})
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(map(str, set(d) - known))
         if unknown:
             raise ConfigError(f"unknown top-level config key(s) {unknown}; known: {sorted(known)}")
-        graph = dict(include_images=False) | dict(d.get("graph") or {})
-        return cls(
-            name=str(d.get("name", cls.name)),
-            task=str(d.get("task", "covisit")),
-            data=_from_dict(DataConfig, d.get("data"), "data"),
-            graph=GraphConfig.from_dict(graph),
-            split=_from_dict(SplitConfig, d.get("split"), "split"),
-            model=ModelConfig.from_dict(d.get("model")),
-            train=_from_dict(TrainConfig, d.get("train"), "train"),
-            tracking=_from_dict(TrackingConfig, d.get("tracking"), "tracking"),
-        )
+        name = d.get("name", cls.name)
+        if not isinstance(name, (str, int)) or isinstance(name, bool) or not _SAFE_NAME.match(str(name)):
+            raise ConfigError(
+                f"name must be a plain folder name (no '/' or '\\', not starting with '.', <= 200 characters), got {name!r:.80}"
+            )
+        graph = dict(include_images=False) | _typed(GraphConfig, d.get("graph"), "graph")
+        try:
+            return cls(
+                name=str(name),
+                task=str(d.get("task", "covisit")),
+                data=_from_dict(DataConfig, d.get("data"), "data"),
+                graph=GraphConfig.from_dict(graph),
+                split=_from_dict(SplitConfig, d.get("split"), "split"),
+                model=ModelConfig.from_dict(_typed(ModelConfig, d.get("model"), "model")),
+                train=_from_dict(TrainConfig, d.get("train"), "train"),
+                tracking=_from_dict(TrackingConfig, d.get("tracking"), "tracking"),
+            )
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:  # a range check that met a value it cannot compare
+            raise ConfigError(f"invalid config value: {exc}") from exc
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -182,19 +272,44 @@ class CovisitConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _plain(value: Any, where: str, budget: list[int]) -> Any:
+    """A JSON-plain copy of a YAML value: dates become ISO text; other types, keys that are not
+    text, and more than ``MAX_CONFIG_VALUES`` values (YAML aliases expand) are ConfigErrors."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"{where} holds more than {MAX_CONFIG_VALUES} values (nested YAML aliases?)")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, where, budget) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{where}: keys must be text, got {k!r:.80}")
+            out[k] = _plain(v, where, budget)
+        return out
+    raise ConfigError(f"{where}: values must be numbers, text, lists or mappings, got {type(value).__name__}")
+
+
 def apply_overrides(d: dict, overrides: list[str] | None) -> dict:
     """Apply ``section.key=value`` overrides (values parsed as YAML) to a config dict."""
-    out = json.loads(json.dumps(d))
+    out = _plain(d, "config", [MAX_CONFIG_VALUES])
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override must look like section.key=value, got {item!r}")
         key, raw = item.split("=", 1)
         try:
-            value: Any = yaml.safe_load(raw)
+            value: Any = _plain(yaml.safe_load(raw), f"override {item!r}", [MAX_CONFIG_VALUES])
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
         node = out
         parts = key.strip().split(".")
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"override {item!r}: key must look like section.key, got {key!r}")
+        parts = [p.strip() for p in parts]
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
@@ -209,11 +324,15 @@ def load_config_file(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        d = yaml.safe_load(path.read_text())
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from exc
     if d is None:
         raise ConfigError(f"config file {path} is empty")
     if not isinstance(d, dict):
         raise ConfigError(f"config file {path} must hold a mapping, got {type(d).__name__}")
-    return d
+    return _plain(d, f"config file {path}", [MAX_CONFIG_VALUES])

@@ -168,7 +168,12 @@ def _make_groups(g: GeoGraph, split: CovisitSplit, rank: dict[str, PairSet], cfg
         return torch.log1p(torch.from_numpy(w).float()) / weight_scale
 
     out = []
-    for names in part.group_states(weights, cfg.train.max_group_pois):
+    max_pois = cfg.train.max_group_pois
+    world_size = dist_info().world_size
+    if world_size > 1:
+        # at least two groups per rank, so every rank gets states to train
+        max_pois = min(max_pois, max(1, g.num_pois // (2 * world_size)))
+    for names in part.group_states(weights, max_pois):
         sidx = torch.tensor([part.states.index(x) for x in names])
         sel = {k: torch.nonzero(torch.isin(g.data[POI].state[split.pairs[k].src], sidx)).flatten() for k in SPLITS}
         rsel = {k: torch.nonzero(torch.isin(g.data[POI].state[rank[k].src], sidx)).flatten() for k in rank}

@@ -87,10 +87,9 @@ def covisited(
     return _for_brand(source, source.check_brand(str(brand)), top, state, radius_km, model, rank_by)
 
 
-def _partner_rows(cov: pl.LazyFrame, poi: str) -> pl.LazyFrame:
+def _partner_rows(rows: pl.DataFrame, poi: str) -> pl.DataFrame:
     return (
-        cov.filter((pl.col(SRC_POI) == poi) | (pl.col(DST_POI) == poi))
-        .select(
+        rows.select(
             pl.when(pl.col(SRC_POI) == poi).then(pl.col(DST_POI)).otherwise(pl.col(SRC_POI)).alias(POI_ID),
             pl.col(VISITORS),
         )
@@ -112,7 +111,7 @@ def _for_poi(
 ) -> pl.DataFrame:
     me = source.poi(poi)
     cols = [POI_ID, NAME, BRAND_COL, NAICS_CODE, STATE, LAT, LON]
-    observed = _partner_rows(source.covisits(), poi).collect()
+    observed = _partner_rows(source.rows_touching([poi]), poi)
     extra: list[str] = []
     if model is not None:
         model.idx(poi)  # the model must know the query POI
@@ -125,7 +124,7 @@ def _for_poi(
             pl.lit(None, pl.Int64).alias(VISITORS), pl.lit(0, pl.Int64).alias("pairs"))],
         how="vertical",
     )
-    info = source.pois().select(cols).filter(pl.col(POI_ID).is_in(wanted[POI_ID].implode())).collect()
+    info = source.pois_with_ids(wanted[POI_ID]).select(cols)
     out = (
         wanted.join(info, on=POI_ID, how="inner")
         .with_columns(haversine_expr(me[LAT], me[LON], pl.col(LAT), pl.col(LON)).alias(DISTANCE))
@@ -156,20 +155,22 @@ def _for_brand(
     model: ModelContext | None,
     rank_by: str,
 ) -> pl.DataFrame:
-    pois = source.pois().select(POI_ID, BRAND_COL, STATE, LAT, LON)
-    mine = pois.filter(pl.col(BRAND_COL) == brand)
+    mine = source.pois().filter(pl.col(BRAND_COL) == brand)
     if state is not None:
         mine = mine.filter(pl.col(STATE) == state)
     mine_ids = mine.select(POI_ID).collect()[POI_ID]
-    cov = source.covisits().filter(pl.col(SRC_POI).is_in(mine_ids.implode()) | pl.col(DST_POI).is_in(mine_ids.implode()))
-    rows = cov.with_columns(
-        pl.when(pl.col(SRC_POI).is_in(mine_ids.implode()))
-        .then(pl.struct(me=pl.col(SRC_POI), other=pl.col(DST_POI)))
-        .otherwise(pl.struct(me=pl.col(DST_POI), other=pl.col(SRC_POI)))
-        .alias("__pair__")
-    ).unnest("__pair__")
-    a = pois.select(pl.col(POI_ID).alias("me"), pl.col(LAT).alias("lat_a"), pl.col(LON).alias("lon_a"))
-    b = pois.select(
+    rows = source.rows_touching(mine_ids)
+    src_mine = rows[SRC_POI].is_in(mine_ids.implode())
+    rows = pl.DataFrame(
+        {
+            "me": pl.select(pl.when(src_mine).then(rows[SRC_POI]).otherwise(rows[DST_POI])).to_series(),
+            "other": pl.select(pl.when(src_mine).then(rows[DST_POI]).otherwise(rows[SRC_POI])).to_series(),
+            VISITORS: rows[VISITORS],
+        }
+    )
+    info = source.pois_with_ids(pl.concat([rows["me"], rows["other"]]).unique()).select(POI_ID, BRAND_COL, STATE, LAT, LON)
+    a = info.select(pl.col(POI_ID).alias("me"), pl.col(LAT).alias("lat_a"), pl.col(LON).alias("lon_a"))
+    b = info.select(
         pl.col(POI_ID).alias("other"), pl.col(BRAND_COL).alias(PARTNER), pl.col(STATE).alias("__st__"),
         pl.col(LAT).alias("lat_b"), pl.col(LON).alias("lon_b"),
     )
@@ -178,7 +179,7 @@ def _for_brand(
         rows = rows.filter(pl.col("__st__") == state)
     if radius_km is not None:
         rows = rows.filter(haversine_expr(pl.col("lat_a"), pl.col("lon_a"), pl.col("lat_b"), pl.col("lon_b")) <= radius_km)
-    rows_df = rows.select("me", "other", PARTNER, VISITORS).collect()
+    rows_df = rows.select("me", "other", PARTNER, VISITORS)
     if model is not None:
         ia, ib = model.known(rows_df["me"].to_list()), model.known(rows_df["other"].to_list())
         pred = np.full(rows_df.height, np.nan)

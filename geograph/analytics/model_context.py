@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import polars as pl
 import torch
@@ -13,7 +16,23 @@ from geograph.graph.builder import unit_xyz
 
 from ._checks import unknown_value_error
 
-MODEL_ARTIFACT = "model"  # name under which geograph.tasks.covisit logs the pyfunc model
+MODEL_ARTIFACT = "model"
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run small torch work on one intra-op thread, then restore the thread count.
+
+    The per-query graphs here are tiny (about 1K nodes): with several OpenMP threads on a busy
+    machine the threads spin-wait for each other and a ``whatif`` took 3.5 s instead of 0.07 s
+    (2-core machine, load 10; measured with benchmarks/queries.py).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)  # name under which geograph.tasks.covisit logs the pyfunc model
 
 
 def model_uri_for(run_id: str | None = None, model_uri: str | None = None) -> str:
@@ -51,6 +70,7 @@ class ModelContext:
         self.states: list[str] = list(self.graph.index["states"])
         self.naics = p.naics_code.numpy()
         self._trees: dict[int, tuple[np.ndarray, cKDTree]] = {}
+        self._unit: torch.Tensor | None = None
 
     @classmethod
     def from_mlflow(
@@ -139,14 +159,26 @@ class ModelContext:
             return np.zeros(0)
         s = torch.as_tensor(np.asarray(src, dtype=np.int64))
         d = torch.as_tensor(np.asarray(dst, dtype=np.int64))
-        a = self.predictor.predict_log1p(s, d)
-        b = self.predictor.predict_log1p(d, s)
+        self.embeddings_if_gnn()  # the whole-graph pass keeps every thread
+        with one_thread():
+            a = self.predictor.predict_log1p(s, d)
+            b = self.predictor.predict_log1p(d, s)
         return (np.asarray(a, dtype=np.float64) + np.asarray(b, dtype=np.float64)) / 2
+
+    def embeddings_if_gnn(self) -> None:
+        if self.predictor.model is not None:
+            self.predictor.embeddings()
 
     def embeddings(self) -> torch.Tensor:
         """POI embeddings of the whole graph (computed once by the predictor)."""
         self.require_gnn("this query")
         return self.predictor.embeddings()
+
+    def unit_embeddings(self) -> torch.Tensor:
+        """L2-normalised POI embeddings (computed once), for cosine similarity."""
+        if self._unit is None:
+            self._unit = torch.nn.functional.normalize(self.embeddings().float(), dim=1)
+        return self._unit
 
 
 def to_visitors(log1p: np.ndarray) -> np.ndarray:

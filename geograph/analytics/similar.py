@@ -45,7 +45,7 @@ def similar(
     check_positive("top", top, integer=True)
     state = check_state(state)
     model.require_gnn("similar")
-    emb = torch.nn.functional.normalize(model.embeddings().float(), dim=1)
+    emb = model.unit_embeddings()
     g = model.graph
     brands: list[str] = list(g.index["brands"])
     brand_of = g.data["poi"].brand

@@ -59,7 +59,7 @@ from geograph.graph.transforms import _apply_scale
 from geograph.nn.covisit_model import transform_pair_features
 
 from ._checks import check_lat_lon, check_naics, check_positive, check_state
-from .model_context import ModelContext, to_visitors
+from .model_context import ModelContext, one_thread, to_visitors
 from .world_source import WorldSource
 
 FAR_KM = 50.0  # beyond this from any POI of its state, a venue is an extrapolation (noted)
@@ -199,26 +199,29 @@ def whatif(
         )
     comp, comp_level = _comparison(model, code, lat, lon, st)
     cell_id = h3.latlng_to_cell(lat, lon, int(cfg.get("cell_resolution", 7)))
-    h, local, new_local = ctx.encode(
-        seeds=np.unique(np.concatenate([cand, near_idx, [comp] if comp is not None else []]).astype(np.int64)),
-        allowed=allowed,
-        x_raw=x_raw,
-        naics=naics_idx,
-        pos=(lat, lon),
-        cell_id=cell_id,
-        near=near_idx,
-    )
+    with one_thread():
+        h, local, new_local = ctx.encode(
+            seeds=np.unique(np.concatenate([cand, near_idx, [comp] if comp is not None else []]).astype(np.int64)),
+            allowed=allowed,
+            x_raw=x_raw,
+            naics=naics_idx,
+            pos=(lat, lon),
+            cell_id=cell_id,
+            near=near_idx,
+        )
 
     # --- scoring ------------------------------------------------------------------------------
     pf = ctx.pair_raw(lat, lon, int(code), brand_idx, cand)
-    pred = to_visitors(ctx.score(h[new_local], h[local[cand]], pf))
+    with one_thread():
+        pred = to_visitors(ctx.score(h[new_local], h[local[cand]], pf))
     comp_pred = np.full(len(cand), np.nan)
     comparison = None
     if comp is not None:
         others = cand != comp
         cpos = model.pos[comp]
         cpf = ctx.pair_raw(float(cpos[0]), float(cpos[1]), int(model.naics[comp]), int(ctx.brand[comp]), cand[others])
-        comp_pred[others] = to_visitors(ctx.score(h[local[comp]], h[local[cand[others]]], cpf))
+        with one_thread():
+            comp_pred[others] = to_visitors(ctx.score(h[local[comp]], h[local[cand[others]]], cpf))
         comparison = {
             POI_ID: model.ids[comp],
             NAME: None,

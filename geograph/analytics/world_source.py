@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import h3
+import numpy as np
 import polars as pl
 
 from geograph.constants import (
@@ -134,9 +135,44 @@ class WorldSource:
         return self._cells[resolution]
 
     # -- lookups -------------------------------------------------------------------------
+    def _sorted(self) -> dict[str, pl.DataFrame]:
+        """In-memory copies sorted by POI id, co-visit source and destination (cache mode), so
+        a lookup is a binary search instead of a scan of every row."""
+        if "by_id" not in self._frames:
+            self._frames["by_id"] = self.pois().collect().sort(POI_ID)
+            cov = self.covisits().collect()
+            self._frames["by_src"] = cov.sort(SRC_POI)
+            self._frames["by_dst"] = cov.sort(DST_POI)
+        return self._frames
+
+    @property
+    def indexed(self) -> bool:
+        """Lookups by id use sorted in-memory tables (``cache=True`` or an in-memory world)."""
+        return self.cache or self.world is not None
+
+    def pois_with_ids(self, ids: list[str] | pl.Series) -> pl.DataFrame:
+        """The POI rows of ``ids`` (unknown ids are left out), in no particular order."""
+        ids = pl.Series(ids, dtype=pl.String)
+        if not self.indexed:
+            return self.pois().filter(pl.col(POI_ID).is_in(ids.implode())).collect()
+        table = self._sorted()["by_id"]
+        return table[_ranges(table[POI_ID], ids.unique())]
+
+    def rows_touching(self, ids: list[str] | pl.Series) -> pl.DataFrame:
+        """Co-visit rows whose source or destination is one of ``ids`` (each row once)."""
+        ids = pl.Series(ids, dtype=pl.String).unique()
+        if not self.indexed:
+            keys = ids.implode()
+            return self.covisits().filter(pl.col(SRC_POI).is_in(keys) | pl.col(DST_POI).is_in(keys)).collect()
+        t = self._sorted()
+        a = t["by_src"][_ranges(t["by_src"][SRC_POI], ids)]
+        b = t["by_dst"][_ranges(t["by_dst"][DST_POI], ids)]
+        b = b.filter(~pl.col(SRC_POI).is_in(ids.implode()))  # rows with both ends in ids are in a already
+        return pl.concat([a, b])
+
     def poi(self, poi_id: str) -> dict:
         """The row of one POI as a dict; an unknown id raises with close matches."""
-        row = self.pois().filter(pl.col(POI_ID) == str(poi_id)).collect()
+        row = self.pois_with_ids([str(poi_id)])
         if row.height == 0:
             ids = self.pois().select(POI_ID).collect()[POI_ID]
             raise unknown_value_error("POI id", str(poi_id), ids, POI_ID)
@@ -146,8 +182,7 @@ class WorldSource:
         """``poi_id -> name`` for the ids found (unknown ids are left out)."""
         if not ids:
             return {}
-        df = self.pois().select(POI_ID, NAME).filter(pl.col(POI_ID).is_in(pl.Series(ids, dtype=pl.String).implode()))
-        df = df.collect()
+        df = self.pois_with_ids(ids).select(POI_ID, NAME)
         return dict(zip(df[POI_ID].to_list(), df[NAME].to_list(), strict=True))
 
     def check_brand(self, brand: str) -> str:
@@ -157,3 +192,17 @@ class WorldSource:
             brands = self.pois().select(pl.col(BRAND_COL).drop_nulls().unique()).collect()[BRAND_COL]
             raise unknown_value_error("brand", brand, brands, BRAND_COL)
         return brand
+
+
+def _ranges(sorted_col: pl.Series, keys: pl.Series) -> np.ndarray:
+    """Row positions of every entry of ``sorted_col`` equal to one of ``keys`` (binary search)."""
+    if keys.len() == 0 or sorted_col.len() == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo = sorted_col.search_sorted(keys, side="left").to_numpy().astype(np.int64)
+    hi = sorted_col.search_sorted(keys, side="right").to_numpy().astype(np.int64)
+    lens = hi - lo
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.repeat(lo - (np.cumsum(lens) - lens), lens)
+    return starts + np.arange(total, dtype=np.int64)

@@ -340,8 +340,8 @@ class WorldConfig:
             raise ConfigError(f"n_images must be None or an int >= 0, got {self.n_images!r}")
         if not isinstance(self.embedding_dim, (int, np.integer)) or self.embedding_dim < 1:
             raise ConfigError(f"embedding_dim must be an int >= 1, got {self.embedding_dim!r}")
-        if not self.covisits_per_poi >= 0:
-            raise ConfigError(f"covisits_per_poi must be >= 0, got {self.covisits_per_poi!r}")
+        if not 0 <= self.covisits_per_poi < float("inf"):
+            raise ConfigError(f"covisits_per_poi must be a finite number >= 0, got {self.covisits_per_poi!r}")
         if not 0.0 < self.zero_fraction < 1.0:
             raise ConfigError(f"zero_fraction must be in (0, 1), got {self.zero_fraction!r}")
         if not 0.0 <= self.random_pair_share <= 1.0:
@@ -943,7 +943,7 @@ def _candidate_pairs(
         near = np.sort(rng.choice(near, size=target_near, replace=False))
     # random same-state partners: floor(r) per POI plus one with probability frac(r)
     n_rand = np.floor(rand_per_poi).astype(np.int64) + (rng.random(n) < rand_per_poi % 1.0)
-    n_rand[size < 2] = 0
+    n_rand = np.minimum(n_rand, size - 1)  # no more partners than the state has (a huge rate would not fit in memory)
     a = np.repeat(np.arange(n, dtype=np.int64), n_rand)
     b = start[a] + np.floor(rng.random(len(a)) * size[a]).astype(np.int64)
     keep = a != b

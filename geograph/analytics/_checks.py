@@ -51,17 +51,22 @@ def close_matches(value: str, candidates: pl.Series, n: int = MAX_SUGGESTIONS) -
     return found
 
 
-def _best(value: str, words: list[str], n: int) -> list[str]:
-    """difflib's close matches, ties broken by the longest shared prefix + suffix, then by text."""
-    near = difflib.get_close_matches(value, words, n=max(5 * n, 10), cutoff=0.6)
-
-    def key(w: str) -> tuple[float, int, str]:
-        ratio = difflib.SequenceMatcher(None, value, w).ratio()
-        pre = len(os.path.commonprefix([value, w]))
-        suf = len(os.path.commonprefix([value[::-1], w[::-1]]))
-        return (-round(ratio, 9), -(pre + suf), w)
-
-    return sorted(near, key=key)[:n]
+def _best(value: str, words: list[str], n: int, cutoff: float = 0.6) -> list[str]:
+    """Like ``difflib.get_close_matches`` (ratio >= ``cutoff``, best first), but ties of the
+    ratio go to the longest shared prefix + suffix, then to the text (difflib keeps the
+    lexically largest: 'poi_00042' would suggest 'poi_000429' before 'poi_000042')."""
+    sm = difflib.SequenceMatcher()
+    sm.set_seq2(value)
+    scored = []
+    for w in words:
+        sm.set_seq1(w)
+        if sm.real_quick_ratio() >= cutoff and sm.quick_ratio() >= cutoff:
+            r = sm.ratio()
+            if r >= cutoff:
+                pre = len(os.path.commonprefix([value, w]))
+                suf = len(os.path.commonprefix([value[::-1], w[::-1]]))
+                scored.append((-round(r, 9), -(pre + suf), w))
+    return [w for *_, w in sorted(scored)[:n]]
 
 
 def unknown_value_error(what: str, value: str, candidates: pl.Series, field: str) -> DataValidationError:

@@ -154,6 +154,8 @@ class WorldSource:
         """The POI rows of ``ids`` (unknown ids are left out), in no particular order."""
         ids = pl.Series(ids, dtype=pl.String)
         if not self.indexed:
+            if ids.len() == 1:
+                return self.pois().filter(pl.col(POI_ID) == ids[0]).collect()
             return self.pois().filter(pl.col(POI_ID).is_in(ids.implode())).collect()
         table = self._sorted()["by_id"]
         return table[_ranges(table[POI_ID], ids.unique())]
@@ -162,6 +164,9 @@ class WorldSource:
         """Co-visit rows whose source or destination is one of ``ids`` (each row once)."""
         ids = pl.Series(ids, dtype=pl.String).unique()
         if not self.indexed:
+            if ids.len() == 1:  # equality prunes Parquet row groups by their statistics; is_in scans more
+                one = ids[0]
+                return self.covisits().filter((pl.col(SRC_POI) == one) | (pl.col(DST_POI) == one)).collect()
             keys = ids.implode()
             return self.covisits().filter(pl.col(SRC_POI).is_in(keys) | pl.col(DST_POI).is_in(keys)).collect()
         t = self._sorted()

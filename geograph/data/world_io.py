@@ -28,7 +28,7 @@ from geograph.data.readers import (
     read_regions,
 )
 from geograph.errors import DataValidationError
-from geograph.utils.atomic import atomic_write
+from geograph.utils.atomic import atomic_write, replace_tree
 
 TABLES = ("pois", "covisits", "images", "regions")
 REQUIRED_TABLES = ("pois", "covisits")
@@ -112,9 +112,8 @@ def write_world(
                 sub = tmp / f"{partition_by}={key}"
                 sub.mkdir(parents=True, exist_ok=True)
                 part.drop(partition_by).write_parquet(sub / "part-0.parquet")
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)  # a folder rename is atomic on one filesystem
+            # rmtree(target) then rename left a part of the old folder (some states) if killed
+            replace_tree(tmp, target)
         else:
             with atomic_write(folder / f"{name}.parquet", suffix=".parquet") as tmp_file:
                 df.write_parquet(tmp_file)

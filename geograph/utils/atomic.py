@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,3 +47,26 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_tree(path: str | Path) -> None:
+    """Delete the folder ``path`` so that it vanishes at once: rename it to a hidden sibling,
+    then delete that. A process killed meanwhile leaves ``path`` whole or gone, never a part of
+    it (a hidden ``.<name>.deleting-*`` folder may be left behind)."""
+    path = Path(path)
+    trash = path.with_name(f".{path.name}.deleting-{uuid.uuid4().hex[:8]}")
+    os.rename(path, trash)
+    shutil.rmtree(trash)
+
+
+def replace_tree(src: str | Path, dst: str | Path) -> None:
+    """Put the folder ``src`` in place of ``dst``: ``dst`` is the old folder, gone, or the new one,
+    never a mix (each step is one rename on one filesystem)."""
+    src, dst = Path(src), Path(dst)
+    trash = None
+    if dst.exists():
+        trash = dst.with_name(f".{dst.name}.deleting-{uuid.uuid4().hex[:8]}")
+        os.rename(dst, trash)
+    os.rename(src, dst)
+    if trash is not None:
+        shutil.rmtree(trash)

@@ -52,13 +52,19 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 
 def _remove_stale_tables(out: Path) -> None:
-    """Before an overwrite: remove table files / hive folders a new layout would not replace."""
-    import shutil
+    """Before an overwrite: remove table files / hive folders a new layout would not replace.
 
+    meta.json goes first, so provenance never describes tables it did not come with; a hive
+    folder vanishes whole (remove_tree), never leaving some of its states to be read.
+    """
+    from geograph.data.world_io import META_FILE
+    from geograph.utils.atomic import remove_tree
+
+    (out / META_FILE).unlink(missing_ok=True)
     for name in TABLE_PATHS:
         for path in (out / f"{name}.parquet", out / f"{name}.csv", out / name):
             if path.is_dir():
-                shutil.rmtree(path)
+                remove_tree(path)
             elif path.exists():
                 path.unlink()
 

@@ -22,13 +22,13 @@ reported as capped. Prints a Markdown table and writes ``benchmarks/out/graph_bu
     .venv/bin/python benchmarks/graph_build.py                    # 10K, 100K, 1M
     .venv/bin/python benchmarks/graph_build.py --sizes 10000 --profile
 
-Profile of ``build_graph`` at 1M POIs / 10M co-visit rows (cProfile, 2 cores, 17.4 s in all):
-``pair_features`` 6.1 s for 9.6M near + 10M co-visit edges (``haversine_km`` 3.2 s, NAICS
-prefix depth 1.1 s), polars id joins 1.7 s, cKDTree kNN 1.8 s, ``symmetrize`` 1.4 s,
-``np.unique`` on pair keys 1.25 s, the per-POI ``h3.latlng_to_cell`` loop 1.2 s and the
-per-cell ``grid_disk`` loop 0.9 s (74K cells). The h3 loops are ~12 % of the build, so a
-vectorised H3 package (polars-h3, h3ronpy) would save at most ~2 s of 17: not worth a new
-dependency; the build already meets the target (< 60 s, < 8 GB) without changes.
+Profile of ``build_graph`` at 1M POIs / 10M co-visit rows (cProfile, 2 shared cores), shares of
+the build: cKDTree kNN ~22 %, polars id joins ~17 %, ``pair_features`` ~17 %, near
+symmetrisation ~9 %, the per-POI ``h3.latlng_to_cell`` loop ~9 %, the per-cell ``grid_disk``
+loop ~4 %. The h3 loops are ~13 % of the build, so a vectorised H3 package (polars-h3, h3ronpy)
+would save a few seconds at most: not worth a new dependency. Before this benchmark,
+``pair_features`` (35 %), ``torch.unique`` in ``symmetrize`` and ``np.unique`` on co-visit keys
+were the top items; they were rewritten with identical output (see docs/readme/graph.md).
 """
 
 from __future__ import annotations

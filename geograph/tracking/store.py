@@ -81,6 +81,27 @@ def _reason(exc: BaseException) -> str:
     return first[:300]
 
 
+@contextlib.contextmanager
+def _sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<db>.lock`` while MLflow opens (and, the first time, creates
+    and migrates) a SQLite store: two processes creating one new store at once otherwise race
+    in the schema migration ("duplicate column name") and one of them fails."""
+    if not uri.startswith(_SQLITE_PREFIX) or uri.endswith(":memory:"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock
+        yield
+        return
+    with open(uri.removeprefix(_SQLITE_PREFIX) + ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def configure(tracking_uri: str | None = None) -> str:
     """Point MLflow at the resolved tracking URI and check it answers; returns the URI.
 
@@ -96,7 +117,7 @@ def configure(tracking_uri: str | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     remote = uri.startswith(("http://", "https://"))
     try:
-        with _env(PROBE_ENV) if remote else contextlib.nullcontext():
+        with _env(PROBE_ENV) if remote else _sqlite_init_lock(uri):
             mlflow.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means "unreachable"
         hint = (

@@ -1,0 +1,120 @@
+"""Processes logging to one SQLite MLflow store at once lose no run and no metric.
+
+Fast: three processes open runs through geograph.tracking.start_run and log a metric history
+each, all at the same moment. Slow: two ``geograph train covisit`` trainings on the same store
+at once. Afterwards every run is FINISHED and every metric history is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .counting import bump, record
+from .resume_helpers import ROOT, tiny_config, train_cli, write_tiny_world
+
+WORKER = Path(__file__).with_name("tracking_worker.py")
+
+
+def run_workers(uri: str, experiment: str, n: int, runs: int, steps: int) -> list[dict]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), uri, experiment, f"w{i}", str(runs), str(steps)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready", p.stderr.read()[-3000:]
+        for p in procs:  # go
+            p.stdin.write("\n")
+            p.stdin.flush()
+        out = []
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=900)
+            assert p.returncode == 0, stderr[-3000:]
+            out.append(json.loads(stdout.strip().splitlines()[-1]))
+        return out
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def audit(uri: str, experiment: str) -> dict:
+    """Runs, statuses and metric-history lengths of ``experiment``."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=10_000)
+    out = {"runs": len(runs), "statuses": sorted({r.info.status for r in runs}), "histories": {}}
+    for r in runs:
+        for key in r.data.metrics:
+            out["histories"][f"{r.info.run_name}/{key}"] = len(client.get_metric_history(r.info.run_id, key))
+    return out
+
+
+@pytest.mark.parametrize(
+    "size",
+    [pytest.param((3, 4, 25), id="fast"), pytest.param((4, 10, 100), id="slow", marks=pytest.mark.slow)],
+)
+def test_concurrent_loggers_lose_nothing(size: tuple[int, int, int], tmp_path: Path) -> None:
+    n, runs, steps = size
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results = run_workers(uri, "concurrent", n, runs, steps)
+    got = audit(uri, "concurrent")
+    expected_runs = n * runs
+    summary = {
+        "processes": n,
+        "runs_logged": sum(len(r["runs"]) for r in results),
+        "runs_found": got["runs"],
+        "statuses": got["statuses"],
+        "metric_points_expected": expected_runs * (2 * steps + 1),
+        "metric_points_found": sum(got["histories"].values()),
+        "seconds": max(r["seconds"] for r in results),
+    }
+    record(f"concurrent_logging.{'slow' if steps > 50 else 'fast'}", summary)
+    bump("concurrent.runs", got["runs"])
+    assert got["runs"] == expected_runs, summary
+    assert got["statuses"] == ["FINISHED"], summary
+    for key, length in got["histories"].items():
+        assert length == (1 if key.endswith("/test_r2") else steps), (key, length)
+    assert summary["metric_points_found"] == summary["metric_points_expected"], summary
+
+
+@pytest.mark.slow
+def test_two_trainings_on_one_store(tmp_path: Path) -> None:
+    """Two `geograph train covisit` processes, same store and experiment, at the same time."""
+    world = write_tiny_world(tmp_path / "world")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    procs = []
+    for seed in (0, 1):
+        cfg = tiny_config(tmp_path / f"c{seed}.yaml", tmp_path / f"ckpt{seed}", epochs=6, seed=seed)
+        procs.append(train_cli(cfg, world, uri, background=True))
+    for p in procs:
+        _, stderr = p.communicate(timeout=1500)
+        assert p.returncode == 0, stderr[-3000:]
+    got = audit(uri, "reliability")
+    record(
+        "concurrent_logging.trainings",
+        {
+            "processes": 2,
+            "runs_found": got["runs"],
+            "statuses": got["statuses"],
+            "val_r2_history": sorted(v for k, v in got["histories"].items() if k.endswith("/val_r2")),
+        },
+    )
+    assert got["runs"] == 2 and got["statuses"] == ["FINISHED"], got
+    assert sorted(v for k, v in got["histories"].items() if k.endswith("/val_r2")) == [6, 6], got
+    bump("concurrent.runs", got["runs"])

@@ -1,0 +1,119 @@
+"""Resume after SIGKILL: the same test metrics as an uninterrupted run (same seed).
+
+``geograph train covisit`` runs on a tiny world with a checkpoint every epoch; one run goes
+through, another is SIGKILLed once the checkpoint of a random (seeded) epoch exists and is
+rerun with ``--resume``. Test metrics, the per-epoch history and the number of epochs must
+equal the uninterrupted run's. The geolocation task has no checkpoint / resume: that gap is a
+strict xfail here and is listed in docs/readme/reliability.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .counting import bump, record
+from .resume_helpers import finished_run, tiny_config, train_cli, write_tiny_world
+
+EPOCHS = 8
+
+
+def _epoch_of(ckpt: Path) -> int | None:
+    from geograph.errors import CheckpointError
+    from geograph.graph.cache import load_checked
+
+    try:
+        return int(load_checked(ckpt)["epoch"])
+    except (CheckpointError, FileNotFoundError):
+        return None
+
+
+def kill_after_epoch(proc, ckpt: Path, epoch: int, timeout_s: float = 1200) -> int:
+    """SIGKILL ``proc`` as soon as ``ckpt`` holds epoch >= ``epoch``; returns the epoch seen."""
+    t0, seen, mtime = time.monotonic(), None, None
+    while time.monotonic() - t0 < timeout_s:
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before epoch {epoch}: {proc.stderr.read()[-3000:]}")
+        if ckpt.exists() and ckpt.stat().st_mtime_ns != mtime:
+            mtime = ckpt.stat().st_mtime_ns
+            seen = _epoch_of(ckpt)
+            if seen is not None and seen >= epoch:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                proc.stdout.close()
+                proc.stderr.close()
+                return seen
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    raise AssertionError(f"no checkpoint of epoch {epoch} after {timeout_s} s (last seen {seen})")
+
+
+@pytest.mark.slow
+def test_covisit_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
+    world = write_tiny_world(tmp_path / "world")
+    uri_a = f"sqlite:///{tmp_path / 'a.db'}"
+    done = train_cli(tiny_config(tmp_path / "a.yaml", tmp_path / "ckpt_a", EPOCHS), world, uri_a)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client_a, run_a = finished_run(uri_a)
+    test_a = {k: v for k, v in run_a.data.metrics.items() if k.startswith("test_")}
+    hist_a = [m.value for m in client_a.get_metric_history(run_a.info.run_id, "val_r2")]
+    assert len(hist_a) == EPOCHS and test_a
+
+    rng = random.Random(2024)
+    results = []
+    for attempt in range(2):
+        uri_b = f"sqlite:///{tmp_path / f'b{attempt}.db'}"
+        cfg_b = tiny_config(tmp_path / f"b{attempt}.yaml", tmp_path / f"ckpt_b{attempt}", EPOCHS)
+        target = rng.randint(1, EPOCHS - 2)
+        killed_at = kill_after_epoch(
+            train_cli(cfg_b, world, uri_b, background=True), tmp_path / f"ckpt_b{attempt}" / "last.pt", target
+        )
+        bump("faults.training_sigkill")
+        again = train_cli(cfg_b, world, uri_b, resume=True)
+        assert again.returncode == 0, again.stderr[-3000:]
+        client_b, run_b = finished_run(uri_b)
+        resumed_from = int(run_b.data.tags["geograph.resumed_from_epoch"])
+        assert resumed_from >= killed_at
+        test_b = {k: v for k, v in run_b.data.metrics.items() if k.startswith("test_")}
+        hist_b = [m.value for m in client_b.get_metric_history(run_b.info.run_id, "val_r2")]
+        diff = max(abs(test_a[k] - test_b[k]) for k in test_a)
+        results.append(
+            {
+                "killed_after_epoch": killed_at,
+                "resumed_from": resumed_from,
+                "test_r2_uninterrupted": test_a["test_r2"],
+                "test_r2_resumed": test_b["test_r2"],
+                "max_abs_diff_test_metrics": diff,
+                "epochs": len(hist_b),
+            }
+        )
+        assert set(test_b) == set(test_a)
+        for k in test_a:
+            assert math.isclose(test_a[k], test_b[k], rel_tol=0, abs_tol=1e-6), (k, test_a[k], test_b[k])
+        assert hist_b == pytest.approx(hist_a, abs=1e-6)
+        # the killed run is left RUNNING in the store: a SIGKILLed process cannot mark itself
+        statuses = sorted(r.info.status for r in client_b.search_runs([run_b.info.experiment_id]))
+        assert statuses == ["FINISHED", "RUNNING"], statuses
+    record("resume.covisit", results)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the geolocation task has no checkpoint / resume (no train.resume, no "
+    "checkpoint file): a killed geolocation training starts over; reported to the lead",
+)
+def test_geolocate_has_resume() -> None:
+    from geograph.errors import ConfigError
+    from geograph.tasks.geolocate import GeolocateConfig
+
+    try:
+        cfg = GeolocateConfig.from_dict({"train": {"resume": True, "checkpoint_dir": "x"}})
+    except ConfigError as exc:
+        raise AssertionError(f"no resume option: {exc}") from exc
+    assert cfg.train.resume

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
-# MLflow's artifact download bars clutter the terminal; geograph shows its own progress.
+# MLflow's artifact download bars and INFO lines clutter the terminal; geograph shows its own progress.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def add_config_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:

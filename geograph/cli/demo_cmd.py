@@ -90,8 +90,8 @@ def _demo(args) -> int:
                   f"{m.get('test_spearman', float('nan')):.3f}", f"{m.get('test_ndcg10', float('nan')):.3f}",
                   f"{m.get('test_recall10', float('nan')):.3f}", f"{m.get('train_time_s', float('nan')):.1f}", rid[:8])
     con.print(t)
-    con.print(f"* best test R². Metrics on log1p(visitors); NDCG@10 / Recall@10 rank each source's held-out pairs "
-              f"plus 20 nearby non-co-visited POIs. Total {time.perf_counter() - t0:.0f} s. "
+    con.print(f"* best test R². Metrics on log1p(visitors); NDCG@10 / Recall@10 rank each held-out source's scored pairs "
+              f"plus 20 sampled non-co-visited POIs of its state. Total {time.perf_counter() - t0:.0f} s. "
               f"Browse the runs: geograph ui  |  compare: geograph compare --experiment {args.experiment}")
     return 0
 

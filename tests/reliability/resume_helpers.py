@@ -13,11 +13,11 @@ ROOT = Path(__file__).parents[2]
 EXPERIMENT = "reliability"
 
 
-def write_tiny_world(folder: Path) -> Path:
+def write_tiny_world(folder: Path, n_pois: int = 400) -> Path:
     from geograph.data import write_world
     from geograph.testing import tiny_world
 
-    return write_world(tiny_world(seed=3, n_pois=150, n_images=0), folder, overwrite=True)
+    return write_world(tiny_world(seed=3, n_pois=n_pois, n_images=0), folder, overwrite=True)
 
 
 def tiny_config(path: Path, checkpoint_dir: Path, epochs: int = 8, seed: int = 0) -> Path:

@@ -138,12 +138,20 @@ def argv(draw, root: Path, world: Path) -> list[str]:
     if cmd == "train":
         task = draw(st.sampled_from(["covisit", "geolocate", "bogus"]))
         cfg = root / f"cfg{draw(st.integers(0, 2))}.yaml"
-        cfg.write_text(
+        cfg.write_bytes(
             draw(
                 st.one_of(
-                    texts,
+                    texts.map(lambda t: t.encode("utf-8", "surrogatepass")),
+                    st.binary(max_size=40),
                     st.sampled_from(
-                        ["train: {epochs: x}", "model: {hidden: -1}", "- a", "name: ../x", "data: 5", "{}"]
+                        [
+                            b"train: {epochs: x}",
+                            b"model: {hidden: -1}",
+                            b"- a",
+                            b"name: ../x",
+                            b"data: 5",
+                            b"{}",
+                        ]
                     ),
                 )
             )
@@ -184,8 +192,14 @@ def argv(draw, root: Path, world: Path) -> list[str]:
         ]
     if cmd == "run":
         suite = root / "suite.yaml"
-        suite.write_text(
-            draw(st.one_of(texts, st.sampled_from(["configs: [x.yaml]", "seeds: [a]", "{}", "- 1"])))
+        suite.write_bytes(
+            draw(
+                st.one_of(
+                    texts.map(lambda t: t.encode("utf-8", "surrogatepass")),
+                    st.binary(max_size=40),
+                    st.sampled_from([b"configs: [x.yaml]", b"seeds: [a]", b"{}", b"- 1", b"\xff\xfe"]),
+                )
+            )
         )
         return [
             "run",

@@ -21,7 +21,7 @@ import pytest
 from .counting import bump, record
 from .resume_helpers import finished_run, tiny_config, train_cli, write_tiny_world
 
-EPOCHS = 8
+EPOCHS = 30  # epochs long enough (~0.3 s) that the kill lands mid-training
 
 
 def _epoch_of(ckpt: Path) -> int | None:
@@ -35,34 +35,48 @@ def _epoch_of(ckpt: Path) -> int | None:
 
 
 def kill_after_epoch(proc, ckpt: Path, epoch: int, timeout_s: float = 1200) -> int:
-    """SIGKILL ``proc`` as soon as ``ckpt`` holds epoch >= ``epoch``; returns the epoch seen."""
-    t0, seen, mtime = time.monotonic(), None, None
+    """SIGKILL ``proc`` once ``ckpt`` has been rewritten ``epoch`` times (once per epoch); returns the
+    epoch the checkpoint then holds. Only ``stat`` is polled, so the kill follows the write closely."""
+    t0, writes, last = time.monotonic(), 0, None
     while time.monotonic() - t0 < timeout_s:
         if proc.poll() is not None:
             raise AssertionError(f"training ended before epoch {epoch}: {proc.stderr.read()[-3000:]}")
-        if ckpt.exists() and ckpt.stat().st_mtime_ns != mtime:
-            mtime = ckpt.stat().st_mtime_ns
-            seen = _epoch_of(ckpt)
-            if seen is not None and seen >= epoch:
+        try:
+            st = ckpt.stat()
+            stamp = (st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = None
+        if stamp is not None and stamp != last:
+            last, writes = stamp, writes + 1
+            if writes >= epoch:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
                 proc.stdout.close()
                 proc.stderr.close()
+                assert proc.returncode == -signal.SIGKILL, (
+                    f"training had ended ({proc.returncode}) before the kill"
+                )
+                seen = _epoch_of(ckpt)
+                assert seen is not None and seen < EPOCHS, f"checkpoint after the kill: epoch {seen}"
                 return seen
-        time.sleep(0.05)
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
-    raise AssertionError(f"no checkpoint of epoch {epoch} after {timeout_s} s (last seen {seen})")
+    raise AssertionError(f"no checkpoint of epoch {epoch} after {timeout_s} s")
 
 
 @pytest.mark.slow
 def test_covisit_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
+    _epoch_of(tmp_path / "none.pt")  # import torch now, not while a training races ahead
     world = write_tiny_world(tmp_path / "world")
     uri_a = f"sqlite:///{tmp_path / 'a.db'}"
     done = train_cli(tiny_config(tmp_path / "a.yaml", tmp_path / "ckpt_a", EPOCHS), world, uri_a)
     assert done.returncode == 0, done.stderr[-3000:]
     client_a, run_a = finished_run(uri_a)
     test_a = {k: v for k, v in run_a.data.metrics.items() if k.startswith("test_")}
-    hist_a = [m.value for m in client_a.get_metric_history(run_a.info.run_id, "val_r2")]
+    hist_a = [
+        m.value
+        for m in sorted(client_a.get_metric_history(run_a.info.run_id, "val_r2"), key=lambda m: m.step)
+    ]
     assert len(hist_a) == EPOCHS and test_a
 
     rng = random.Random(2024)
@@ -70,7 +84,7 @@ def test_covisit_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> No
     for attempt in range(2):
         uri_b = f"sqlite:///{tmp_path / f'b{attempt}.db'}"
         cfg_b = tiny_config(tmp_path / f"b{attempt}.yaml", tmp_path / f"ckpt_b{attempt}", EPOCHS)
-        target = rng.randint(1, EPOCHS - 2)
+        target = rng.randint(2, EPOCHS // 3)
         killed_at = kill_after_epoch(
             train_cli(cfg_b, world, uri_b, background=True), tmp_path / f"ckpt_b{attempt}" / "last.pt", target
         )
@@ -81,7 +95,10 @@ def test_covisit_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> No
         resumed_from = int(run_b.data.tags["geograph.resumed_from_epoch"])
         assert resumed_from >= killed_at
         test_b = {k: v for k, v in run_b.data.metrics.items() if k.startswith("test_")}
-        hist_b = [m.value for m in client_b.get_metric_history(run_b.info.run_id, "val_r2")]
+        hist_b = [
+            m.value
+            for m in sorted(client_b.get_metric_history(run_b.info.run_id, "val_r2"), key=lambda m: m.step)
+        ]
         diff = max(abs(test_a[k] - test_b[k]) for k in test_a)
         results.append(
             {

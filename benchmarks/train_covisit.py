@@ -1,0 +1,821 @@
+"""Benchmark co-visitation training: geograph's NAICS-aware model next to a plain PyG GraphSAGE.
+
+For each size (default 10K, 100K, 1M POIs) one subprocess (so that its peak resident memory is
+its own) generates the embedded world of ``experiments/covisit_naics_sage.yaml`` at that size
+(``generate_world(n, seed=data.world_seed, n_images=0)``, 10 co-visit pairs per POI: ``n * 5``
+co-visit rows), builds the graph and runs ``geograph.tasks.covisit.prepare`` (leak-free split
+with one sampled zero pair per row, train-only feature / NAICS transforms, state groups). Those
+three steps are timed and reported but are not part of the throughput. Then two models train on
+the same prepared data, with the same batches:
+
+* **geograph**: ``build_model(prep)``, the config's ``CovisitGNN`` (hierarchical NAICS embeddings,
+  location encoding, heterogeneous ``WeightedSAGEConv`` over co-visits (weighted, both
+  directions), ``near``, ``poi -in-> cell`` / ``rev_in`` and cell ``adjacent``, LayerNorm,
+  residuals, jumping knowledge, the MLP ``EdgeHead``).
+* **plain SAGE**: ``torch_geometric.nn.GraphSAGE`` with the same width, depth, aggregation and
+  dropout on the homogeneous POI graph (the same co-visit message edges in both directions plus
+  the ``near`` edges, unweighted), numeric POI features only (``data[poi].x``), and the same
+  ``EdgeHead`` class (hidden widths and product term from the config) on its output.
+
+The training step is the one of ``fit_gnn`` (copied here so that both models run it): each epoch
+walks the state groups in a seeded random order; each group's training pairs are cut into
+``round(1 / split.hide_frac)`` folds; each fold is one optimizer step that encodes the whole group
+with the fold's own pairs removed from the message graph and scores the fold's pairs (AdamW,
+gradient clipping, the config's loss). Both models draw the same permutations (the generator is
+seeded by ``(seed, epoch)`` as in ``fit_gnn``), so they see identical batches of target pairs.
+Validation, checkpoints and MLflow are left out of the timed region (they are per-epoch costs of
+``fit_gnn`` independent of the model's throughput); ``--check-fit`` also runs ``fit_gnn`` itself
+and prints its per-epoch training losses next to this loop's (they are identical: same
+computation).
+
+Both wall-clock and process CPU time are measured (``pairs/s`` and ``pairs / CPU-s``); on a
+shared machine the CPU-time ratio is the steadier one. ``--threads 1`` sets
+``torch.set_num_threads(1)`` in the subprocess: on an oversubscribed machine torch's OpenMP
+threads spin while waiting for a core and a 2-thread epoch can take several times longer.
+
+Epochs of the two models alternate (geograph first on even epochs, plain SAGE first on odd ones),
+so load from other jobs on a shared machine hits both alike. The first ``--warmup`` epochs are
+not timed; throughput = training pairs of the timed epochs / their time. Peak memory: before each
+epoch the process's high-water mark is reset to its current RSS (``/proc/self/clear_refs``, after
+``gc`` and ``malloc_trim``) and ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is read after it,
+so each model's peak is the process RSS (the prepared data, shared by both, included) during its
+own epochs. The driver process imports nothing heavy (a child's ``ru_maxrss`` starts from the
+RSS of the process that spawned it). ``--max-steps K`` times only the first ``K`` optimizer steps of each epoch (in the
+epoch's random group order) and extrapolates the epoch from the per-pair cost; the table marks it.
+
+The ranking candidates of ``prepare`` (``split.rank_negatives``) are only used by evaluation and
+their sampler is a per-source Python loop over the source's whole state (about 12 s at 100K
+POIs, growing with sources x state size, so roughly 100x that at 1M), so the benchmark sets ``rank_negatives=0`` unless ``--rank-negatives`` says
+otherwise; the training pairs, message edges and group subgraphs are the same either way.
+
+``--ablate`` adds copies of the geograph model with one feature switched off at a time
+(``ABLATIONS``), a prototype of a suggested change (one SAGE root weight per node type) and a
+plain SAGE with an input projection, all on the same batches, to show where geograph's time
+goes; ``--profile`` adds ``torch.profiler`` op tables and a per-relation forward breakdown of
+the largest state group.
+
+    .venv/bin/python benchmarks/train_covisit.py --threads 1              # 10K, 100K, 1M
+    .venv/bin/python benchmarks/train_covisit.py --sizes 10000 --epochs 3 --threads 1 --ablate --check-fit
+    .venv/bin/python benchmarks/train_covisit.py --sizes 1000000 --max-steps 40
+    .venv/bin/python benchmarks/train_covisit.py --report benchmarks/out/train_covisit.json
+
+Prints Markdown tables and writes ``benchmarks/out/train_covisit.json`` (``--out``). Results
+of this project's machine: ``docs/readme/train_benchmark.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out"
+CONFIG = ROOT / "experiments" / "covisit_naics_sage.yaml"
+MODELS = ("geograph", "plain_sage")
+# --ablate: geograph with one feature switched off (model config overrides), to attribute its cost
+ABLATIONS = {
+    "no_naics": {"naics": "none"},
+    "no_strength": {"strength_features": False},
+    "no_location": {"location_freqs": 0},
+    "poi_edges_only": {"relations": ["covisits", "near"]},
+    "unweighted": {"weighted_covisits": False},
+    "no_layernorm": {"norm": "none"},
+    "no_jk": {"jk": False},
+    "no_dropout": {"dropout": 0.0},
+    # not a config switch: a prototype of a suggested change (one root weight per destination type,
+    # see _share_root); the model computes the same family of functions with fewer matmuls
+    "shared_root": {"_shared_root": True},
+    "all_off": {
+        "naics": "none",
+        "strength_features": False,
+        "location_freqs": 0,
+        "relations": ["covisits", "near"],
+        "weighted_covisits": False,
+        "norm": "none",
+        "jk": False,
+        "residual": False,
+    },
+}
+
+
+# ----------------------------------------------------------------------------------------
+# child process: one size
+# ----------------------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _reset_peak() -> float:
+    """Free what can be freed, reset the RSS high-water mark (Linux >= 4.0); return current RSS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return _current_rss_mb()
+
+
+def _plain_sage(in_dim: int, mc, project: bool = False):
+    """Homogeneous PyG GraphSAGE + geograph's EdgeHead with the widths of ``mc`` (a ModelConfig).
+
+    ``project=True`` (``--ablate`` only) first maps the inputs to ``hidden`` (Linear, ReLU,
+    dropout) as ``CovisitGNN.poi_proj`` does, so the first layer also passes ``hidden``-wide
+    messages.
+    """
+    from torch import nn
+    from torch_geometric.nn import GraphSAGE
+
+    from geograph.nn.covisit_model import EdgeHead, transform_pair_features
+
+    class PlainSAGE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = (
+                nn.Sequential(nn.Linear(in_dim, mc.hidden), nn.ReLU(), nn.Dropout(mc.dropout))
+                if project
+                else None
+            )
+            width = mc.hidden if project else in_dim
+            self.gnn = GraphSAGE(width, mc.hidden, num_layers=mc.layers, dropout=mc.dropout, aggr=mc.aggr)
+            self.head = EdgeHead(mc.hidden, mc.head_hidden, mc.head_product, mc.dropout)
+
+        def forward(self, x, edge_index, src, dst, pair):
+            h = self.gnn(x if self.proj is None else self.proj(x), edge_index)
+            return self.head(h[src], h[dst], transform_pair_features(pair))
+
+    return PlainSAGE()
+
+
+def _share_root(model) -> None:
+    """Keep the root term ``lin_r(x_dst)`` of one relation per destination node type only.
+
+    ``HeteroConv(aggr="sum")`` adds one ``lin_r(x_dst)`` per relation into the same node type;
+    a sum of linear maps of the same input is one linear map, so dropping all but one of them
+    leaves the model's function class unchanged and saves their matmuls (forward and backward).
+    Applied to this benchmark's own model instance (a runtime switch, no source change).
+    """
+    for conv in model.convs:
+        seen: set[str] = set()
+        for et in model.edge_types:
+            c = conv.convs[et]
+            if et[2] in seen:
+                c.root_weight = False
+                del c.lin_r
+            seen.add(et[2])
+
+
+def _steps(prep, epoch: int):
+    """The optimizer steps of one epoch, exactly as ``fit_gnn`` draws them.
+
+    Yields ``(group, fold)``: the group and the positions (into ``group.pairs["train"]``) of the
+    pairs scored in the step. Seeds as ``fit_gnn``: ``(seed * 100_003 + epoch)``.
+    """
+    import torch
+
+    tc = prep.cfg.train
+    hide = prep.cfg.split.hide_frac
+    n_folds = max(1, int(round(1.0 / hide))) if hide > 0 else 1
+    torch.manual_seed(tc.seed * 100_003 + epoch)
+    gen = torch.Generator().manual_seed(tc.seed * 100_003 + epoch)
+    order = torch.randperm(len(prep.groups), generator=gen).tolist()
+    for gi in order:
+        gd = prep.groups[gi]
+        ids = gd.pairs["train"]
+        perm = torch.randperm(ids.numel(), generator=gen)  # drawn before the skip, as fit_gnn does
+        if ids.numel() == 0:
+            continue
+        for fold in perm.chunk(min(n_folds, ids.numel())):
+            yield gd, fold
+
+
+def _epoch(kind: str, model, opt, prep, ctx: dict, epoch: int, max_steps: int) -> dict:
+    """One training epoch of ``kind`` (the loop body of ``fit_gnn``); returns time, pairs, steps."""
+    import torch
+
+    from geograph.constants import NEAR, POI
+    from geograph.utils.device import autocast_context
+
+    cfg, device = prep.cfg, ctx["device"]
+    train, feats, y_scaled, loss_fn = ctx["train"], prep.pair_feats["train"], ctx["y_scaled"], ctx["loss_fn"]
+    model.train()
+    total, pairs, steps = 0.0, 0, 0
+    # CPU seconds per phase (meaningful on CPU, where every op is synchronous)
+    phase = dict.fromkeys(("select", "forward", "backward", "optimizer"), 0.0)
+    clock = time.process_time
+    t0, c0 = time.perf_counter(), clock()
+    for gd, fold in _steps(prep, epoch):
+        if max_steps and steps >= max_steps:
+            break
+        ca = clock()
+        ids = gd.pairs["train"]
+        data = gd.sub.data.to(device)
+        n_local = gd.sub.data[POI].num_nodes
+        msg, w = gd.message["train"]
+        msg_keys = msg[0] * n_local + msg[1]
+        loc = gd.local["train"][:, fold]
+        keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
+        cb = clock()
+        with autocast_context(device):
+            if not kind.startswith("plain_sage"):
+                w_arg = w[keep].to(device) if cfg.model.weighted_covisits else None
+                out = model(
+                    data,
+                    msg[:, keep].to(device),
+                    w_arg,
+                    loc[0].to(device),
+                    loc[1].to(device),
+                    feats[ids[fold]].to(device),
+                )
+            else:
+                m = msg[:, keep]
+                ei = torch.cat([m, m.flip(0), data[POI, NEAR, POI].edge_index.cpu()], dim=1).to(device)
+                out = model(
+                    data[POI].x, ei, loc[0].to(device), loc[1].to(device), feats[ids[fold]].to(device)
+                )
+            loss = loss_fn(out.float(), y_scaled[ids[fold]].to(device), train.visitors[ids[fold]].to(device))
+        cc = clock()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        cd = clock()
+        if cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        total += float(loss.detach()) * fold.numel()
+        ce = clock()
+        for k, a, b in (("select", ca, cb), ("forward", cb, cc), ("backward", cc, cd), ("optimizer", cd, ce)):
+            phase[k] += b - a
+        pairs += fold.numel()
+        steps += 1
+    return {
+        "time_s": time.perf_counter() - t0,
+        "cpu_s": clock() - c0,
+        "pairs": pairs,
+        "steps": steps,
+        "loss": total / max(pairs, 1),
+        "phase_cpu_s": {k: round(v, 4) for k, v in phase.items()},
+    }
+
+
+def _profile(kinds: dict, prep, ctx: dict, steps: int, rows: int) -> dict:
+    """torch.profiler table (self CPU time per op) of ``steps`` steps of each model."""
+    from torch.profiler import ProfilerActivity, profile
+
+    out = {}
+    for kind in MODELS:
+        model, opt = kinds[kind]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            _epoch(kind, model, opt, prep, ctx, 10_000, steps)
+        ka = prof.key_averages()
+        out[kind] = {
+            "ops": ka.table(sort_by="self_cpu_time_total", row_limit=rows),
+            "total_self_cpu_ms": sum(e.self_cpu_time_total for e in ka) / 1e3,
+        }
+    return out
+
+
+def _breakdown(prep, geo_model, ctx: dict, repeats: int) -> dict:
+    """Forward time of the pieces of ``CovisitGNN.encode`` on the largest group (no grad)."""
+    import torch
+
+    from geograph.constants import CELL, COVISITS, POI, REV_PREFIX
+    from geograph.nn.covisit_model import location_encoding
+
+    gd = max(prep.groups, key=lambda g: g.sub.data[POI].num_nodes)
+    data = gd.sub.data
+    msg, w = gd.message["train"]
+    n_poi = int(data[POI].num_nodes)
+    m = geo_model
+    res: dict[str, float] = {}
+
+    def timed(name, fn):
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            r = fn()
+        res[name] = round(1e3 * (time.perf_counter() - t0) / repeats, 2)
+        return r
+
+    m.eval()
+    with torch.no_grad():
+        p = data[POI]
+        if m.naics is not None:
+            timed("naics_encoder", lambda: m.naics(p.naics))
+        timed("location_encoding", lambda: location_encoding(p.pos, m.config.location_freqs))
+        parts = [p.x, location_encoding(p.pos, m.config.location_freqs)]
+        parts += [m.naics(p.naics)] if m.naics is not None else []
+        if getattr(m.config, "strength_features", False):
+            from geograph.nn.covisit_model import strength
+
+            timed("strength_features", lambda: strength(msg, w, p.x.size(0)))
+            parts.append(strength(msg, w, p.x.size(0)))
+        h = {POI: m.poi_proj(torch.cat(parts, -1)), CELL: m.cell_proj(data[CELL].x)}
+        edges, weights = {}, {}
+        for et in m.edge_types:
+            if et[1] == COVISITS:
+                edges[et], weights[et] = msg, w
+            elif et[1] == REV_PREFIX + COVISITS:
+                edges[et], weights[et] = msg.flip(0), w
+            elif et in data.edge_types:
+                edges[et] = data[et].edge_index
+        conv = m.convs[0]
+        for et, ei in edges.items():
+            c = conv.convs[et]
+            kw = {"edge_weight": weights[et]} if et in weights else {}
+            timed(
+                f"layer1 {'__'.join(et)} ({ei.size(1):,} edges)",
+                lambda c=c, et=et, ei=ei, kw=kw: c((h[et[0]], h[et[2]]), ei, **kw),
+            )
+        # the same convolutions with their edges ordered by (destination, source): a cache-friendly
+        # scatter / gather order (message edges come in split order, i.e. random)
+        for et, ei in edges.items():
+            c = conv.convs[et]
+            order = torch.argsort(ei[1] * (int(ei[0].max()) + 1) + ei[0])
+            kw = {"edge_weight": weights[et][order]} if et in weights else {}
+            timed(
+                f"layer1 {'__'.join(et)} sorted by destination",
+                lambda c=c, et=et, ei=ei[:, order], kw=kw: c((h[et[0]], h[et[2]]), ei, **kw),
+            )
+        timed("layer1_heteroconv_total", lambda: conv(h, edges, edge_weight_dict=weights))
+        timed("encode_total", lambda: m.encode(data, msg, w))
+        order = torch.argsort(msg[1] * n_poi + msg[0])
+        timed(
+            "encode_total, co-visit message edges sorted by destination",
+            lambda: m.encode(data, msg[:, order], w[order]),
+        )
+    m.train()
+    return {"group_pois": int(data[POI].num_nodes), "ms": res}
+
+
+def child(args: argparse.Namespace) -> dict:
+    import numpy as np  # noqa: F401 - imports are not timed
+    import torch
+    import torch_geometric  # noqa: F401
+    import yaml
+
+    import geograph.tasks.covisit as cv
+    from geograph.constants import COVISITS, NEAR, POI
+    from geograph.data.synthetic import generate_world
+    from geograph.graph.builder import build_graph
+    from geograph.tasks.config import CovisitConfig, apply_overrides
+
+    n = args.child
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    raw = yaml.safe_load(CONFIG.read_text())
+    sets = [
+        f"data.n_pois={n}",
+        "data.cache_dir=null",
+        f"split.rank_negatives={args.rank_negatives}",
+        f"train.device={args.device}",
+        *args.set,
+    ]
+    cfg = CovisitConfig.from_dict(apply_overrides(raw, sets))
+    row: dict = {
+        "pois": n,
+        "config": str(CONFIG.relative_to(ROOT)),
+        "overrides": sets,
+        "threads": torch.get_num_threads(),
+        "rss_after_imports_mb": round(_rss_mb()),
+    }
+
+    t0 = time.perf_counter()
+    world = generate_world(
+        n_pois=cfg.data.n_pois, seed=cfg.data.world_seed, n_images=cfg.data.n_images, progress=False
+    )
+    t1 = time.perf_counter()
+    graph = build_graph(world, cfg.graph)
+    t2 = time.perf_counter()
+    # prepare() builds the graph through the cache helper; hand it the graph built above instead
+    cv.cached_build = lambda *a, **k: graph
+    prep = cv.prepare(cfg, world)
+    t3 = time.perf_counter()
+    del world
+    row.update(
+        world_s=round(t1 - t0, 2),
+        graph_s=round(t2 - t1, 2),
+        prepare_s=round(t3 - t2, 2),
+        peak_rss_prepare_mb=round(_rss_mb()),
+    )
+    g = prep.graph.data
+    row.update(
+        covisit_rows=int(g[POI, COVISITS, POI].edge_index.size(1)),
+        near_edges=int(g[POI, NEAR, POI].edge_index.size(1)),
+        train_pairs=len(prep.split.pairs["train"]),
+        groups=len(prep.groups),
+        largest_group_pois=max(int(gd.sub.data[POI].num_nodes) for gd in prep.groups),
+    )
+    print(
+        f"[{n:,}] world {row['world_s']} s, graph {row['graph_s']} s, prepare {row['prepare_s']} s; "
+        f"{row['train_pairs']:,} train pairs in {row['groups']} groups",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    tc, mc = cfg.train, cfg.model
+    device = cv.select_device(tc.device)
+    scaler = cv.TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors)
+    train = prep.split.pairs["train"]
+    ctx = {
+        "device": device,
+        "train": train,
+        "y_scaled": scaler.encode(train.visitors),
+        "loss_fn": cv._loss_fn(tc.loss),
+    }
+    torch.manual_seed(tc.seed)
+    geo = cv.build_model(prep).to(device)
+    torch.manual_seed(tc.seed)
+    plain = _plain_sage(int(g[POI].x.size(1)), mc).to(device)
+    models = [("geograph", geo), ("plain_sage", plain)]
+    if args.ablate:
+        import dataclasses
+
+        from geograph.nn.covisit_model import CovisitGNN
+
+        for name, over in ABLATIONS.items():
+            torch.manual_seed(tc.seed)
+            sizes = [prep.pre.vocab.sizes()[lv] for lv in prep.pre.vocab.levels]  # as build_model
+            over = dict(over)
+            shared = over.pop("_shared_root", False)
+            variant = CovisitGNN(
+                dataclasses.replace(mc, **over), geo.poi_in, geo.cell_in, geo.image_in, sizes
+            )
+            if shared:
+                _share_root(variant)
+            models.append((name, variant.to(device)))
+        torch.manual_seed(tc.seed)
+        models.append(("plain_sage_proj", _plain_sage(int(g[POI].x.size(1)), mc, project=True).to(device)))
+    names = [k for k, _ in models]
+    kinds = {}
+    for kind, model in models:
+        kinds[kind] = (model, torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay))
+        row[kind] = {
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "model": str(model).splitlines()[0],
+            "epochs": [],
+        }
+    row["device"] = str(device)
+
+    for e in range(1, args.warmup + args.epochs + 1):
+        order = names if e % 2 else names[::-1]
+        for kind in order:
+            model, opt = kinds[kind]
+            base = _reset_peak()
+            r = _epoch(kind, model, opt, prep, ctx, e, args.max_steps)
+            r.update(
+                epoch=e,
+                warmup=e <= args.warmup,
+                rss_before_mb=round(base),
+                peak_rss_mb=round(_rss_mb()),
+                load1=round(os.getloadavg()[0], 2),
+            )
+            row[kind]["epochs"].append(r)
+            print(
+                f"[{n:,}] epoch {e} {kind}: {r['time_s']:.2f} s (CPU {r['cpu_s']:.2f} s), {r['steps']} steps, {r['pairs']:,} pairs, "
+                f"loss {r['loss']:.4f}, peak {r['peak_rss_mb']} MB, load {r['load1']}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    for kind in names:
+        timed = [r for r in row[kind]["epochs"] if not r["warmup"]]
+        secs, pairs = sum(r["time_s"] for r in timed), sum(r["pairs"] for r in timed)
+        cpu = sum(r["cpu_s"] for r in timed)
+        row[kind].update(
+            pairs_per_s=pairs / secs if secs else float("nan"),
+            pairs_per_cpu_s=pairs / cpu if cpu else float("nan"),
+            epoch_s=[round(r["time_s"], 3) for r in timed],
+            # extrapolated full-epoch time when --max-steps cut the epochs short
+            full_epoch_s=row["train_pairs"] * secs / pairs if pairs else float("nan"),
+            phase_cpu_s_per_epoch={
+                k: sum(r["phase_cpu_s"][k] for r in timed) / len(timed) for k in timed[0]["phase_cpu_s"]
+            },
+            peak_rss_mb=max(r["peak_rss_mb"] for r in row[kind]["epochs"]),
+            train_increment_mb=max(r["peak_rss_mb"] - r["rss_before_mb"] for r in row[kind]["epochs"]),
+        )
+    row["partial_epochs"] = any(r["pairs"] < row["train_pairs"] for r in row["geograph"]["epochs"])
+    row["ratio_plain_over_geograph"] = row["plain_sage"]["pairs_per_s"] / row["geograph"]["pairs_per_s"]
+    row["cpu_ratio_plain_over_geograph"] = (
+        row["plain_sage"]["pairs_per_cpu_s"] / row["geograph"]["pairs_per_cpu_s"]
+    )
+    row["ablations"] = {
+        k: {
+            "overrides": ABLATIONS[k],
+            "cpu_s_per_epoch_vs_geograph": row["geograph"]["pairs_per_cpu_s"] / row[k]["pairs_per_cpu_s"],
+        }
+        for k in names
+        if k in ABLATIONS
+    }
+    if "plain_sage_proj" in names:
+        row["ablations"]["plain_sage_proj"] = {
+            "overrides": {},
+            "cpu_s_per_epoch_vs_geograph": row["geograph"]["pairs_per_cpu_s"]
+            / row["plain_sage_proj"]["pairs_per_cpu_s"],
+        }
+
+    if args.profile:
+        row["profile"] = _profile(kinds, prep, ctx, args.profile_steps, args.profile_rows)
+        try:
+            row["breakdown"] = _breakdown(prep, geo, ctx, 5)
+        except Exception as exc:  # noqa: BLE001 - the breakdown mirrors CovisitGNN.encode and may lag behind it
+            row["breakdown"] = {"error": repr(exc)}
+    if args.check_fit:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            prep.cfg.train.checkpoint_dir, prep.cfg.train.epochs = tmp, args.warmup + args.epochs
+            c0 = time.process_time()
+            fr = cv.fit_gnn(prep)
+            cpu = time.process_time() - c0
+            hist = fr.history
+        # same seeds, initialisation and batches: the per-epoch training losses must agree
+        row["fit_gnn"] = {
+            "train_time_s": round(fr.train_time_s, 2),
+            "epochs": len(hist),
+            "cpu_s_incl_val": round(cpu, 2),
+            "epoch_time_s_with_val": [round(h["epoch_time_s"], 2) for h in hist],
+            "pairs_per_s_incl_first_epoch": row["train_pairs"] * len(hist) / fr.train_time_s,
+            "train_loss": [h["train_loss"] for h in hist],
+            "train_loss_benchmark_loop": [r["loss"] for r in row["geograph"]["epochs"]],
+        }
+        print(
+            f"[{n:,}] fit_gnn train losses {row['fit_gnn']['train_loss']} vs this loop "
+            f"{row['fit_gnn']['train_loss_benchmark_loop']}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return row
+
+
+# ----------------------------------------------------------------------------------------
+# driver
+# ----------------------------------------------------------------------------------------
+
+
+def run_size(n: int, args: argparse.Namespace) -> dict:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        str(n),
+        "--epochs",
+        str(args.epochs),
+        "--warmup",
+        str(args.warmup),
+        "--max-steps",
+        str(args.max_steps),
+        "--rank-negatives",
+        str(args.rank_negatives),
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--profile-steps",
+        str(args.profile_steps),
+        "--profile-rows",
+        str(args.profile_rows),
+    ]
+    cmd += ["--profile"] * args.profile + ["--check-fit"] * args.check_fit + ["--ablate"] * args.ablate
+    for s in args.set:
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=args.max_seconds)
+    except subprocess.TimeoutExpired:
+        return {"pois": n, "failed": f"stopped after {args.max_seconds:g} s (--max-seconds)"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {"pois": n, "failed": f"child exited with {proc.returncode}"}
+    row = json.loads(lines[-1][len("RESULT ") :])
+    row["wall_s"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    """The main table: throughput (wall clock and per CPU second), ratio, peak RSS, setup times."""
+    head = (
+        "| size | POIs | target pairs / epoch | geograph pairs/s | plain SAGE pairs/s | ratio (wall) | "
+        "geograph pairs / CPU-s | plain SAGE pairs / CPU-s | ratio (CPU) | geograph peak MB | plain SAGE peak MB | "
+        "load avg (1 min) | world / graph / prepare s |"
+    )
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    body = []
+    for r in rows:
+        label = f"{r['pois'] // 1000:,}K" if r["pois"] < 1_000_000 else f"{r['pois'] / 1e6:g}M"
+        if "failed" in r:
+            body.append(f"| {label} | {r['pois']:,} |" + " - |" * 10 + f" {r['failed']} |")
+            continue
+        g, p = r["geograph"], r["plain_sage"]
+        mark = " *" if r["partial_epochs"] else ""
+        loads = [e["load1"] for k in MODELS for e in r[k]["epochs"] if not e["warmup"]]
+        body.append(
+            f"| {label} | {r['pois']:,} | {r['train_pairs']:,} | {g['pairs_per_s']:,.0f}{mark} | {p['pairs_per_s']:,.0f}{mark} | "
+            f"{r['ratio_plain_over_geograph']:.2f}x | {g['pairs_per_cpu_s']:,.0f}{mark} | {p['pairs_per_cpu_s']:,.0f}{mark} | "
+            f"{r['cpu_ratio_plain_over_geograph']:.2f}x | {g['peak_rss_mb']:,} | {p['peak_rss_mb']:,} | "
+            f"{min(loads):.1f}-{max(loads):.1f} | {r['world_s']:.1f} / {r['graph_s']:.1f} / {r['prepare_s']:.1f} |"
+        )
+    return "\n".join([head, sep, *body])
+
+
+def phase_markdown(rows: list[dict]) -> str:
+    """CPU seconds per epoch in each phase of the training step, geograph vs plain SAGE."""
+    rows = [r for r in rows if "failed" not in r]
+    if not rows:
+        return ""
+    head = "| POIs | model | pair selection + masking | forward + loss | backward | clip + AdamW | CPU s / epoch |"
+    body = []
+    for r in rows:
+        for kind in MODELS:
+            ph = r[kind]["phase_cpu_s_per_epoch"]
+            scale = (
+                r["train_pairs"]
+                * len(r[kind]["epoch_s"])
+                / sum(e["pairs"] for e in r[kind]["epochs"] if not e["warmup"])
+            )
+            cells = [f"{v * scale:.2f}" for v in ph.values()]
+            body.append(
+                f"| {r['pois']:,} | {kind} | "
+                + " | ".join(cells)
+                + f" | {r['train_pairs'] / r[kind]['pairs_per_cpu_s']:.2f} |"
+            )
+    return "\n".join([head, "|---:|---|---:|---:|---:|---:|---:|", *body])
+
+
+def ablation_markdown(rows: list[dict]) -> str:
+    """CPU time per epoch of each geograph variant relative to the full model (and to plain SAGE)."""
+    rows = [r for r in rows if r.get("ablations")]
+    if not rows:
+        return ""
+    head = (
+        "| variant (geograph with ...) | "
+        + " | ".join(f"{r['pois']:,} POIs: CPU s / epoch" for r in rows)
+        + " |"
+    )
+    sep = "|---|" + "---:|" * len(rows)
+    body = []
+    for name in ["geograph", *rows[0]["ablations"], "plain_sage"]:
+        if name == "plain_sage_proj":
+            continue
+        cells = []
+        for r in rows:
+            cpu = r["train_pairs"] / r[name]["pairs_per_cpu_s"]
+            base = r["train_pairs"] / r["geograph"]["pairs_per_cpu_s"]
+            cells.append(f"{cpu:.2f} ({100 * (cpu / base - 1):+.0f}%)")
+        label = {
+            "geograph": "everything on (the config)",
+            "plain_sage": "plain PyG GraphSAGE (reference)",
+            "shared_root": "one SAGE root weight per node type (prototype of a fix, same function class)",
+        }.get(name, ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(name, {}).items()))
+        body.append(f"| {name}: {label} | " + " | ".join(cells) + " |")
+    if "plain_sage_proj" in rows[0]["ablations"]:
+        cells = []
+        for r in rows:
+            cpu = r["train_pairs"] / r["plain_sage_proj"]["pairs_per_cpu_s"]
+            cells.append(
+                f"{cpu:.2f} ({100 * (cpu / (r['train_pairs'] / r['geograph']['pairs_per_cpu_s']) - 1):+.0f}%)"
+            )
+        body.append(
+            "| plain_sage_proj: plain SAGE after a Linear input projection to the hidden width | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join([head, sep, *body])
+
+
+def render(rows: list[dict], max_steps: int) -> str:
+    """All tables of a run, as printed at its end."""
+    out = [markdown(rows)]
+    if any(r.get("partial_epochs") for r in rows):
+        out.append(f"* extrapolated: only the first {max_steps} steps of each epoch were timed")
+    phases = phase_markdown(rows)
+    if phases:
+        out.append("CPU seconds per full epoch by phase:\n\n" + phases)
+    ablation = ablation_markdown(rows)
+    if ablation:
+        out.append("Ablation, CPU seconds per full epoch (change vs the full geograph model):\n\n" + ablation)
+    return "\n\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated POI counts")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (after the warm-up)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up epochs per model")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="time only the first K steps of each epoch and extrapolate (0: full epochs)",
+    )
+    parser.add_argument(
+        "--rank-negatives", type=int, default=0, help="split.rank_negatives (evaluation only)"
+    )
+    parser.add_argument("--device", default="auto", help="train.device: auto, cpu or cuda")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch.set_num_threads in the child (0: torch's default)"
+    )
+    parser.add_argument("--set", action="append", default=[], help="extra config override section.key=value")
+    parser.add_argument("--profile", action="store_true", help="torch.profiler tables + forward breakdown")
+    parser.add_argument("--profile-steps", type=int, default=5, help="steps profiled per model")
+    parser.add_argument("--profile-rows", type=int, default=25, help="rows of each profiler table")
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="also train geograph with one feature off at a time (see ABLATIONS), same batches",
+    )
+    parser.add_argument("--check-fit", action="store_true", help="also time geograph's own fit_gnn")
+    parser.add_argument(
+        "--max-seconds", type=float, default=7200.0, help="time limit of each size's subprocess"
+    )
+    parser.add_argument("--out", default=str(OUT / "train_covisit.json"), help="JSON results file")
+    parser.add_argument("--report", metavar="JSON", help="print the tables of a saved run and exit")
+    parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.warmup < 0:
+        parser.error(f"--epochs must be >= 1 and --warmup >= 0, got {args.epochs}, {args.warmup}")
+
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        print(
+            f"command: {saved['command']}\nload average before / after: {saved['machine']['load_avg_before']} / "
+            f"{saved['machine']['load_avg_after']}\n"
+        )
+        print(render(saved["rows"], saved["args"]["max_steps"]))
+        return 0
+    if args.child:
+        sys.path.insert(0, str(ROOT))
+        print("RESULT " + json.dumps(child(args)), flush=True)
+        return 0
+
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    load_before = os.getloadavg()
+    rows = []
+    for n in sizes:
+        row = run_size(n, args)
+        rows.append(row)
+        if "profile" in row:
+            for kind, p in row["profile"].items():
+                print(
+                    f"\n### torch.profiler, {kind}, {n:,} POIs, {args.profile_steps} steps "
+                    f"({p['total_self_cpu_ms']:.0f} ms self CPU)\n{p['ops']}",
+                    file=sys.stderr,
+                )
+            print(
+                f"\nforward breakdown (ms, no grad): {json.dumps(row['breakdown'], indent=1)}",
+                file=sys.stderr,
+            )
+    print(render(rows, args.max_steps))
+    table, phases, ablation = markdown(rows), phase_markdown(rows), ablation_markdown(rows)
+    load_after = os.getloadavg()
+    print(
+        f"\nload average before / after: {[round(v, 2) for v in load_before]} / {[round(v, 2) for v in load_after]} "
+        f"({os.cpu_count()} CPUs, shared with other jobs)"
+    )
+    meta = {
+        "command": " ".join(
+            [".venv/bin/python", "benchmarks/train_covisit.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_avg_before": [round(v, 2) for v in load_before],
+            "load_avg_after": [round(v, 2) for v in load_after],
+            "note": "shared machine: other jobs ran at the same time",
+        },
+        "args": {k: v for k, v in vars(args).items() if k != "child"},
+        "rows": rows,
+        "markdown": table,
+        "ablation_markdown": ablation,
+        "phase_markdown": phases,
+    }
+    sys.path.insert(0, str(ROOT))
+    from geograph.utils.atomic import atomic_write_text
+
+    atomic_write_text(Path(args.out), json.dumps(meta, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -163,6 +163,9 @@ class TrainConfig:
         resume: Continue from ``last.pt`` of the same config when it exists.
         dist_timeout_s: Under ``torchrun``: rendezvous / collective timeout, after which a dead
             rank ends the run with an error instead of a hang.
+        threads: torch intra-op threads (0 = torch's default). State graphs are small, and on a
+            busy machine one thread was measured 4-5x faster per epoch than two
+            (docs/readme/train_benchmark.md).
     """
 
     epochs: int = 80
@@ -179,6 +182,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     resume: bool = False
     dist_timeout_s: float = 300.0
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.loss not in ("mse", "huber", "poisson"):
@@ -266,7 +270,7 @@ class CovisitConfig:
         """Hash of everything that changes results (not tracking, resume or checkpoint paths)."""
         d = self.to_dict()
         d.pop("tracking")
-        for k in ("resume", "checkpoint_dir", "device", "dist_timeout_s"):
+        for k in ("resume", "checkpoint_dir", "device", "dist_timeout_s", "threads"):
             d["train"].pop(k)
         d["data"].pop("cache_dir")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

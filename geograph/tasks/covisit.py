@@ -331,6 +331,8 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) 
     cfg = prep.cfg
     tc = cfg.train
     device = select_device(tc.device)
+    if tc.threads > 0:
+        torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
     model = build_model(prep).to(device)
     info = dist_info()

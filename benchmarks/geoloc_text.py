@@ -6,7 +6,8 @@
 Every method is fitted on the training split of a seed, its inference knobs (KDE bandwidth,
 RANGE weight, kNN k and bandwidth) are picked on that seed's validation split by mean
 accuracy over the five thresholds, and it is scored once on the held-out 20 % test split.
-Each head is trained once per seed; its propagation variants reuse it. Results are appended
+Each head is trained once per seed (and kept under ``benchmarks/out/heads/``, keyed by a hash
+of its config, so a rerun reuses it); its propagation variants reuse it. Results are appended
 to ``benchmarks/out/geoloc_text.json`` as they finish (a rerun skips finished rows) and the
 Markdown table (mean ± sample std over seeds) is written to ``benchmarks/out/geoloc_text.md``.
 """
@@ -14,6 +15,7 @@ Markdown table (mean ± sample std over seeds) is written to ``benchmarks/out/ge
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -29,9 +31,11 @@ from geograph.constants import GEO_THRESHOLDS_KM  # noqa: E402
 from geograph.metrics.geo import threshold_key  # noqa: E402
 from geograph.tasks.config import load_config_file  # noqa: E402
 from geograph.tasks.geolocate import (  # noqa: E402
+    FitResult,
     GeolocateConfig,
     _undot,
     apply_fast,
+    build_head,
     evaluate,
     fit,
     prepare,
@@ -99,6 +103,32 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def trained_head(cfg: GeolocateConfig, data, label: str, heads_dir: Path) -> FitResult:
+    """Train the head of ``cfg`` (or load it from ``heads_dir``, keyed by a hash of everything
+    that shapes training: data, encoder, head and train sections)."""
+    d = cfg.to_dict()
+    key = hashlib.sha256(json.dumps({k: d[k] for k in ("data", "encoder", "head", "train")}, sort_keys=True,
+                                    default=str).encode()).hexdigest()[:12]
+    path = heads_dir / f"{key}.pt"
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        head = build_head(cfg, data.query_dim, load_pretrained=False)
+        head.load_state_dict(state["head"])
+        head.eval()
+        log(f"{label} seed {cfg.train.seed}: loaded trained head {path}")
+        return FitResult(head, best_epoch=int(state["best_epoch"]), train_time_s=float(state["train_time_s"]))
+    t0 = time.perf_counter()
+    fr = fit(cfg, data, on_epoch=lambda e, m: log(
+        f"  {label} epoch {e}: loss {m['train_loss']:.3f} val acc_mean {m['val_acc_mean']:.4f}"))
+    log(f"{label} seed {cfg.train.seed}: trained in {time.perf_counter() - t0:.0f} s (best epoch {fr.best_epoch})")
+    heads_dir.mkdir(parents=True, exist_ok=True)
+    from geograph.utils.atomic import atomic_write
+
+    with atomic_write(path) as tmp:
+        torch.save({"head": fr.head.state_dict(), "best_epoch": fr.best_epoch, "train_time_s": fr.train_time_s}, tmp)
+    return fr
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(ROOT / "experiments" / "geolocate_text.yaml"))
@@ -106,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "geoloc_text.json"))
     ap.add_argument("--quick", action="store_true", help="3,000 places, 2 epochs, short grids")
     ap.add_argument("--only", nargs="*", default=None, help="substrings of row labels to run")
+    ap.add_argument("--heads-dir", default=str(ROOT / "benchmarks" / "out" / "heads"),
+                    help="trained heads are kept here (keyed by a config hash) and reused by reruns")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
@@ -149,10 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = GeolocateConfig.from_dict(merge(base, merge(enc_over, {"train": {"seed": seed}})))
             if args.quick:
                 cfg.train.epochs = min(cfg.train.epochs, 2)
-            t0 = time.perf_counter()
-            fr = fit(cfg, data, on_epoch=lambda e, m, lab=enc_label: log(
-                f"  {lab} epoch {e}: loss {m['train_loss']:.3f} val acc_mean {m['val_acc_mean']:.4f}"))
-            log(f"{enc_label} seed {seed}: trained in {time.perf_counter() - t0:.0f} s (best epoch {fr.best_epoch})")
+            fr = trained_head(cfg, data, enc_label, Path(args.heads_dir))
             parts: dict = {}  # gallery embeddings shared by the propagation variants of this head
             for p in todo:
                 pc = merge(cfg.to_dict(), {"propagation": PROPAGATION[p]})

@@ -29,6 +29,10 @@ class RetrievalHead(nn.Module):
         queue_size: GPS negatives kept between steps (default 4,096; 0 disables the queue).
         logit_scale_init: Initial ``exp(logit_scale)`` (default 1/0.07).
         learn_logit_scale: Whether the scale is learned (default True).
+        geo_smoothing_km: None (default): one-hot InfoNCE targets as in GeoCLIP. A distance
+            ``tau`` in km: soft targets ``softmax(-haversine(x_i, c_j) / tau)`` over the batch and
+            queue candidates ``c_j``, PIGEON's haversine label smoothing (Haas et al. 2024,
+            https://arxiv.org/abs/2307.05845), so a nearby negative costs less than a far one.
         seed: Seed of the query MLP initialisation (default 0).
 
     Example:
@@ -46,9 +50,13 @@ class RetrievalHead(nn.Module):
         queue_size: int = 4096,
         logit_scale_init: float = 1 / 0.07,
         learn_logit_scale: bool = True,
+        geo_smoothing_km: float | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if geo_smoothing_km is not None and geo_smoothing_km <= 0:
+            raise ValueError(f"geo_smoothing_km must be > 0 or None, got {geo_smoothing_km}")
+        self.geo_smoothing_km = geo_smoothing_km
         if queue_size < 0:
             raise ValueError(f"queue_size must be >= 0, got {queue_size}")
         if logit_scale_init <= 0:
@@ -156,8 +164,15 @@ class RetrievalHead(nn.Module):
             all_ll, all_idx = latlon, index
         loc = self.encode_locations(all_ll, all_idx)
         logits = self.scale * q @ loc.T
-        target = torch.arange(q.shape[0], device=q.device)
-        loss = F.cross_entropy(logits, target)
+        if self.geo_smoothing_km is None:
+            loss = F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
+        else:
+            from geograph.geo.distance import haversine_km_torch
+
+            a, b = latlon.double(), all_ll.double()
+            d = haversine_km_torch(a[:, None, 0], a[:, None, 1], b[None, :, 0], b[None, :, 1])
+            target = torch.softmax(-d / self.geo_smoothing_km, dim=1).to(logits.dtype)
+            loss = F.cross_entropy(logits, target)
         self.enqueue(latlon.detach(), index)
         return loss
 
@@ -176,7 +191,8 @@ class RetrievalHead(nn.Module):
         self.queue_count.fill_(min(int(self.queue_count) + n, self.queue_size))
 
     def __repr__(self) -> str:
+        smooth = f", geo_smoothing_km={self.geo_smoothing_km:g}" if self.geo_smoothing_km else ""
         return (
             f"{self.__class__.__name__}(query_dim={self.query_dim}, hidden={self.hidden}, "
-            f"encoder={self.location_encoder!r}, queue_size={self.queue_size})"
+            f"encoder={self.location_encoder!r}, queue_size={self.queue_size}{smooth})"
         )

@@ -46,6 +46,9 @@ class GeoPredictor:
             ``[e(g), sqrt(w) * r(g)]``, so its score is ``cos(f(q), e(g)) + w * cos(v(q), r(g))``.
         range_values: What ``v`` is: ``"raw"`` (the normalised query embedding itself, matching
             retrieved raw database embeddings) or ``"projected"`` (the head's ``f(q)``).
+        kde_temperature: Multiplier of the head's logit scale in the candidate probabilities
+            ``softmax(kde_temperature * scale * score)`` (default 1; below 1 flattens the
+            weights the KDE votes with, and the confidence).
     """
 
     def __init__(
@@ -58,7 +61,10 @@ class GeoPredictor:
         chunk_size: int = 65536,
         range_weight: float = 0.0,
         range_values: str = "raw",
+        kde_temperature: float = 1.0,
     ) -> None:
+        if kde_temperature <= 0:
+            raise ValueError(f"kde_temperature must be > 0, got {kde_temperature}")
         if range_values not in RANGE_VALUES:
             raise ValueError(f"range_values must be one of {RANGE_VALUES}, got {range_values!r}")
         if range_weight < 0:
@@ -69,6 +75,7 @@ class GeoPredictor:
         self.top_k, self.kde_bandwidth_km = top_k, kde_bandwidth_km
         self.region_resolution, self.chunk_size = region_resolution, chunk_size
         self.range_weight, self.range_values = range_weight, range_values
+        self.kde_temperature = kde_temperature
         self._region_index: tuple[list[str], torch.Tensor, np.ndarray, dict[str, int]] | None = None
 
     @torch.no_grad()
@@ -95,7 +102,7 @@ class GeoPredictor:
             num_regions: Also return this many ranked H3 regions per query (0: none).
         """
         lat, conf, tidx, tprob, regions = [], [], [], [], []
-        scale = float(self.head.scale)
+        scale = float(self.head.scale.detach()) * self.kde_temperature
         for start in range(0, len(queries), batch_size):
             q = self.encode(queries[start : start + batch_size])
             s, i = self.gallery.search(q, self.top_k, self.chunk_size)
@@ -155,7 +162,7 @@ class GeoPredictor:
         truth = np.asarray([pos.get(c, -1) for c in latlng_to_cells(t[:, 0], t[:, 1], self.region_resolution)])
         emb = self.gallery.embeddings
         assert emb is not None
-        scale = float(self.head.scale)
+        scale = float(self.head.scale.detach()) * self.kde_temperature
         out = []
         for start in range(0, len(t), batch_size):
             q = self.encode(queries[start : start + batch_size]).to(emb.dtype)

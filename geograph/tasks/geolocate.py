@@ -146,6 +146,8 @@ class HeadConfig:
         queue_size: GPS negatives queue (GeoCLIP: 4,096).
         logit_scale_init: Initial logit scale (1 / 0.07).
         learn_logit_scale: Learn the scale.
+        geo_smoothing_km: None: GeoCLIP's one-hot targets; a distance: PIGEON's haversine
+            label smoothing of the targets over batch + queue (see :class:`RetrievalHead`).
     """
 
     hidden: int = 768
@@ -153,6 +155,7 @@ class HeadConfig:
     queue_size: int = 4096
     logit_scale_init: float = 1 / 0.07
     learn_logit_scale: bool = True
+    geo_smoothing_km: float | None = None
 
 
 @dataclass
@@ -194,6 +197,9 @@ class PredictConfig:
         top_k: Candidates per query (softmax renormalised over them; KDE input).
         kde_bandwidth_km: None: top-1; a number: KDE mode over the top-k.
         kde_grid: Bandwidths tried on validation when ``tune_on_val`` (null = top-1).
+        kde_temperature: Multiplier of the logit scale in the candidate probabilities (the KDE
+            weights and the confidence; see :class:`GeoPredictor`).
+        kde_temperature_grid: Multipliers tried on validation with a KDE bandwidth.
         tune_on_val: Pick ``kde_bandwidth_km`` (and the RANGE weight) on the validation split.
         region_resolution: H3 resolution of ranked regions and Recall vs Area.
         batch_size: Queries per search batch.
@@ -203,6 +209,8 @@ class PredictConfig:
     top_k: int = 100
     kde_bandwidth_km: float | None = None
     kde_grid: list = field(default_factory=lambda: [None, 25.0, 100.0, 200.0, 400.0])
+    kde_temperature: float = 1.0
+    kde_temperature_grid: list = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
     tune_on_val: bool = True
     region_resolution: int = 4
     batch_size: int = 1024
@@ -229,7 +237,7 @@ class PropagationConfig:
     """
 
     range_weight: float = 0.0
-    range_weight_grid: list = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0])
+    range_weight_grid: list = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0])
     range_values: str = "raw"
     range_temperature: float = 15.0
     range_top_k: int | None = None
@@ -256,15 +264,18 @@ class KNNConfig:
     """The kNN baseline (Revisiting IM2GPS).
 
     Attributes:
-        k: Neighbours. bandwidth_km: KDE bandwidth. power: weight ``1 / d^power``.
-        k_grid / bandwidth_grid: Tried on validation when ``predict.tune_on_val``.
+        k: Neighbours. bandwidth_km: KDE bandwidth. power: weight ``1 / d^power`` (10 in the
+            released Revisiting IM2GPS code).
+        k_grid / bandwidth_grid / power_grid: Tried on validation when ``predict.tune_on_val``
+            (the power plays the role of the head's ``kde_temperature``).
     """
 
     k: int = 100
     bandwidth_km: float = 200.0
     power: float = 10.0
-    k_grid: list = field(default_factory=lambda: [1, 10, 50, 100])
+    k_grid: list = field(default_factory=lambda: [1, 10, 50, 100, 200])
     bandwidth_grid: list = field(default_factory=lambda: [25.0, 100.0, 200.0, 400.0])
+    power_grid: list = field(default_factory=lambda: [2.0, 5.0, 10.0])
 
 
 @dataclass
@@ -387,9 +398,9 @@ FAST_OVERRIDES: dict[str, dict[str, Any]] = {
     "data": {"max_places": 800, "n_pois": 400, "n_images": 800},
     "train": {"epochs": 2, "batch_size": 128},
     "head": {"queue_size": 256, "hidden": 128},
-    "predict": {"top_k": 32, "kde_grid": [None, 100.0]},
+    "predict": {"top_k": 32, "kde_grid": [None, 100.0], "kde_temperature_grid": [1.0]},
     "propagation": {"range_weight_grid": [1.0], "appnp_k": 2},
-    "knn": {"k_grid": [1, 10], "bandwidth_grid": [100.0]},
+    "knn": {"k_grid": [1, 10], "bandwidth_grid": [100.0], "power_grid": [10.0]},
 }
 
 
@@ -551,7 +562,8 @@ def build_head(cfg: GeolocateConfig, query_dim: int, load_pretrained: bool = Tru
     hc = cfg.head
     return RetrievalHead(
         query_dim, enc, hidden=hc.hidden, dropout=hc.dropout, queue_size=hc.queue_size,
-        logit_scale_init=hc.logit_scale_init, learn_logit_scale=hc.learn_logit_scale, seed=cfg.train.seed,
+        logit_scale_init=hc.logit_scale_init, learn_logit_scale=hc.learn_logit_scale,
+        geo_smoothing_km=hc.geo_smoothing_km, seed=cfg.train.seed,
     )
 
 
@@ -771,16 +783,16 @@ def select(
     if cfg.method == "knn":
         best: tuple | None = None
         for k in _grid(cfg.knn.k_grid, cfg.knn.k, tune):
-            for bw in _grid(cfg.knn.bandwidth_grid, cfg.knn.bandwidth_km, tune):
-                knn = KNNGeolocator(k=int(k), bandwidth_km=float(bw), power=cfg.knn.power).fit(q_tr, ll_tr)
-                m = geo_metrics(knn.predict(q_val)[0], ll_val)
-                m[SELECT_METRIC] = acc_mean(m)
-                if log:
-                    log(f"knn k={k} bandwidth={bw}: val {SELECT_METRIC}={m[SELECT_METRIC]:.4f}")
-                if best is None or m[SELECT_METRIC] > best[0][SELECT_METRIC]:
-                    best = (m, knn, {"knn_k": int(k), "knn_bandwidth_km": float(bw)})
-                if int(k) == 1:
-                    break  # the bandwidth does nothing with one neighbour
+            one = int(k) == 1  # bandwidth and power do nothing with one neighbour
+            for bw in _grid(cfg.knn.bandwidth_grid, cfg.knn.bandwidth_km, tune and not one):
+                for pw in _grid(cfg.knn.power_grid, cfg.knn.power, tune and not one):
+                    knn = KNNGeolocator(k=int(k), bandwidth_km=float(bw), power=float(pw)).fit(q_tr, ll_tr)
+                    m = geo_metrics(knn.predict(q_val)[0], ll_val)
+                    m[SELECT_METRIC] = acc_mean(m)
+                    if log:
+                        log(f"knn k={k} bandwidth={bw} power={pw}: val {SELECT_METRIC}={m[SELECT_METRIC]:.4f}")
+                    if best is None or m[SELECT_METRIC] > best[0][SELECT_METRIC]:
+                        best = (m, knn, {"knn_k": int(k), "knn_bandwidth_km": float(bw), "knn_power": float(pw)})
         assert best is not None
         return Selected("knn", best[1], best[2], best[0])
     if fr is None:
@@ -815,15 +827,18 @@ def select(
         g._cells = gallery._cells
         g.set_embeddings(combine_keys(e, r, float(w), _appnp(prop), edges))
         for bw in _grid(pc.kde_grid, pc.kde_bandwidth_km, tune):
-            gp = GeoPredictor(head, g, top_k=pc.top_k, kde_bandwidth_km=None if bw is None else float(bw),
-                              region_resolution=pc.region_resolution, range_weight=float(w),
-                              range_values=cfg.propagation.range_values)
-            m = geo_metrics(gp.predict(q_val, batch_size=pc.batch_size).latlon, ll_val)
-            m[SELECT_METRIC] = acc_mean(m)
-            if log:
-                log(f"range_weight={w} kde={bw}: val {SELECT_METRIC}={m[SELECT_METRIC]:.4f}")
-            if best is None or m[SELECT_METRIC] > best[0][SELECT_METRIC]:
-                best = (m, gp, {"range_weight": float(w), "kde_bandwidth_km": -1.0 if bw is None else float(bw)})
+            temps = [pc.kde_temperature] if bw is None else _grid(pc.kde_temperature_grid, pc.kde_temperature, tune)
+            for temp in temps:
+                gp = GeoPredictor(head, g, top_k=pc.top_k, kde_bandwidth_km=None if bw is None else float(bw),
+                                  region_resolution=pc.region_resolution, range_weight=float(w),
+                                  range_values=cfg.propagation.range_values, kde_temperature=float(temp))
+                m = geo_metrics(gp.predict(q_val, batch_size=pc.batch_size).latlon, ll_val)
+                m[SELECT_METRIC] = acc_mean(m)
+                if log:
+                    log(f"range_weight={w} kde={bw} temperature={temp}: val {SELECT_METRIC}={m[SELECT_METRIC]:.4f}")
+                if best is None or m[SELECT_METRIC] > best[0][SELECT_METRIC]:
+                    best = (m, gp, {"range_weight": float(w), "kde_bandwidth_km": -1.0 if bw is None else float(bw),
+                                    "kde_temperature": float(temp)})
     assert best is not None
     return Selected("head", best[1], best[2], best[0])
 
@@ -913,7 +928,8 @@ class LoadedGeolocator:
         g.set_embeddings(gallery_keys(self.cfg, self.predictor.head, g, None, w, edges, self.database))
         p = self.predictor
         return GeoPredictor(p.head, g, top_k=p.top_k, kde_bandwidth_km=p.kde_bandwidth_km,
-                            region_resolution=p.region_resolution, range_weight=w, range_values=p.range_values)
+                            region_resolution=p.region_resolution, range_weight=w, range_values=p.range_values,
+                            kde_temperature=p.kde_temperature)
 
     @property
     def query_dim(self) -> int:
@@ -950,7 +966,8 @@ def load_geolocator(folder: str | Path) -> LoadedGeolocator:
     pc = cfg.predict
     gp = GeoPredictor(head, g, top_k=pc.top_k, kde_bandwidth_km=None if bw is None or bw < 0 else float(bw),
                       region_resolution=pc.region_resolution, range_weight=float(ch.get("range_weight", 0.0)),
-                      range_values=cfg.propagation.range_values)
+                      range_values=cfg.propagation.range_values,
+                      kde_temperature=float(ch.get("kde_temperature", pc.kde_temperature)))
     db = (state["database_latlon"], state["database_queries"]) if "database_latlon" in state else None
     return LoadedGeolocator(cfg, gp, db)
 

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geograph.data import load_world, read_covisits, read_images, read_pois, read_regions, write_world
+from geograph.errors import DataValidationError
 from geograph.testing import hand_made_world
 
 from .counting import bump
@@ -160,3 +161,47 @@ def test_partitioned_table_error_names_the_part_file(world, tmp_path: Path) -> N
         load_world(folder)
     assert ei.value.file == str(part) and ei.value.row == 1 and ei.value.field == "latitude"
     bump("fuzz.load_world.partitioned")
+
+
+@pytest.mark.slow
+def test_accepted_worlds_build_a_sound_graph(world, tmp_path: Path) -> None:
+    """Whatever load_world accepts builds a graph without NaN features or dangling edges."""
+    import torch
+
+    from geograph.graph.builder import build_graph
+    from geograph.graph.transforms import FeaturePreprocessor
+
+    clean = write_world(world, tmp_path / "clean")
+
+    @fuzz_settings(200)
+    @given(data=st.data())
+    def case(data) -> None:
+        folder = _fresh(tmp_path)
+        try:
+            for p in clean.iterdir():
+                shutil.copy(p, folder / p.name)
+            table = data.draw(st.sampled_from(list(READERS)))
+            df, m = data.draw(frame_mutation(world.tables()[table], SPECS[table], "parquet"))
+            write_table(df, folder / f"{table}.parquet")
+            try:
+                w = load_world(folder)
+            except DataValidationError:
+                return
+            bump("fuzz.graph_of_accepted_world")
+            g = build_graph(w)
+            p = g.data["poi"]
+            assert g.num_pois == w.pois.height, m
+            assert torch.isfinite(p.pos).all(), m
+            for et in g.data.edge_types:
+                ei = g.data[et].edge_index
+                if ei.numel():
+                    src_n, dst_n = g.data[et[0]].num_nodes, g.data[et[2]].num_nodes
+                    assert int(ei[0].max()) < src_n and int(ei[1].max()) < dst_n, (m, et)
+                    assert int(ei.min()) >= 0, (m, et)
+            pre = FeaturePreprocessor().fit(g, torch.ones(g.num_pois, dtype=torch.bool))
+            x = pre.transform(g).data["poi"].x
+            assert torch.isfinite(x).all(), (m, "non-finite POI features reach the model")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    case()

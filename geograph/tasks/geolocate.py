@@ -50,7 +50,8 @@ from geograph.retrieval.predictor import combine_keys, gallery_parts
 
 METHODS = ("head", "knn", "prior")
 SOURCES = ("text_places", "world")
-SELECT_METRIC = "acc_mean"  # mean accuracy over GEO_THRESHOLDS_KM: the validation criterion
+SELECT_METRIC = "acc_mean"  # mean accuracy over GEO_THRESHOLDS_KM (logged with every evaluation)
+SELECT_METRICS = ("median_km", "acc_mean")  # validation criteria: lower median error / higher mean accuracy
 BUNDLE_FILE = "geolocator.pt"
 BUNDLE_FORMAT = 1
 QUERY_PREFIX = "e"  # pyfunc input columns e0 .. e{D-1}
@@ -201,6 +202,9 @@ class PredictConfig:
             weights and the confidence; see :class:`GeoPredictor`).
         kde_temperature_grid: Multipliers tried on validation with a KDE bandwidth.
         tune_on_val: Pick ``kde_bandwidth_km`` (and the RANGE weight) on the validation split.
+        select_metric: The validation criterion of every choice (knobs, kNN settings, the
+            kept epoch): ``median_km`` (lowest median great-circle error) or ``acc_mean``
+            (highest mean accuracy over the 1 / 25 / 200 / 750 / 2500 km thresholds).
         region_resolution: H3 resolution of ranked regions and Recall vs Area.
         batch_size: Queries per search batch.
     """
@@ -212,8 +216,13 @@ class PredictConfig:
     kde_temperature: float = 1.0
     kde_temperature_grid: list = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
     tune_on_val: bool = True
+    select_metric: str = "median_km"
     region_resolution: int = 4
     batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.select_metric not in SELECT_METRICS:
+            raise ConfigError(f"predict.select_metric must be one of {SELECT_METRICS}, got {self.select_metric!r}")
 
 
 @dataclass
@@ -579,8 +588,17 @@ class FitResult:
 
 
 def acc_mean(metrics: dict[str, float]) -> float:
-    """Mean accuracy over the geolocation thresholds (the validation selection criterion)."""
+    """Mean accuracy over the geolocation thresholds."""
     return float(np.mean([metrics[threshold_key(t)] for t in GEO_THRESHOLDS_KM]))
+
+
+def selection_score(metrics: dict[str, float], criterion: str) -> float:
+    """Higher is better: ``-median_km`` or ``acc_mean`` of unprefixed validation metrics."""
+    if criterion == "median_km":
+        return -float(metrics["median_km"])
+    if criterion == "acc_mean":
+        return float(metrics.get(SELECT_METRIC, acc_mean(metrics)))
+    raise ValueError(f"selection criterion must be one of {SELECT_METRICS}, got {criterion!r}")
 
 
 def _quick_val(head: RetrievalHead, data: GeoData, device: torch.device) -> dict[str, float]:
@@ -650,7 +668,7 @@ def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], Non
         fr.history.append({"epoch": epoch, **m})
         if on_epoch is not None:
             on_epoch(epoch, m)
-        score = m[f"val_{SELECT_METRIC}"]
+        score = selection_score({k[4:]: v for k, v in m.items() if k.startswith("val_")}, cfg.predict.select_metric)
         if not tc.select_on_val or score > best:
             best, fr.best_epoch = score, epoch
             best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
@@ -753,6 +771,23 @@ def _grid(values: Sequence, default: Any, tune: bool) -> list:
     return list(values) if tune and len(values) else [default]
 
 
+class _Best:
+    """The best candidate so far under each criterion."""
+
+    def __init__(self, criteria: Sequence[str]) -> None:
+        self.best: dict[str, tuple[float, dict, Any, dict]] = {}
+        self.criteria = list(criteria)
+
+    def offer(self, metrics: dict, predictor: Any, choice: dict) -> None:
+        for c in self.criteria:
+            score = selection_score(metrics, c)
+            if c not in self.best or score > self.best[c][0]:
+                self.best[c] = (score, metrics, predictor, choice)
+
+    def result(self, method: str) -> dict[str, Selected]:
+        return {c: Selected(method, p, dict(ch), m) for c, (_, m, p, ch) in self.best.items()}
+
+
 def select(
     cfg: GeolocateConfig,
     data: GeoData,
@@ -762,6 +797,21 @@ def select(
 ) -> Selected:
     """Fit the baselines / build the head's gallery, and pick inference knobs on validation.
 
+    The criterion is ``cfg.predict.select_metric``; see :func:`select_all`.
+    """
+    return select_all(cfg, data, fr, log, cache, [cfg.predict.select_metric])[cfg.predict.select_metric]
+
+
+def select_all(
+    cfg: GeolocateConfig,
+    data: GeoData,
+    fr: FitResult | None = None,
+    log: Callable[[str], None] | None = None,
+    cache: dict | None = None,
+    criteria: Sequence[str] = SELECT_METRICS,
+) -> dict[str, Selected]:
+    """Try every inference setting of the grids once; the best under each criterion.
+
     Args:
         cfg: The config (method, grids, propagation).
         data: Prepared data.
@@ -770,31 +820,39 @@ def select(
         cache: A dict reused across calls with the same trained head: gallery embeddings and
             RANGE retrievals are kept in it (keyed by gallery and RANGE settings), so
             propagation variants of one head do not re-encode the gallery.
+        criteria: Validation criteria (``median_km``, ``acc_mean``).
+
+    Returns:
+        ``{criterion: Selected}``.
     """
     q_val, ll_val = data.part("val")
     q_tr, ll_tr = data.part("train")
     pc, tune = cfg.predict, cfg.predict.tune_on_val
+    best = _Best(criteria)
+
+    def scored(pred: np.ndarray) -> dict:
+        m = geo_metrics(pred, ll_val)
+        m[SELECT_METRIC] = acc_mean(m)
+        return m
+
     if cfg.method == "prior":
         mode = weighted_mode(torch.as_tensor(ll_tr), torch.as_tensor(data.weights[data.split["train"]]),
                              cfg.prior.bandwidth_km).numpy()
-        m = geo_metrics(np.repeat(mode[None], len(ll_val), 0), ll_val)
-        m[SELECT_METRIC] = acc_mean(m)
-        return Selected("prior", mode, {"prior_lat": float(mode[0]), "prior_lon": float(mode[1])}, m)
+        best.offer(scored(np.repeat(mode[None], len(ll_val), 0)), mode,
+                   {"prior_lat": float(mode[0]), "prior_lon": float(mode[1])})
+        return best.result("prior")
     if cfg.method == "knn":
-        best: tuple | None = None
         for k in _grid(cfg.knn.k_grid, cfg.knn.k, tune):
             one = int(k) == 1  # bandwidth and power do nothing with one neighbour
             for bw in _grid(cfg.knn.bandwidth_grid, cfg.knn.bandwidth_km, tune and not one):
                 for pw in _grid(cfg.knn.power_grid, cfg.knn.power, tune and not one):
                     knn = KNNGeolocator(k=int(k), bandwidth_km=float(bw), power=float(pw)).fit(q_tr, ll_tr)
-                    m = geo_metrics(knn.predict(q_val)[0], ll_val)
-                    m[SELECT_METRIC] = acc_mean(m)
+                    m = scored(knn.predict(q_val)[0])
                     if log:
-                        log(f"knn k={k} bandwidth={bw} power={pw}: val {SELECT_METRIC}={m[SELECT_METRIC]:.4f}")
-                    if best is None or m[SELECT_METRIC] > best[0][SELECT_METRIC]:
-                        best = (m, knn, {"knn_k": int(k), "knn_bandwidth_km": float(bw), "knn_power": float(pw)})
-        assert best is not None
-        return Selected("knn", best[1], best[2], best[0])
+                        log(f"knn k={k} bandwidth={bw} power={pw}: val median {m['median_km']:.0f} km, "
+                            f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}")
+                    best.offer(m, knn, {"knn_k": int(k), "knn_bandwidth_km": float(bw), "knn_power": float(pw)})
+        return best.result("knn")
     if fr is None:
         raise ValueError("method 'head' needs a FitResult")
     head = fr.head
@@ -821,7 +879,6 @@ def select(
         if r is not None:
             cache[key_r] = r
     e, r = cache[key_e], cache.get(key_r) if prop.range_on else None
-    best = None
     for w in weights:
         g = Gallery(gallery.latlon, gallery.name)
         g._cells = gallery._cells
@@ -831,16 +888,14 @@ def select(
             for temp in temps:
                 gp = GeoPredictor(head, g, top_k=pc.top_k, kde_bandwidth_km=None if bw is None else float(bw),
                                   region_resolution=pc.region_resolution, range_weight=float(w),
-                                  range_values=cfg.propagation.range_values, kde_temperature=float(temp))
-                m = geo_metrics(gp.predict(q_val, batch_size=pc.batch_size).latlon, ll_val)
-                m[SELECT_METRIC] = acc_mean(m)
+                                  range_values=prop.range_values, kde_temperature=float(temp))
+                m = scored(gp.predict(q_val, batch_size=pc.batch_size).latlon)
                 if log:
-                    log(f"range_weight={w} kde={bw} temperature={temp}: val {SELECT_METRIC}={m[SELECT_METRIC]:.4f}")
-                if best is None or m[SELECT_METRIC] > best[0][SELECT_METRIC]:
-                    best = (m, gp, {"range_weight": float(w), "kde_bandwidth_km": -1.0 if bw is None else float(bw),
-                                    "kde_temperature": float(temp)})
-    assert best is not None
-    return Selected("head", best[1], best[2], best[0])
+                    log(f"range_weight={w} kde={bw} temperature={temp}: val median {m['median_km']:.0f} km, "
+                        f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}")
+                best.offer(m, gp, {"range_weight": float(w), "kde_bandwidth_km": -1.0 if bw is None else float(bw),
+                                   "kde_temperature": float(temp)})
+    return best.result("head")
 
 
 def predict_with(sel: Selected, queries: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:

@@ -273,6 +273,11 @@ _W2 = (
 # --- configuration -------------------------------------------------------------------------------
 
 
+MAX_ROWS = 1_000_000_000
+"""Largest n_pois / n_images a world may ask for (beyond it numpy's sizes overflow)."""
+MAX_EMBEDDING_DIM = 65_536
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """Every parameter of the embedded world, with its default (logged whole in ``World.meta``).
@@ -330,16 +335,17 @@ class WorldConfig:
 
     def validate(self) -> WorldConfig:
         """Raise :class:`ConfigError` naming the first bad value; return ``self``."""
-        if not isinstance(self.n_pois, (int, np.integer)) or self.n_pois < 1:
-            raise ConfigError(f"n_pois must be an int >= 1, got {self.n_pois!r}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ConfigError(f"seed must be an int >= 0, got {self.seed!r}")
+        # upper bounds: beyond them numpy fails with OverflowError / "Maximum allowed dimension exceeded"
+        if not isinstance(self.n_pois, (int, np.integer)) or not 1 <= self.n_pois <= MAX_ROWS:
+            raise ConfigError(f"n_pois must be an int in 1..{MAX_ROWS:_}, got {self.n_pois!r}")
+        if not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be an int in 0..2**63-1, got {self.seed!r}")
         if self.n_images is not None and (
-            not isinstance(self.n_images, (int, np.integer)) or self.n_images < 0
+            not isinstance(self.n_images, (int, np.integer)) or not 0 <= self.n_images <= MAX_ROWS
         ):
-            raise ConfigError(f"n_images must be None or an int >= 0, got {self.n_images!r}")
-        if not isinstance(self.embedding_dim, (int, np.integer)) or self.embedding_dim < 1:
-            raise ConfigError(f"embedding_dim must be an int >= 1, got {self.embedding_dim!r}")
+            raise ConfigError(f"n_images must be None or an int in 0..{MAX_ROWS:_}, got {self.n_images!r}")
+        if not isinstance(self.embedding_dim, (int, np.integer)) or not 1 <= self.embedding_dim <= MAX_EMBEDDING_DIM:
+            raise ConfigError(f"embedding_dim must be an int in 1..{MAX_EMBEDDING_DIM}, got {self.embedding_dim!r}")
         if not 0 <= self.covisits_per_poi < float("inf"):
             raise ConfigError(f"covisits_per_poi must be a finite number >= 0, got {self.covisits_per_poi!r}")
         if not 0.0 < self.zero_fraction < 1.0:

@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a path the user gave cannot be read or written (a folder, no permission, disk full)
         print(f"geograph: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("geograph: error: out of memory; ask for less (e.g. a smaller --pois) or free memory", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("geograph: interrupted", file=sys.stderr)
         return 130

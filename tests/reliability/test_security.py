@@ -234,7 +234,9 @@ def test_hostile_names_are_escaped_in_every_map(budget: int, tmp_path: Path) -> 
         for page, base in zip(_pages(name, brand, poi_id, tmp_path), baseline, strict=True):
             assert _structure(page) == base, (name, brand, poi_id, _structure(page), base)
             for text in (name, brand, poi_id):
-                if re.search(r"<[A-Za-z!/]|`|\$\{", text):  # could open a tag or leave a template literal
+                # a long hostile text cannot occur in folium's own markup by chance (short ones like "`" or
+                # "</" do): it must only appear escaped. The structure counts above cover the short ones.
+                if len(text) >= 10 and re.search(r"<[A-Za-z!/]|`|\$\{", text):
                     assert text not in page, f"{text!r} appears unescaped"
 
     case()

@@ -647,7 +647,7 @@ def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], Non
         else None
     )
     fr = FitResult(head)
-    best, best_state = -1.0, None
+    best, best_state = -math.inf, None
     t0 = time.perf_counter()
     for epoch in range(1, tc.epochs + 1):
         head.train()

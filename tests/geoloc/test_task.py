@@ -165,3 +165,12 @@ def test_text_config_fast_run(store):
     cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "geolocate_text.yaml").read_text())
     out = run_from_config(cfg, tracking_uri=store, fast=True)
     assert out["metrics"]["test_acc_2500km"] > 0.3
+
+
+def test_fit_keeps_the_best_validation_epoch():
+    from geograph.tasks.geolocate import fit
+
+    cfg = GeolocateConfig.from_dict(apply_fast({**HEAD_CFG, "train": {"epochs": 3}}))
+    fr = fit(cfg, prepare(cfg))
+    meds = [h["val_median_km"] for h in fr.history]
+    assert fr.best_epoch == 1 + int(np.argmin(meds))

@@ -17,4 +17,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if path is not None:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
+            tr.write("\n")
             tr.write_line(f"reliability counts -> {path}: {totals()}")

@@ -65,11 +65,14 @@ ADVICE = [
         "different config",
         "train with the config that wrote the checkpoint, or drop --resume / remove the folder",
     ),
-    ("must be in [", "fix the value in that row (coordinates are WGS84 degrees: latitude first)"),
+    ("<col> must be in [", "fix the value in that row (coordinates are WGS84 degrees: latitude first)"),
+    ("config key", "fix the spelling; the message lists the known keys"),
+    ("unknown group", "use the relation groups the message lists"),
+    ("duplicate", "remove the duplicated row or id"),
     ("must be finite", "replace inf / NaN in that row"),
     ("every row needs", "fill the missing value in that row"),
-    ("NAICS", "use a 6-digit 2022 NAICS code (the message suggests the closest valid prefix)"),
-    ("naics", "use a 6-digit 2022 NAICS code"),
+    ("have 6 digits", "use a 6-digit 2022 NAICS code (the message suggests the closest valid prefix)"),
+    ("naics", "use a 6-digit 2022 NAICS code (text or integer)"),
     ("state must be a 2-letter", "use a USPS code (CA, NY, DC, PR, ...)"),
     ("unknown state", "use a USPS code that occurs in the data"),
     ("h3_cell", "use H3 cell indexes as hex text (e.g. 8828308281fffff) or 64-bit integers"),
@@ -136,7 +139,7 @@ ADVICE = [
         "the column has the wrong type: convert it (e.g. strings to numbers) before reading",
     ),
     ("got a ", "the column has the wrong type: convert it before reading"),
-    ("has no pois", "pick states that have POIs in this world"),
+    ("no pois", "pick states that have POIs in this world"),
     ("needs", "as the message says"),
     ("must be", "give a value of the kind / range the message states"),
     ("alias", "aliases are letters, digits, '_' or '-', not like 'v1'"),
@@ -219,7 +222,8 @@ def main() -> None:
         if area != current:
             print(f"\n**{area}**\n\n| Message | Raised at | What to do |\n|---|---|---|")
             current = area
-        shown = msg.replace("|", "\\|").replace("\n", " ")
+        text = " ".join(msg.split()).replace("|", "\\|")
+        shown = f"`` {text} ``" if "`" in text else f"`{text}`"  # a code span: <col> stays visible
         print(f"| {shown} | `{where}` | {advice(msg)} |")
 
 

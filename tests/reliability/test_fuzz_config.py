@@ -285,7 +285,11 @@ def test_overrides(budget: int) -> None:
     "geolocation engineer (geograph/tasks/geolocate.py is theirs)",
 )
 def test_geolocate_config_types() -> None:
-    from geograph.tasks.geolocate import GeolocateConfig
+    import warnings
+
+    with warnings.catch_warnings():  # MLflow's note on the pyfunc model's type hints, at import
+        warnings.simplefilter("ignore")
+        from geograph.tasks.geolocate import GeolocateConfig
 
     bad = [
         {"train": {"lr": "abc"}},

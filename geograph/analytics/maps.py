@@ -32,7 +32,9 @@ LABEL = "label"
 VALUE = "value"
 ROLE = "role"
 _ROLE_COLOURS = {"query": "#d62728", "venue": "#d62728", "comparison": "#9467bd", "poi": "#1f77b4"}
-_JS_UNSAFE = {"`": "&#96;", "$": "&#36;", "\\": "&#92;"}
+# folium renders popup / tooltip text through Jinja2: braces must never reach it as braces,
+# or a POI name like "{{ ... }}" is executed as template code.
+_JS_UNSAFE = {"`": "&#96;", "$": "&#36;", "\\": "&#92;", "{": "&#123;", "}": "&#125;"}
 
 
 def escape_html(value: Any) -> str:

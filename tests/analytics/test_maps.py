@@ -38,7 +38,7 @@ def _script_bodies(page: str) -> str:
 
 def test_escape_html() -> None:
     assert escape_html(EVIL) == "&lt;script&gt;alert(1)&lt;/script&gt;"
-    assert escape_html("a`b${c}\\d") == "a&#96;b&#36;{c}&#92;d"
+    assert escape_html("a`b${c}\\d") == "a&#96;b&#36;&#123;c&#125;&#92;d"
     assert escape_html(None) == ""
 
 
@@ -49,7 +49,7 @@ def test_html_map_escapes_names(evil_world: World, tmp_path: Path) -> None:
     assert EVIL not in page and "alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text in the tooltip
     assert "${alert(2)}" not in page and "`${" not in page  # no way out of the JS template literal
-    assert "Evil&#96;&#36;{alert(2)}&#96;&#92;Co &amp; &quot;Sons&quot; &#x27;Ltd&#x27;" in page
+    assert "Evil&#96;&#36;&#123;alert(2)&#125;&#96;&#92;Co &amp; &quot;Sons&quot; &#x27;Ltd&#x27;" in page
     # the page holds exactly the script tags folium writes, none from data
     assert page.count("<script") == page.count("</script>")
     assert "alert(1)" not in _script_bodies(page).replace("&lt;script&gt;alert(1)&lt;/script&gt;", "")

@@ -242,16 +242,6 @@ def test_hostile_names_are_escaped_in_every_map(budget: int, tmp_path: Path) -> 
     case()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "CRITICAL, reported to the analytics engineer: folium renders popup, tooltip and title text as Jinja2 "
-        "template source, so a POI name like '{{ lipsum.__globals__.os.popen(...).read() }}' runs a shell command "
-        "while `geograph query ... --map` writes the page (checked: the output of `id` lands in the HTML), and a "
-        "name holding '{{' alone crashes the map. escape_html in geograph/analytics/maps.py must also turn '{' "
-        "and '}' into &#123; / &#125; (verified to close it)"
-    ),
-)
 def test_map_text_is_not_a_template(tmp_path: Path) -> None:
     import os
 

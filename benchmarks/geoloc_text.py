@@ -54,9 +54,13 @@ ENCODERS = {
         "encoder": {"name": "geoclip", "pretrained": True, "finetune": "heads"},
         "train": {"encoder_lr": 1e-4, "epochs": 5},
     },
-    "SatCLIP (SH L=40 + SIREN)": {"encoder": {"name": "satclip", "pretrained": False, "options": {"degree": 40}}},
+    "SatCLIP (SH L=40 + SIREN)": {
+        "encoder": {"name": "satclip", "pretrained": False, "options": {"degree": 40}}
+    },
     "Sinusoidal": {"encoder": {"name": "sinusoidal", "pretrained": False}},
-    "H3 cell embedding (res 3)": {"encoder": {"name": "h3", "pretrained": False, "options": {"resolution": 3}}},
+    "H3 cell embedding (res 3)": {
+        "encoder": {"name": "h3", "pretrained": False, "options": {"resolution": 3}}
+    },
 }
 PROPAGATION = {
     "": {"range_weight": 0.0, "appnp_k": 0},
@@ -121,14 +125,23 @@ def trained_head(cfg: GeolocateConfig, data, label: str, heads_dir: Path) -> Fit
         log(f"{label} seed {cfg.train.seed}: loaded trained head {path}")
         return FitResult(head, best_epoch=int(state["best_epoch"]), train_time_s=float(state["train_time_s"]))
     t0 = time.perf_counter()
-    fr = fit(cfg, data, on_epoch=lambda e, m: log(
-        f"  {label} epoch {e}: loss {m['train_loss']:.3f} val acc_mean {m['val_acc_mean']:.4f}"))
-    log(f"{label} seed {cfg.train.seed}: trained in {time.perf_counter() - t0:.0f} s (best epoch {fr.best_epoch})")
+    fr = fit(
+        cfg,
+        data,
+        on_epoch=lambda e, m: log(
+            f"  {label} epoch {e}: loss {m['train_loss']:.3f} val acc_mean {m['val_acc_mean']:.4f}"
+        ),
+    )
+    log(
+        f"{label} seed {cfg.train.seed}: trained in {time.perf_counter() - t0:.0f} s (best epoch {fr.best_epoch})"
+    )
     heads_dir.mkdir(parents=True, exist_ok=True)
     from geograph.utils.atomic import atomic_write
 
     with atomic_write(path) as tmp:
-        torch.save({"head": fr.head.state_dict(), "best_epoch": fr.best_epoch, "train_time_s": fr.train_time_s}, tmp)
+        torch.save(
+            {"head": fr.head.state_dict(), "best_epoch": fr.best_epoch, "train_time_s": fr.train_time_s}, tmp
+        )
     return fr
 
 
@@ -139,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "geoloc_text.json"))
     ap.add_argument("--quick", action="store_true", help="3,000 places, 2 epochs, short grids")
     ap.add_argument("--only", nargs="*", default=None, help="substrings of row labels to run")
-    ap.add_argument("--heads-dir", default=str(ROOT / "benchmarks" / "out" / "heads"),
-                    help="trained heads are kept here (keyed by a config hash) and reused by reruns")
+    ap.add_argument(
+        "--heads-dir",
+        default=str(ROOT / "benchmarks" / "out" / "heads"),
+        help="trained heads are kept here (keyed by a config hash) and reused by reruns",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
@@ -162,25 +178,43 @@ def main(argv: list[str] | None = None) -> int:
         for criterion, sel in sels.items():
             t0 = time.perf_counter()
             test, _, _ = evaluate(cfg, data, sel, "test")
-            rows.append({"label": label, "seed": seed, "quick": args.quick, "criterion": criterion,
-                         "choice": sel.choice, "val": sel.val_metrics, "test": test,
-                         "eval_s": time.perf_counter() - t0, **extra})
-            log(f"{label} seed {seed} [{criterion}]: test "
+            rows.append(
+                {
+                    "label": label,
+                    "seed": seed,
+                    "quick": args.quick,
+                    "criterion": criterion,
+                    "choice": sel.choice,
+                    "val": sel.val_metrics,
+                    "test": test,
+                    "eval_s": time.perf_counter() - t0,
+                    **extra,
+                }
+            )
+            log(
+                f"{label} seed {seed} [{criterion}]: test "
                 + " / ".join(f"{100 * test[threshold_key(t)]:.1f}" for t in GEO_THRESHOLDS_KM)
-                + f" median {test['median_km']:.0f} km; chosen {sel.choice}")
+                + f" median {test['median_km']:.0f} km; chosen {sel.choice}"
+            )
         atomic_write_text(out, json.dumps(rows, indent=1))
 
     for seed in args.seeds:
         cfg0 = GeolocateConfig.from_dict(merge(base, {"train": {"seed": seed}}))
         data = prepare(cfg0)
-        log(f"seed {seed}: {len(data.split['train'])} train / {len(data.split['val'])} val / {len(data.split['test'])} test places")
+        log(
+            f"seed {seed}: {len(data.split['train'])} train / {len(data.split['val'])} val / {len(data.split['test'])} test places"
+        )
         for label, over in BASELINES.items():
             if not want(label) or (label, seed, args.quick) in done:
                 continue
             cfg = GeolocateConfig.from_dict(merge(base, merge(over, {"train": {"seed": seed}})))
             record(label, seed, cfg, select_all(cfg, data), {})
         for enc_label, enc_over in ENCODERS.items():
-            todo = [p for p in PROPAGATION if want(enc_label + p) and (enc_label + p, seed, args.quick) not in done]
+            todo = [
+                p
+                for p in PROPAGATION
+                if want(enc_label + p) and (enc_label + p, seed, args.quick) not in done
+            ]
             if not todo:
                 continue
             cfg = GeolocateConfig.from_dict(merge(base, merge(enc_over, {"train": {"seed": seed}})))
@@ -191,8 +225,13 @@ def main(argv: list[str] | None = None) -> int:
             for p in todo:
                 pc = merge(cfg.to_dict(), {"propagation": PROPAGATION[p]})
                 c2 = GeolocateConfig.from_dict(pc)
-                record(enc_label + p, seed, c2, select_all(c2, data, fr, cache=parts),
-                       {"train_time_s": fr.train_time_s, "best_epoch": fr.best_epoch})
+                record(
+                    enc_label + p,
+                    seed,
+                    c2,
+                    select_all(c2, data, fr, cache=parts),
+                    {"train_time_s": fr.train_time_s, "best_epoch": fr.best_epoch},
+                )
     rows = [r for r in rows if r.get("quick", False) == args.quick]
     md = "\n\n".join(
         f"Selected on validation by {crit}:\n\n" + table([r for r in rows if r.get("criterion") == crit])

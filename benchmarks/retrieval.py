@@ -83,13 +83,30 @@ def bench_gallery(g: int, args: argparse.Namespace, peak: float) -> list[dict]:
         same = bool(torch.equal(i_c[:nl], i_l))
         qps_c, qps_l = b / t_c, nl / t_l
         flops = 2.0 * b * g * args.dim / t_c
-        rows.append({"gallery": g, "dim": args.dim, "batch": b, "k": args.k, "chunked_qps": qps_c, "loop_qps": qps_l,
-                     "speedup": qps_c / qps_l, "chunked_peak_extra_mb": mem_c, "loop_peak_extra_mb": mem_l,
-                     "gallery_mb": keys.numel() * 4 / 2**20, "gflops": flops / 1e9,
-                     "fraction_of_matmul_peak": flops / peak, "same_neighbours": same, "loop_queries_timed": nl})
-        print(f"{g:>9,} {b:>5} | {qps_c:>11,.1f} {qps_l:>9,.1f} {qps_c / qps_l:>7.1f}x | "
-              f"{mem_c:>8.0f} {mem_l:>8.0f} | {flops / 1e9:>7.1f} {flops / peak:>7.1%}"
-              + ("" if same else "  (neighbours differ!)"), flush=True)
+        rows.append(
+            {
+                "gallery": g,
+                "dim": args.dim,
+                "batch": b,
+                "k": args.k,
+                "chunked_qps": qps_c,
+                "loop_qps": qps_l,
+                "speedup": qps_c / qps_l,
+                "chunked_peak_extra_mb": mem_c,
+                "loop_peak_extra_mb": mem_l,
+                "gallery_mb": keys.numel() * 4 / 2**20,
+                "gflops": flops / 1e9,
+                "fraction_of_matmul_peak": flops / peak,
+                "same_neighbours": same,
+                "loop_queries_timed": nl,
+            }
+        )
+        print(
+            f"{g:>9,} {b:>5} | {qps_c:>11,.1f} {qps_l:>9,.1f} {qps_c / qps_l:>7.1f}x | "
+            f"{mem_c:>8.0f} {mem_l:>8.0f} | {flops / 1e9:>7.1f} {flops / peak:>7.1%}"
+            + ("" if same else "  (neighbours differ!)"),
+            flush=True,
+        )
     return rows
 
 
@@ -106,11 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     peak = matmul_flops()
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads; "
-          f"measured float32 matmul: {peak / 1e9:.0f} GFLOP/s (2048^3)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads; "
+        f"measured float32 matmul: {peak / 1e9:.0f} GFLOP/s (2048^3)"
+    )
     rows = []
-    header = (f"{'gallery':>9} {'batch':>5} | {'chunked q/s':>11} {'loop q/s':>9} {'speed-up':>8} | "
-              f"{'peak +MB':>8} {'loop +MB':>8} | {'GFLOP/s':>7} {'of peak':>7}")
+    header = (
+        f"{'gallery':>9} {'batch':>5} | {'chunked q/s':>11} {'loop q/s':>9} {'speed-up':>8} | "
+        f"{'peak +MB':>8} {'loop +MB':>8} | {'GFLOP/s':>7} {'of peak':>7}"
+    )
     print(header)
     print("-" * len(header))
     for g in args.sizes:
@@ -119,9 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     from geograph.utils.atomic import atomic_write_text
 
-    atomic_write_text(out, json.dumps({"matmul_gflops": peak / 1e9, "threads": threads, "rows": rows}, indent=1))
-    print(f"gallery memory: {args.dim * 4 * 100_000 / 2**20:.0f} MB per 100K rows (float32, dim {args.dim}); "
-          f"results in {out}")
+    atomic_write_text(
+        out, json.dumps({"matmul_gflops": peak / 1e9, "threads": threads, "rows": rows}, indent=1)
+    )
+    print(
+        f"gallery memory: {args.dim * 4 * 100_000 / 2**20:.0f} MB per 100K rows (float32, dim {args.dim}); "
+        f"results in {out}"
+    )
     return 0
 
 

@@ -27,19 +27,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--run-id", help="MLflow run of `geograph train geolocate` (its logged model)")
     src.add_argument("--model-uri", help="MLflow model URI (runs:/ID/model, models:/NAME/VERSION, a folder)")
     q = p.add_mutually_exclusive_group(required=True)
-    q.add_argument("--query-embeddings", metavar="FILE",
-                   help=".npy (N, D), or .csv / .parquet with columns e0..e{D-1} or an 'embedding' list column "
-                        "(an optional 'id' or 'query' column names the rows)")
-    q.add_argument("--text", action="append", metavar="TEXT",
-                   help="a place description to embed with the offline MiniLM model (repeatable; text models only)")
-    p.add_argument("--gallery", "--lat-lon-gallery", dest="gallery", default="train",
-                   help="candidate coordinates: train (the model's own), geoclip (100K), h3 / h3:RES, or a CSV "
-                        "with latitude/longitude columns (default: train)")
+    q.add_argument(
+        "--query-embeddings",
+        metavar="FILE",
+        help=".npy (N, D), or .csv / .parquet with columns e0..e{D-1} or an 'embedding' list column "
+        "(an optional 'id' or 'query' column names the rows)",
+    )
+    q.add_argument(
+        "--text",
+        action="append",
+        metavar="TEXT",
+        help="a place description to embed with the offline MiniLM model (repeatable; text models only)",
+    )
+    p.add_argument(
+        "--gallery",
+        "--lat-lon-gallery",
+        dest="gallery",
+        default="train",
+        help="candidate coordinates: train (the model's own), geoclip (100K), h3 / h3:RES, or a CSV "
+        "with latitude/longitude columns (default: train)",
+    )
     p.add_argument("--top-k", type=int, default=None, help="candidates per query (default: the model's)")
     p.add_argument("--regions", type=int, default=3, help="ranked H3 regions shown per query (default 3)")
-    p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"GeoJSON file to write (default {DEFAULT_OUTPUT})")
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the local store)")
-    p.add_argument("--limit", type=int, default=20, help="rows shown in the table (default 20; all are written)")
+    p.add_argument(
+        "--output", default=DEFAULT_OUTPUT, help=f"GeoJSON file to write (default {DEFAULT_OUTPUT})"
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the local store)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=20, help="rows shown in the table (default 20; all are written)"
+    )
     p.set_defaults(func=_run)
 
 
@@ -74,17 +94,25 @@ def read_query_file(path: str | Path) -> tuple:
             lens = df["embedding"].list.len().to_numpy()
             if len(lens) and (lens != lens[0]).any():
                 row = int(np.flatnonzero(lens != lens[0])[0])
-                raise DataValidationError(f"embedding length {lens[row]} differs from {lens[0]}", file=path, row=row,
-                                          field="embedding")
+                raise DataValidationError(
+                    f"embedding length {lens[row]} differs from {lens[0]}",
+                    file=path,
+                    row=row,
+                    field="embedding",
+                )
             q = np.asarray(df["embedding"].to_list(), dtype=np.float32)
         elif ecols:
             q = df.select(ecols).to_numpy().astype(np.float32)
         else:
-            raise DataValidationError("no query columns: need e0..e{D-1} or an 'embedding' list column", file=path)
+            raise DataValidationError(
+                "no query columns: need e0..e{D-1} or an 'embedding' list column", file=path
+            )
         label_col = next((c for c in ("id", "query", "image_id", "text") if c in df.columns), None)
         labels = df[label_col].cast(pl.Utf8).to_list() if label_col else [str(i) for i in range(len(q))]
     else:
-        raise DataValidationError(f"unsupported query file type {path.suffix!r}; use .npy, .csv or .parquet", file=path)
+        raise DataValidationError(
+            f"unsupported query file type {path.suffix!r}; use .npy, .csv or .parquet", file=path
+        )
     q = np.asarray(q, dtype=np.float32)
     bad = ~np.isfinite(q).all(1)
     if bad.any():
@@ -118,8 +146,13 @@ def to_geojson(labels, latlon, confidence, regions) -> dict:
         props = {"query": lab, "confidence": float(c), "rank": 1}
         if regions is not None:
             props["regions"] = list(regions[i])
-        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(lon), float(lat)]},
-                      "properties": props})
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [float(lon), float(lat)]},
+                "properties": props,
+            }
+        )
     return {"type": "FeatureCollection", "features": feats}
 
 
@@ -149,10 +182,20 @@ def _run(args) -> int:
             raise GeographError(f"--top-k must be >= 1, got {args.top_k}")
         pred.top_k = args.top_k
     p = pred.predict(q, num_regions=max(args.regions, 1))
-    atomic_write_text(args.output, json.dumps(to_geojson(labels, p.latlon, p.confidence, p.regions), indent=1))
+    atomic_write_text(
+        args.output, json.dumps(to_geojson(labels, p.latlon, p.confidence, p.regions), indent=1)
+    )
 
-    t = Table(title=f"geolocation ({len(labels)} queries, gallery {pred.gallery.name}, {len(pred.gallery)} points)")
-    for col, just in (("query", "left"), ("lat", "right"), ("lon", "right"), ("confidence", "right"), ("top H3 regions", "left")):
+    t = Table(
+        title=f"geolocation ({len(labels)} queries, gallery {pred.gallery.name}, {len(pred.gallery)} points)"
+    )
+    for col, just in (
+        ("query", "left"),
+        ("lat", "right"),
+        ("lon", "right"),
+        ("confidence", "right"),
+        ("top H3 regions", "left"),
+    ):
         t.add_column(col, justify=just)
     for i in range(min(len(labels), args.limit)):
         regs = ", ".join((p.regions or [[]])[i][: args.regions]) if p.regions else ""

@@ -40,7 +40,9 @@ def threshold_key(km: float) -> str:
     return f"acc_{km:g}km"
 
 
-def accuracy_within(errors_km: np.ndarray, thresholds_km: Sequence[float] = GEO_THRESHOLDS_KM) -> dict[str, float]:
+def accuracy_within(
+    errors_km: np.ndarray, thresholds_km: Sequence[float] = GEO_THRESHOLDS_KM
+) -> dict[str, float]:
     """Fraction of errors ``<= t`` for each threshold (default 1 / 25 / 200 / 750 / 2500 km)."""
     e = np.asarray(errors_km, dtype=np.float64)
     if e.size == 0:
@@ -93,7 +95,9 @@ def area_to_capture(ranked_regions: Sequence[Sequence[str]], true_latlon: np.nda
     return out
 
 
-def area_to_capture_from_scores(cell_scores: np.ndarray, cell_areas_km2: np.ndarray, true_index: np.ndarray) -> np.ndarray:
+def area_to_capture_from_scores(
+    cell_scores: np.ndarray, cell_areas_km2: np.ndarray, true_index: np.ndarray
+) -> np.ndarray:
     """Vectorised :func:`area_to_capture` for a dense score matrix over a fixed region list.
 
     Regions are ranked by score (ties counted against the query: every region scoring at
@@ -122,7 +126,9 @@ def rva_key(area_km2: float) -> str:
     return f"rva_1e{int(round(np.log10(area_km2)))}km2"
 
 
-def recall_at_area(area_needed_km2: np.ndarray, budgets_km2: Sequence[float] = RVA_BUDGETS_KM2) -> dict[str, float]:
+def recall_at_area(
+    area_needed_km2: np.ndarray, budgets_km2: Sequence[float] = RVA_BUDGETS_KM2
+) -> dict[str, float]:
     """Recall at each area budget (default 10^2 .. 10^6 km²)."""
     a = np.asarray(area_needed_km2, dtype=np.float64)
     return {rva_key(b): float(np.mean(a <= b)) for b in budgets_km2}
@@ -139,7 +145,9 @@ def rva_curve(area_needed_km2: np.ndarray, num: int = 200, range_km2: tuple[floa
     return grid, recall
 
 
-def rva_auc(area_needed_km2: np.ndarray, range_km2: tuple[float, float] = RVA_AUC_RANGE_KM2, num: int = 401) -> float:
+def rva_auc(
+    area_needed_km2: np.ndarray, range_km2: tuple[float, float] = RVA_AUC_RANGE_KM2, num: int = 401
+) -> float:
     """Area under the RvA curve with log10(area) on the x axis, normalised to [0, 1].
 
     It is the mean recall over a log-uniform area budget in ``range_km2`` (default

@@ -86,7 +86,9 @@ class APPNPPropagation(nn.Module):
         self.prop.reset_parameters()
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Shapes: ``x`` ``(N, D)``, ``edge_index`` ``(2, E)``; returns ``(N, D)``."""
         out = self.prop(x, edge_index, edge_weight) if self.K > 0 and edge_index.numel() else x
         return F.normalize(out, dim=-1) if self.normalize_output else out
@@ -191,7 +193,9 @@ class RANGEAugmentation(nn.Module):
                     sem = sem.masked_fill(mask, float("-inf"))
                 res += (1 - self.geo_weight) * self._mix(sem, dv)
             if self.geo_weight > 0:  # the geographic (RANGE+) term
-                geo = self.geo_temperature * (_xyz(query_latlon[s : s + self.chunk_size]).to(qk.dtype) @ dxyz.T)
+                geo = self.geo_temperature * (
+                    _xyz(query_latlon[s : s + self.chunk_size]).to(qk.dtype) @ dxyz.T
+                )
                 if mask is not None:
                     geo = geo.masked_fill(mask, float("-inf"))
                 res += self.geo_weight * self._mix(geo, dv)
@@ -199,7 +203,11 @@ class RANGEAugmentation(nn.Module):
         return torch.cat(out)
 
     def __repr__(self) -> str:
-        geo = f", geo_temperature={self.geo_temperature:g}, geo_weight={self.geo_weight:g}" if self.geo_weight else ""
+        geo = (
+            f", geo_temperature={self.geo_temperature:g}, geo_weight={self.geo_weight:g}"
+            if self.geo_weight
+            else ""
+        )
         return f"{self.__class__.__name__}(temperature={self.temperature:g}, top_k={self.top_k}{geo})"
 
 

@@ -33,7 +33,9 @@ def geoclip_gallery_path() -> Path:
     except ValueError:  # a stub module without __spec__
         locations = list(getattr(loaded, "__path__", []))
     if not locations:
-        raise CheckpointError("the 'geoclip' package is not installed; `pip install --no-deps geoclip==1.3.0`")
+        raise CheckpointError(
+            "the 'geoclip' package is not installed; `pip install --no-deps geoclip==1.3.0`"
+        )
     path = Path(locations[0]).joinpath(*GEOCLIP_GALLERY_RELPATH)
     if not path.is_file():
         raise CheckpointError(f"geoclip is installed but {path} is missing; reinstall geoclip")
@@ -59,13 +61,19 @@ def _read_latlon_csv(path: str | Path) -> np.ndarray:
             f"need latitude/longitude (or lat/lon, LAT/LON) columns, got {df.columns}", file=path
         )
     try:
-        arr = df.select(pl.col(lower[lat_name]).cast(pl.Float64), pl.col(lower[lon_name]).cast(pl.Float64)).to_numpy()
+        arr = df.select(
+            pl.col(lower[lat_name]).cast(pl.Float64), pl.col(lower[lon_name]).cast(pl.Float64)
+        ).to_numpy()
     except Exception as exc:  # noqa: BLE001
-        raise DataValidationError(f"non-numeric coordinates: {exc}", file=path, field=lower[lat_name]) from exc
+        raise DataValidationError(
+            f"non-numeric coordinates: {exc}", file=path, field=lower[lat_name]
+        ) from exc
     bad = ~np.isfinite(arr).all(1) | (np.abs(arr[:, 0]) > 90) | (np.abs(arr[:, 1]) > 180)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataValidationError(f"invalid coordinate {arr[row].tolist()}", file=path, row=row, field=lower[lat_name])
+        raise DataValidationError(
+            f"invalid coordinate {arr[row].tolist()}", file=path, row=row, field=lower[lat_name]
+        )
     return arr
 
 
@@ -133,7 +141,9 @@ class Gallery:
             return cls.from_coordinates(train_latlon)
         if spec.endswith(".csv") or Path(spec).is_file():
             return cls.from_csv(spec)
-        raise ValueError(f"unknown gallery {spec!r}; expected one of {GALLERY_SOURCES}, 'h3:RES' or a CSV path")
+        raise ValueError(
+            f"unknown gallery {spec!r}; expected one of {GALLERY_SOURCES}, 'h3:RES' or a CSV path"
+        )
 
     # --- embedding and search ---------------------------------------------------------
     def __len__(self) -> int:
@@ -165,7 +175,9 @@ class Gallery:
         self.embeddings = embeddings
         return self
 
-    def search(self, queries: torch.Tensor, k: int = 1, chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+    def search(
+        self, queries: torch.Tensor, k: int = 1, chunk_size: int = 65536
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-``k`` candidates by inner product; see :func:`chunked_topk`.
 
         Shapes: ``queries`` ``(Q, D)``; returns scores and indices ``(Q, k)``.

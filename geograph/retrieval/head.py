@@ -71,7 +71,9 @@ class RetrievalHead(nn.Module):
             )
         else:
             self.query_mlp = nn.Linear(query_dim, out)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init)), requires_grad=learn_logit_scale)
+        self.logit_scale = nn.Parameter(
+            torch.tensor(math.log(logit_scale_init)), requires_grad=learn_logit_scale
+        )
         self.register_buffer("gps_queue", torch.zeros(queue_size, 2))
         self.register_buffer("queue_index", torch.full((queue_size,), -1, dtype=torch.long))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
@@ -142,7 +144,9 @@ class RetrievalHead(nn.Module):
         self._cache_kind = kind
 
     # --- training ---------------------------------------------------------------------
-    def loss(self, queries: torch.Tensor, latlon: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self, queries: torch.Tensor, latlon: torch.Tensor, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """InfoNCE of each query against its own GPS, the batch's other GPS and the queue.
 
         Updates the queue with this batch afterwards (GeoCLIP's order: the batch never
@@ -182,7 +186,11 @@ class RetrievalHead(nn.Module):
         if self.queue_size == 0:
             return
         latlon = latlon[-self.queue_size :]
-        idx = index[-self.queue_size :] if index is not None else torch.full((len(latlon),), -1, dtype=torch.long)
+        idx = (
+            index[-self.queue_size :]
+            if index is not None
+            else torch.full((len(latlon),), -1, dtype=torch.long)
+        )
         n = latlon.shape[0]
         pos = (int(self.queue_ptr) + torch.arange(n)) % self.queue_size
         self.gps_queue[pos] = latlon.to(self.gps_queue.dtype)

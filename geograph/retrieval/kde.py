@@ -81,7 +81,11 @@ def kde_mode(
 
 @torch.no_grad()
 def weighted_mode(
-    latlon: torch.Tensor, weights: torch.Tensor, bandwidth_km: float, max_candidates: int = 5000, chunk_size: int = 1024
+    latlon: torch.Tensor,
+    weights: torch.Tensor,
+    bandwidth_km: float,
+    max_candidates: int = 5000,
+    chunk_size: int = 1024,
 ) -> torch.Tensor:
     """Mode of one weighted point set (e.g. the population-weighted prior of a training set).
 

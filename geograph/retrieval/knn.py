@@ -40,7 +40,9 @@ class KNNGeolocator:
         return self
 
     @torch.no_grad()
-    def predict(self, queries: np.ndarray | torch.Tensor, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, queries: np.ndarray | torch.Tensor, batch_size: int = 2048
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates ``(Q, 2)`` and confidence ``(Q,)`` for query embeddings ``(Q, D)``."""
         if self.keys is None or self.latlon is None:
             raise RuntimeError("KNNGeolocator is not fitted; call fit() first")

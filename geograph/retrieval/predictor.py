@@ -81,7 +81,11 @@ class GeoPredictor:
     @torch.no_grad()
     def encode(self, queries: np.ndarray | torch.Tensor) -> torch.Tensor:
         self.head.eval()
-        q = torch.as_tensor(np.asarray(queries, dtype=np.float32)) if not torch.is_tensor(queries) else queries
+        q = (
+            torch.as_tensor(np.asarray(queries, dtype=np.float32))
+            if not torch.is_tensor(queries)
+            else queries
+        )
         p = next(self.head.query_mlp.parameters())
         q = q.to(device=p.device, dtype=p.dtype)
         f = self.head.encode_queries(q)
@@ -148,7 +152,9 @@ class GeoPredictor:
         return self._region_index
 
     @torch.no_grad()
-    def area_needed(self, queries: np.ndarray | torch.Tensor, true_latlon: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def area_needed(
+        self, queries: np.ndarray | torch.Tensor, true_latlon: np.ndarray, batch_size: int = 256
+    ) -> np.ndarray:
         """Recall-vs-Area input: km² searched before the true H3 region is reached.
 
         Regions are the H3 cells (at ``region_resolution``) holding gallery points, scored
@@ -159,7 +165,9 @@ class GeoPredictor:
 
         uniq, col, areas, pos = self._regions()
         t = np.asarray(true_latlon, dtype=np.float64)
-        truth = np.asarray([pos.get(c, -1) for c in latlng_to_cells(t[:, 0], t[:, 1], self.region_resolution)])
+        truth = np.asarray(
+            [pos.get(c, -1) for c in latlng_to_cells(t[:, 0], t[:, 1], self.region_resolution)]
+        )
         emb = self.gallery.embeddings
         assert emb is not None
         scale = float(self.head.scale.detach()) * self.kde_temperature
@@ -217,7 +225,9 @@ def gallery_parts(
             db_keys = e if same else embed(database_latlon)  # the training gallery is the database
             dq = database_queries.to(dev, dt)
             values = F.normalize(dq, dim=-1) if range_values == "raw" else head.encode_queries(dq)
-            r = F.normalize(range_module(e, db_keys, values, gallery.latlon.to(dev), database_latlon.to(dev)), dim=-1)
+            r = F.normalize(
+                range_module(e, db_keys, values, gallery.latlon.to(dev), database_latlon.to(dev)), dim=-1
+            )
     finally:
         enc.train(was)
     return e, r
@@ -272,7 +282,12 @@ def build_gallery_keys(
     """
     use_range = range_module is not None and range_weight > 0
     e, r = gallery_parts(
-        head, gallery, database_latlon=database_latlon, database_queries=database_queries,
-        range_module=range_module if use_range else None, range_values=range_values, batch_size=batch_size,
+        head,
+        gallery,
+        database_latlon=database_latlon,
+        database_queries=database_queries,
+        range_module=range_module if use_range else None,
+        range_values=range_values,
+        batch_size=batch_size,
     )
     return combine_keys(e, r, range_weight, appnp, edge_index)

@@ -25,7 +25,9 @@ def chunked_topk(
     best first.
     """
     if queries.dim() != 2 or keys.dim() != 2 or queries.shape[1] != keys.shape[1]:
-        raise ValueError(f"need queries (Q, D) and keys (G, D), got {tuple(queries.shape)} and {tuple(keys.shape)}")
+        raise ValueError(
+            f"need queries (Q, D) and keys (G, D), got {tuple(queries.shape)} and {tuple(keys.shape)}"
+        )
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if chunk_size < 1:

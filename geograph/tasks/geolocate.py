@@ -98,7 +98,9 @@ class DataConfig:
         if self.source not in SOURCES:
             raise ConfigError(f"data.source must be one of {SOURCES}, got {self.source!r}")
         if not 0 < self.test_frac < 1 or not 0 < self.val_frac < 1:
-            raise ConfigError(f"data.test_frac and data.val_frac must be in (0, 1), got {self.test_frac}, {self.val_frac}")
+            raise ConfigError(
+                f"data.test_frac and data.val_frac must be in (0, 1), got {self.test_frac}, {self.val_frac}"
+            )
 
 
 @dataclass
@@ -127,7 +129,9 @@ class EncoderConfig:
         if self.pretrained and self.name != "geoclip":
             raise ConfigError(f"encoder.pretrained is only available for geoclip, not {self.name!r}")
         if self.finetune not in (False, True, "none", "all", "heads"):
-            raise ConfigError(f"encoder.finetune must be false, true, 'all' or 'heads', got {self.finetune!r}")
+            raise ConfigError(
+                f"encoder.finetune must be false, true, 'all' or 'heads', got {self.finetune!r}"
+            )
         if self.finetune == "heads" and self.name != "geoclip":
             raise ConfigError("encoder.finetune='heads' needs the geoclip encoder")
 
@@ -185,7 +189,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"train.epochs and train.batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+            raise ConfigError(
+                f"train.epochs and train.batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+            )
 
 
 @dataclass
@@ -222,7 +228,9 @@ class PredictConfig:
 
     def __post_init__(self) -> None:
         if self.select_metric not in SELECT_METRICS:
-            raise ConfigError(f"predict.select_metric must be one of {SELECT_METRICS}, got {self.select_metric!r}")
+            raise ConfigError(
+                f"predict.select_metric must be one of {SELECT_METRICS}, got {self.select_metric!r}"
+            )
 
 
 @dataclass
@@ -494,13 +502,19 @@ def images_to_arrays(images) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise DataValidationError("images table is empty", field=EMBEDDING)
     if (lens != lens[0]).any():
         row = int(np.flatnonzero(lens != lens[0])[0])
-        raise DataValidationError(f"embedding length {lens[row]} differs from {lens[0]}", row=row, field=EMBEDDING)
+        raise DataValidationError(
+            f"embedding length {lens[row]} differs from {lens[0]}", row=row, field=EMBEDDING
+        )
     q = np.asarray(images[EMBEDDING].to_list(), dtype=np.float32)
     bad = ~np.isfinite(q).all(1)
     if bad.any():
         raise DataValidationError("non-finite embedding", row=int(np.flatnonzero(bad)[0]), field=EMBEDDING)
     ll = images.select(pl.col(LAT).cast(pl.Float64), pl.col(LON).cast(pl.Float64)).to_numpy()
-    ids = images["image_id"].cast(pl.Utf8).to_list() if "image_id" in images.columns else [str(i) for i in range(len(q))]
+    ids = (
+        images["image_id"].cast(pl.Utf8).to_list()
+        if "image_id" in images.columns
+        else [str(i) for i in range(len(q))]
+    )
     labels = images[TEXT].cast(pl.Utf8).to_list() if TEXT in images.columns else ids
     return q, ll, labels
 
@@ -531,7 +545,9 @@ def prepare(cfg: GeolocateConfig) -> GeoData:
                 n_pois=dc.n_pois, seed=dc.world_seed, n_images=dc.n_images, embedding_dim=dc.embedding_dim
             )
         if world.images is None or world.images.height == 0:
-            raise DataValidationError("the world has no images table; geolocation needs images", field=EMBEDDING)
+            raise DataValidationError(
+                "the world has no images table; geolocation needs images", field=EMBEDDING
+            )
         q, ll, labels = images_to_arrays(world.images)
         w = np.ones(len(q))
     split = _random_split(len(q), cfg.train.seed, dc.test_frac, dc.val_frac)
@@ -540,8 +556,15 @@ def prepare(cfg: GeolocateConfig) -> GeoData:
     h.update(np.ascontiguousarray(ll).tobytes())
     for k in ("train", "val", "test"):
         h.update(split[k].tobytes())
-    return GeoData(q.astype(np.float32), ll.astype(np.float64), np.asarray(w, np.float64), list(labels), split,
-                   dc.source, h.hexdigest()[:16])
+    return GeoData(
+        q.astype(np.float32),
+        ll.astype(np.float64),
+        np.asarray(w, np.float64),
+        list(labels),
+        split,
+        dc.source,
+        h.hexdigest()[:16],
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -570,9 +593,15 @@ def build_head(cfg: GeolocateConfig, query_dim: int, load_pretrained: bool = Tru
         enc.freeze_trunk()
     hc = cfg.head
     return RetrievalHead(
-        query_dim, enc, hidden=hc.hidden, dropout=hc.dropout, queue_size=hc.queue_size,
-        logit_scale_init=hc.logit_scale_init, learn_logit_scale=hc.learn_logit_scale,
-        geo_smoothing_km=hc.geo_smoothing_km, seed=cfg.train.seed,
+        query_dim,
+        enc,
+        hidden=hc.hidden,
+        dropout=hc.dropout,
+        queue_size=hc.queue_size,
+        logit_scale_init=hc.logit_scale_init,
+        learn_logit_scale=hc.learn_logit_scale,
+        geo_smoothing_km=hc.geo_smoothing_km,
+        seed=cfg.train.seed,
     )
 
 
@@ -607,7 +636,9 @@ def _quick_val(head: RetrievalHead, data: GeoData, device: torch.device) -> dict
     g = Gallery(ll_tr, name="train")
     if head.location_cache is not None:  # frozen encoder / trunk: the training coordinates are cached
         with torch.no_grad():
-            g.set_embeddings(head.encode_locations(g.latlon, index=torch.arange(len(g), device=head.logit_scale.device)))
+            g.set_embeddings(
+                head.encode_locations(g.latlon, index=torch.arange(len(g), device=head.logit_scale.device))
+            )
     else:
         g.set_embeddings(build_gallery_keys(head, g))
     q, ll = data.part("val")
@@ -617,7 +648,9 @@ def _quick_val(head: RetrievalHead, data: GeoData, device: torch.device) -> dict
     return m
 
 
-def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
+def fit(
+    cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], None] | None = None
+) -> FitResult:
     """Train the retrieval head on the training split (see the module docstring)."""
     from geograph.utils import seed_everything, select_device
 
@@ -633,8 +666,16 @@ def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], Non
     if frozen:  # encode the training coordinates (or their trunk features) once
         head.cache_locations(ll)
     enc_params = [p for p in head.location_encoder.parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in head.named_parameters() if not n.startswith("location_encoder.") and p.requires_grad],
-               "lr": tc.lr}]
+    groups = [
+        {
+            "params": [
+                p
+                for n, p in head.named_parameters()
+                if not n.startswith("location_encoder.") and p.requires_grad
+            ],
+            "lr": tc.lr,
+        }
+    ]
     if enc_params:
         groups.append({"params": enc_params, "lr": tc.encoder_lr if cfg.encoder.pretrained else tc.lr})
     opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
@@ -642,7 +683,9 @@ def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], Non
     total_steps = tc.epochs * steps_per_epoch
     # one-cycle needs a few steps per phase; tiny (fast) runs keep a constant learning rate
     sched = (
-        torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total_steps, pct_start=0.1)
+        torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=[g["lr"] for g in groups], total_steps=total_steps, pct_start=0.1
+        )
         if total_steps >= 20
         else None
     )
@@ -668,7 +711,9 @@ def fit(cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], Non
         fr.history.append({"epoch": epoch, **m})
         if on_epoch is not None:
             on_epoch(epoch, m)
-        score = selection_score({k[4:]: v for k, v in m.items() if k.startswith("val_")}, cfg.predict.select_metric)
+        score = selection_score(
+            {k[4:]: v for k, v in m.items() if k.startswith("val_")}, cfg.predict.select_metric
+        )
         if not tc.select_on_val or score > best:
             best, fr.best_epoch = score, epoch
             best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
@@ -716,8 +761,10 @@ def _range_module(pc: PropagationConfig):
     from geograph.nn.propagation import RANGEAugmentation
 
     return RANGEAugmentation(
-        temperature=pc.range_temperature, top_k=pc.range_top_k,
-        geo_temperature=pc.range_geo_temperature, geo_weight=pc.range_geo_weight,
+        temperature=pc.range_temperature,
+        top_k=pc.range_top_k,
+        geo_temperature=pc.range_geo_temperature,
+        geo_weight=pc.range_geo_weight,
     )
 
 
@@ -751,9 +798,15 @@ def gallery_keys(
             idx = data.split["train"]
             db_ll, db_q = torch.as_tensor(data.latlon[idx]), torch.as_tensor(data.queries[idx])
     return build_gallery_keys(
-        head, gallery, database_latlon=db_ll, database_queries=db_q,
-        range_module=_range_module(pc) if range_weight > 0 else None, range_weight=range_weight,
-        range_values=pc.range_values, appnp=_appnp(pc), edge_index=edge_index,
+        head,
+        gallery,
+        database_latlon=db_ll,
+        database_queries=db_q,
+        range_module=_range_module(pc) if range_weight > 0 else None,
+        range_weight=range_weight,
+        range_values=pc.range_values,
+        appnp=_appnp(pc),
+        edge_index=edge_index,
     )
 
 
@@ -836,10 +889,14 @@ def select_all(
         return m
 
     if cfg.method == "prior":
-        mode = weighted_mode(torch.as_tensor(ll_tr), torch.as_tensor(data.weights[data.split["train"]]),
-                             cfg.prior.bandwidth_km).numpy()
-        best.offer(scored(np.repeat(mode[None], len(ll_val), 0)), mode,
-                   {"prior_lat": float(mode[0]), "prior_lon": float(mode[1])})
+        mode = weighted_mode(
+            torch.as_tensor(ll_tr), torch.as_tensor(data.weights[data.split["train"]]), cfg.prior.bandwidth_km
+        ).numpy()
+        best.offer(
+            scored(np.repeat(mode[None], len(ll_val), 0)),
+            mode,
+            {"prior_lat": float(mode[0]), "prior_lon": float(mode[1])},
+        )
         return best.result("prior")
     if cfg.method == "knn":
         for k in _grid(cfg.knn.k_grid, cfg.knn.k, tune):
@@ -849,9 +906,13 @@ def select_all(
                     knn = KNNGeolocator(k=int(k), bandwidth_km=float(bw), power=float(pw)).fit(q_tr, ll_tr)
                     m = scored(knn.predict(q_val)[0])
                     if log:
-                        log(f"knn k={k} bandwidth={bw} power={pw}: val median {m['median_km']:.0f} km, "
-                            f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}")
-                    best.offer(m, knn, {"knn_k": int(k), "knn_bandwidth_km": float(bw), "knn_power": float(pw)})
+                        log(
+                            f"knn k={k} bandwidth={bw} power={pw}: val median {m['median_km']:.0f} km, "
+                            f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
+                        )
+                    best.offer(
+                        m, knn, {"knn_k": int(k), "knn_bandwidth_km": float(bw), "knn_power": float(pw)}
+                    )
         return best.result("knn")
     if fr is None:
         raise ValueError("method 'head' needs a FitResult")
@@ -864,15 +925,25 @@ def select_all(
     # the gallery and RANGE parts are computed once; each weight only rescales and propagates
     cache = cache if cache is not None else {}
     key_e = ("e", pc.gallery)
-    key_r = ("r", pc.gallery, prop.range_values, prop.range_temperature, prop.range_top_k,
-             prop.range_geo_weight, prop.range_geo_temperature)
+    key_r = (
+        "r",
+        pc.gallery,
+        prop.range_values,
+        prop.range_temperature,
+        prop.range_top_k,
+        prop.range_geo_weight,
+        prop.range_geo_temperature,
+    )
     if key_e not in cache and pc.gallery == "train" and fr.train_embeddings is not None:
         cache[key_e] = fr.train_embeddings  # the training rows were encoded at the end of fit
     if key_e not in cache or (prop.range_on and key_r not in cache):
         e, r = gallery_parts(
-            head, gallery, database_latlon=torch.as_tensor(data.latlon[idx]),
+            head,
+            gallery,
+            database_latlon=torch.as_tensor(data.latlon[idx]),
             database_queries=torch.as_tensor(data.queries[idx]),
-            range_module=_range_module(prop) if prop.range_on else None, range_values=prop.range_values,
+            range_module=_range_module(prop) if prop.range_on else None,
+            range_values=prop.range_values,
             embeddings=cache.get(key_e),
         )
         cache[key_e] = e
@@ -884,17 +955,37 @@ def select_all(
         g._cells = gallery._cells
         g.set_embeddings(combine_keys(e, r, float(w), _appnp(prop), edges))
         for bw in _grid(pc.kde_grid, pc.kde_bandwidth_km, tune):
-            temps = [pc.kde_temperature] if bw is None else _grid(pc.kde_temperature_grid, pc.kde_temperature, tune)
+            temps = (
+                [pc.kde_temperature]
+                if bw is None
+                else _grid(pc.kde_temperature_grid, pc.kde_temperature, tune)
+            )
             for temp in temps:
-                gp = GeoPredictor(head, g, top_k=pc.top_k, kde_bandwidth_km=None if bw is None else float(bw),
-                                  region_resolution=pc.region_resolution, range_weight=float(w),
-                                  range_values=prop.range_values, kde_temperature=float(temp))
+                gp = GeoPredictor(
+                    head,
+                    g,
+                    top_k=pc.top_k,
+                    kde_bandwidth_km=None if bw is None else float(bw),
+                    region_resolution=pc.region_resolution,
+                    range_weight=float(w),
+                    range_values=prop.range_values,
+                    kde_temperature=float(temp),
+                )
                 m = scored(gp.predict(q_val, batch_size=pc.batch_size).latlon)
                 if log:
-                    log(f"range_weight={w} kde={bw} temperature={temp}: val median {m['median_km']:.0f} km, "
-                        f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}")
-                best.offer(m, gp, {"range_weight": float(w), "kde_bandwidth_km": -1.0 if bw is None else float(bw),
-                                   "kde_temperature": float(temp)})
+                    log(
+                        f"range_weight={w} kde={bw} temperature={temp}: val median {m['median_km']:.0f} km, "
+                        f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
+                    )
+                best.offer(
+                    m,
+                    gp,
+                    {
+                        "range_weight": float(w),
+                        "kde_bandwidth_km": -1.0 if bw is None else float(bw),
+                        "kde_temperature": float(temp),
+                    },
+                )
     return best.result("head")
 
 
@@ -908,7 +999,9 @@ def predict_with(sel: Selected, queries: np.ndarray, batch_size: int = 1024) -> 
     return p.latlon, p.confidence
 
 
-def evaluate(cfg: GeolocateConfig, data: GeoData, sel: Selected, split: str = "test") -> tuple[dict, np.ndarray, np.ndarray]:
+def evaluate(
+    cfg: GeolocateConfig, data: GeoData, sel: Selected, split: str = "test"
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """Metrics on ``split`` (accuracies, median / mean km, and RvA for the head).
 
     Returns ``(metrics, predicted latlon, area needed km² or empty)``; keys unprefixed.
@@ -982,9 +1075,16 @@ class LoadedGeolocator:
         w = self.predictor.range_weight
         g.set_embeddings(gallery_keys(self.cfg, self.predictor.head, g, None, w, edges, self.database))
         p = self.predictor
-        return GeoPredictor(p.head, g, top_k=p.top_k, kde_bandwidth_km=p.kde_bandwidth_km,
-                            region_resolution=p.region_resolution, range_weight=w, range_values=p.range_values,
-                            kde_temperature=p.kde_temperature)
+        return GeoPredictor(
+            p.head,
+            g,
+            top_k=p.top_k,
+            kde_bandwidth_km=p.kde_bandwidth_km,
+            region_resolution=p.region_resolution,
+            range_weight=w,
+            range_values=p.range_values,
+            kde_temperature=p.kde_temperature,
+        )
 
     @property
     def query_dim(self) -> int:
@@ -1019,10 +1119,16 @@ def load_geolocator(folder: str | Path) -> LoadedGeolocator:
     ch = state["choice"]
     bw = ch.get("kde_bandwidth_km", -1.0)
     pc = cfg.predict
-    gp = GeoPredictor(head, g, top_k=pc.top_k, kde_bandwidth_km=None if bw is None or bw < 0 else float(bw),
-                      region_resolution=pc.region_resolution, range_weight=float(ch.get("range_weight", 0.0)),
-                      range_values=cfg.propagation.range_values,
-                      kde_temperature=float(ch.get("kde_temperature", pc.kde_temperature)))
+    gp = GeoPredictor(
+        head,
+        g,
+        top_k=pc.top_k,
+        kde_bandwidth_km=None if bw is None or bw < 0 else float(bw),
+        region_resolution=pc.region_resolution,
+        range_weight=float(ch.get("range_weight", 0.0)),
+        range_values=cfg.propagation.range_values,
+        kde_temperature=float(ch.get("kde_temperature", pc.kde_temperature)),
+    )
     db = (state["database_latlon"], state["database_queries"]) if "database_latlon" in state else None
     return LoadedGeolocator(cfg, gp, db)
 
@@ -1040,8 +1146,9 @@ def frame_queries(df, query_dim: int) -> np.ndarray:
     cols = [f"{QUERY_PREFIX}{i}" for i in range(query_dim)]
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise DataValidationError(f"model input lacks column(s) {missing[:3]} (needs e0..e{query_dim - 1})",
-                                  field=missing[0])
+        raise DataValidationError(
+            f"model input lacks column(s) {missing[:3]} (needs e0..e{query_dim - 1})", field=missing[0]
+        )
     return np.array(df[cols].to_numpy(dtype=np.float32), copy=True)
 
 
@@ -1060,7 +1167,9 @@ try:
             df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
             q = frame_queries(df, self.geolocator.query_dim)
             p = self.geolocator.predictor.predict(q)
-            return pd.DataFrame({"lat": p.latlon[:, 0], "lon": p.latlon[:, 1], "confidence": p.confidence.astype(np.float64)})
+            return pd.DataFrame(
+                {"lat": p.latlon[:, 0], "lon": p.latlon[:, 1], "confidence": p.confidence.astype(np.float64)}
+            )
 
 except ImportError:  # pragma: no cover - mlflow is a core dependency
     GeolocatePyfunc = None  # type: ignore[assignment,misc]
@@ -1103,8 +1212,16 @@ def error_map_figure(true_latlon: np.ndarray, errors_km: np.ndarray, title: str)
 
     fig, ax = plt.subplots(figsize=(9, 4.8))
     order = np.argsort(-errors_km)  # small errors drawn last (on top)
-    sc = ax.scatter(true_latlon[order, 1], true_latlon[order, 0], c=np.log10(np.maximum(errors_km[order], 1.0)),
-                    s=3, cmap="viridis_r", vmin=0, vmax=4, linewidths=0)
+    sc = ax.scatter(
+        true_latlon[order, 1],
+        true_latlon[order, 0],
+        c=np.log10(np.maximum(errors_km[order], 1.0)),
+        s=3,
+        cmap="viridis_r",
+        vmin=0,
+        vmax=4,
+        linewidths=0,
+    )
     cb = fig.colorbar(sc, ax=ax, shrink=0.8)
     cb.set_label("error (log10 km)")
     lo, la = true_latlon[:, 1], true_latlon[:, 0]
@@ -1160,10 +1277,18 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
     configure(uri)  # fail before any work if the store is unreachable
     data = prepare(cfg)
     tags = run_tags(data_fingerprint=data.fingerprint, config=cfg.to_dict())
-    tags.update({"geograph.task": "geolocate", "geograph.config_name": cfg.name, "geograph.method": cfg.method,
-                 "geograph.fast": str(bool(fast)).lower()})
+    tags.update(
+        {
+            "geograph.task": "geolocate",
+            "geograph.config_name": cfg.name,
+            "geograph.method": cfg.method,
+            "geograph.fast": str(bool(fast)).lower(),
+        }
+    )
     run_name = cfg.tracking.run_name or f"{cfg.name}-s{cfg.train.seed}"
-    with start_run(cfg.tracking.experiment, run_name, params=cfg.to_dict(), tags=tags, tracking_uri=uri) as active:
+    with start_run(
+        cfg.tracking.experiment, run_name, params=cfg.to_dict(), tags=tags, tracking_uri=uri
+    ) as active:
         mlflow.log_metrics({f"data_{k}": float(len(v)) for k, v in data.split.items()})
         fr = None
         metrics: dict[str, float] = {}
@@ -1184,8 +1309,16 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
             import polars as pl
 
             labels = [data.labels[i] for i in data.split["test"]]
-            pl.DataFrame({"query": labels, "true_lat": ll_te[:, 0], "true_lon": ll_te[:, 1], "pred_lat": pred[:, 0],
-                          "pred_lon": pred[:, 1], "error_km": err}).write_csv(Path(tmp) / "test_predictions.csv")
+            pl.DataFrame(
+                {
+                    "query": labels,
+                    "true_lat": ll_te[:, 0],
+                    "true_lon": ll_te[:, 1],
+                    "pred_lat": pred[:, 0],
+                    "pred_lon": pred[:, 1],
+                    "error_km": err,
+                }
+            ).write_csv(Path(tmp) / "test_predictions.csv")
             mlflow.log_artifact(str(Path(tmp) / "test_predictions.csv"))
             if cfg.tracking.log_plots:
                 import matplotlib.pyplot as plt
@@ -1219,7 +1352,9 @@ def _log_pyfunc(cfg: GeolocateConfig, sel: Selected, data: GeoData, tmp: Path) -
     p = sel.predictor.predict(q_te[:3])
     import pandas as pd
 
-    out = pd.DataFrame({"lat": p.latlon[:, 0], "lon": p.latlon[:, 1], "confidence": p.confidence.astype(np.float64)})
+    out = pd.DataFrame(
+        {"lat": p.latlon[:, 0], "lon": p.latlon[:, 1], "confidence": p.confidence.astype(np.float64)}
+    )
     mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).with_name("geolocate_pyfunc_model.py")),
@@ -1228,7 +1363,9 @@ def _log_pyfunc(cfg: GeolocateConfig, sel: Selected, data: GeoData, tmp: Path) -
         input_example=example,
         pip_requirements=pip_requirements(),
     )
-    mlflow.set_tag("geograph.model_summary", json.dumps({"gallery": sel.predictor.gallery.name, **sel.choice}))
+    mlflow.set_tag(
+        "geograph.model_summary", json.dumps({"gallery": sel.predictor.gallery.name, **sel.choice})
+    )
 
 
 __all__ = [

@@ -84,8 +84,13 @@ def test_spherical_harmonics_match_scipy_and_are_finite_at_high_degree():
     from scipy.special import sph_harm_y
 
     g = torch.Generator().manual_seed(0)
-    ll = torch.stack([torch.rand(40, generator=g, dtype=torch.float64) * 180 - 90,
-                      torch.rand(40, generator=g, dtype=torch.float64) * 360 - 180], 1)
+    ll = torch.stack(
+        [
+            torch.rand(40, generator=g, dtype=torch.float64) * 180 - 90,
+            torch.rand(40, generator=g, dtype=torch.float64) * 360 - 180,
+        ],
+        1,
+    )
     L = 8
     y = real_spherical_harmonics(ll, L).numpy()
     theta = np.radians(90 - ll[:, 0].numpy())
@@ -128,29 +133,40 @@ def _load_geoclip_location_encoder_module():
             mod.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
             mod.__spec__.submodule_search_locations = [str(path)]
             sys.modules[name] = mod
-    spec = importlib.util.spec_from_file_location("geoclip.model.location_encoder", root / "model" / "location_encoder.py")
+    spec = importlib.util.spec_from_file_location(
+        "geoclip.model.location_encoder", root / "model" / "location_encoder.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module, saved
 
 
-@pytest.mark.skipif(not GEOCLIP_AVAILABLE, reason="the geoclip package is not installed (pip install --no-deps geoclip)")
+@pytest.mark.skipif(
+    not GEOCLIP_AVAILABLE, reason="the geoclip package is not installed (pip install --no-deps geoclip)"
+)
 def test_parity_with_geoclip_package_location_encoder():
     module, saved = _load_geoclip_location_encoder_module()
     try:
         ref = module.LocationEncoder().eval()  # loads the published weights from the wheel
         ours = GeoCLIPLocationEncoder.from_geoclip_package().eval()
         g = torch.Generator().manual_seed(0)
-        ll = torch.stack([torch.rand(300, generator=g) * 180 - 90, torch.rand(300, generator=g) * 360 - 180], 1)
+        ll = torch.stack(
+            [torch.rand(300, generator=g) * 180 - 90, torch.rand(300, generator=g) * 360 - 180], 1
+        )
         ll = torch.cat([ll, LATLON])
         with torch.no_grad():
             a, b = ref(ll), ours(ll)
         assert a.shape == b.shape == (305, 512)
         torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
     finally:
-        for k in ("geoclip.model.location_encoder", "geoclip.model.misc", "geoclip.model.rff",
-                  "geoclip.model.rff.layers", "geoclip.model.rff.functional"):
+        for k in (
+            "geoclip.model.location_encoder",
+            "geoclip.model.misc",
+            "geoclip.model.rff",
+            "geoclip.model.rff.layers",
+            "geoclip.model.rff.functional",
+        ):
             sys.modules.pop(k, None)
         for k, v in saved.items():
             if v is None:
@@ -159,7 +175,9 @@ def test_parity_with_geoclip_package_location_encoder():
                 sys.modules[k] = v
 
 
-@pytest.mark.skipif(not GEOCLIP_AVAILABLE, reason="the geoclip package is not installed (pip install --no-deps geoclip)")
+@pytest.mark.skipif(
+    not GEOCLIP_AVAILABLE, reason="the geoclip package is not installed (pip install --no-deps geoclip)"
+)
 def test_pretrained_with_a_finer_capsule():
     base = GeoCLIPLocationEncoder.from_geoclip_package()
     fine = GeoCLIPLocationEncoder.from_geoclip_package(sigmas=(1.0, 16.0, 256.0, GEOCLIP_FINE_SIGMA))

@@ -12,7 +12,9 @@ from geograph.retrieval import Gallery, GeoPredictor, RetrievalHead
 
 
 def test_repr_shapes_and_loss():
-    head = RetrievalHead(16, SinusoidalLocationEncoder(num_frequencies=4, hidden=32, out_dim=8), hidden=32, queue_size=8)
+    head = RetrievalHead(
+        16, SinusoidalLocationEncoder(num_frequencies=4, hidden=32, out_dim=8), hidden=32, queue_size=8
+    )
     assert str(head) == (
         "RetrievalHead(query_dim=16, hidden=32, encoder=SinusoidalLocationEncoder(num_frequencies=4, "
         "freqs=1..512, out_dim=8), queue_size=8)"
@@ -75,8 +77,12 @@ def test_trained_head_improves_over_its_first_epoch():
     torch.manual_seed(0)
     q_tr, ll_tr = _toy(400, 0)
     q_te, ll_te = _toy(100, 1)
-    head = RetrievalHead(16, SinusoidalLocationEncoder(num_frequencies=6, max_freq=16.0, hidden=64, out_dim=32),
-                         hidden=64, queue_size=64)
+    head = RetrievalHead(
+        16,
+        SinusoidalLocationEncoder(num_frequencies=6, max_freq=16.0, hidden=64, out_dim=32),
+        hidden=64,
+        queue_size=64,
+    )
     opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
     q_t, ll_t = torch.as_tensor(q_tr), torch.as_tensor(ll_tr, dtype=torch.float32)
     gallery = Gallery(ll_tr, name="train")

@@ -52,7 +52,13 @@ def test_rva_on_a_hand_made_ranking():
     parent = h3.cell_to_parent(sydney, 0)
     assert area_to_capture([[parent]], pts[2:])[0] == pytest.approx(h3.cell_area(parent, unit="km^2"))
     r = recall_at_area(np.array([50.0, 5e3, 5e4, np.inf]))
-    assert r == {"rva_1e2km2": 0.25, "rva_1e3km2": 0.25, "rva_1e4km2": 0.5, "rva_1e5km2": 0.75, "rva_1e6km2": 0.75}
+    assert r == {
+        "rva_1e2km2": 0.25,
+        "rva_1e3km2": 0.25,
+        "rva_1e4km2": 0.5,
+        "rva_1e5km2": 0.75,
+        "rva_1e6km2": 0.75,
+    }
 
 
 def test_rva_from_scores_counts_ties_against_the_query():
@@ -72,5 +78,11 @@ def test_rva_curve_and_auc():
     x, y = rva_curve(np.array([1e3, 1e5]), num=5, range_km2=(1e2, 1e6))
     np.testing.assert_allclose(x, [1e2, 1e3, 1e4, 1e5, 1e6])
     np.testing.assert_allclose(y, [0, 0.5, 0.5, 1, 1])
-    assert set(rva_metrics(np.array([1e3]))) == {"rva_1e2km2", "rva_1e3km2", "rva_1e4km2", "rva_1e5km2",
-                                                  "rva_1e6km2", "rva_auc"}
+    assert set(rva_metrics(np.array([1e3]))) == {
+        "rva_1e2km2",
+        "rva_1e3km2",
+        "rva_1e4km2",
+        "rva_1e5km2",
+        "rva_1e6km2",
+        "rva_auc",
+    }

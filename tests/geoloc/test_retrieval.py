@@ -64,7 +64,9 @@ def test_gallery_sources(tmp_path):
         tr.search(torch.zeros(1, 4))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("geoclip") is None, reason="the geoclip package is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("geoclip") is None, reason="the geoclip package is not installed"
+)
 def test_geoclip_gallery_is_read_from_the_wheel():
     g = Gallery.from_geoclip()
     assert len(g) == 100_000 and repr(g) == "Gallery(name='geoclip', size=100000, dim=None)"
@@ -86,8 +88,20 @@ def test_xyz_roundtrip():
 
 def test_kde_mode_finds_the_dense_cluster():
     # five candidates around Paris (within ~30 km), two far away with the single highest weight
-    cand = torch.tensor([[[48.85, 2.35], [48.90, 2.25], [48.80, 2.45], [48.95, 2.40], [48.75, 2.30],
-                          [40.71, -74.00], [35.68, 139.69]]], dtype=torch.float64)
+    cand = torch.tensor(
+        [
+            [
+                [48.85, 2.35],
+                [48.90, 2.25],
+                [48.80, 2.45],
+                [48.95, 2.40],
+                [48.75, 2.30],
+                [40.71, -74.00],
+                [35.68, 139.69],
+            ]
+        ],
+        dtype=torch.float64,
+    )
     w = torch.tensor([[0.1, 0.1, 0.1, 0.1, 0.1, 0.3, 0.2]], dtype=torch.float64)
     mode, conf = kde_mode(cand, w, bandwidth_km=50.0)
     assert mode.shape == (1, 2)

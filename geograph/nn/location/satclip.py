@@ -146,7 +146,10 @@ class SatCLIPLocationEncoder(LocationEncoderBase):
         self.sh = SphericalHarmonics(degree)
         dims = [self.sh.out_dim] + [hidden] * num_layers
         self.siren = nn.Sequential(
-            *[SineLayer(dims[i], dims[i + 1], w0_first if i == 0 else w0, is_first=i == 0) for i in range(num_layers)]
+            *[
+                SineLayer(dims[i], dims[i + 1], w0_first if i == 0 else w0, is_first=i == 0)
+                for i in range(num_layers)
+            ]
         )
         self.last = nn.Linear(hidden, out_dim)
         self.reset_parameters()

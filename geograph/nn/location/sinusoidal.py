@@ -51,7 +51,11 @@ class SinusoidalLocationEncoder(LocationEncoderBase):
         self.feat_dim = 3 + 4 * num_frequencies
         if hidden > 0:
             self.mlp: nn.Module = nn.Sequential(
-                nn.Linear(self.feat_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim)
+                nn.Linear(self.feat_dim, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, out_dim),
             )
             self.out_dim = out_dim
         else:

@@ -56,7 +56,7 @@ def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
         return ok, float(value) if ok else value
     if hint is str:
         return isinstance(value, str), value
-    if origin in (list, tuple):
+    if origin in (list, tuple) or hint in (list, tuple):
         if not isinstance(value, (list, tuple)):
             return False, value
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]

@@ -47,6 +47,7 @@ from geograph.retrieval import (
     weighted_mode,
 )
 from geograph.retrieval.predictor import combine_keys, gallery_parts
+from geograph.tasks.config import _typed
 
 METHODS = ("head", "knn", "prior")
 SOURCES = ("text_places", "world")
@@ -345,6 +346,8 @@ def _section(cls: type, d: Any, name: str):
     for k in d:
         if k not in known:
             raise ConfigError(f"unknown config key '{name}.{k}'; known keys in '{name}': {sorted(known)}")
+    # Each value against its field's annotation ("train.lr must be of type float, got 'abc'").
+    d = _typed(cls, d, name)
     try:
         return cls(**d)
     except TypeError as exc:

@@ -278,12 +278,6 @@ def test_overrides(budget: int) -> None:
     case()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GeolocateConfig.from_dict accepts values of the wrong type "
-    "(e.g. train.lr='abc', head.hidden=[1]) and fails later inside training; reported to the "
-    "geolocation engineer (geograph/tasks/geolocate.py is theirs)",
-)
 def test_geolocate_config_types() -> None:
     import warnings
 
@@ -292,19 +286,29 @@ def test_geolocate_config_types() -> None:
         from geograph.tasks.geolocate import GeolocateConfig
 
     bad = [
-        {"train": {"lr": "abc"}},
-        {"train": {"epochs": 2.5}},
-        {"head": {"hidden": [1]}},
-        {"train": {"seed": None}},
+        ({"train": {"lr": "abc"}}, "train.lr"),
+        ({"train": {"epochs": 2.5}}, "train.epochs"),
+        ({"head": {"hidden": [1]}}, "head.hidden"),
+        ({"train": {"seed": None}}, "train.seed"),
+        ({"predict": {"kde_grid": "abc"}}, "predict.kde_grid"),
+        ({"encoder": {"options": [1]}}, "encoder.options"),
+        ({"tracking": {"log_model": "yes"}}, "tracking.log_model"),
     ]
-    accepted = []
-    for d in bad:
+    accepted, unnamed = [], []
+    for d, where in bad:
         try:
             cfg = GeolocateConfig.from_dict(d)
-        except ConfigError:
+        except ConfigError as exc:
+            if where not in str(exc):
+                unnamed.append((where, str(exc)))
             continue
         try:
             all_fields_typed(cfg)
         except AssertionError:
             accepted.append(d)
     assert not accepted, f"accepted with wrong types: {accepted}"
+    assert not unnamed, f"errors that do not name the field: {unnamed}"
+    # The shipped configs still load, and YAML 1.1's 1e-3 (text) is read as a float.
+    for path in sorted((ROOT / "experiments").glob("geolocate_*.yaml")):
+        all_fields_typed(GeolocateConfig.from_dict(load_config_file(path)))
+    assert GeolocateConfig.from_dict({"train": {"lr": "1e-3"}}).train.lr == pytest.approx(1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import h3
@@ -34,7 +35,8 @@ class WorldSource:
     row groups it needs, and nothing is validated beyond the column names (load the folder
     with :func:`~geograph.data.load_world` once to check its contracts). With
     ``cache=True`` the two tables are read into memory on first use, so repeated queries
-    in one process skip the Parquet decoding.
+    in one process skip the Parquet decoding. One source may be shared by threads: what it
+    keeps in memory is filled under a lock and published whole.
 
     Co-visit rows are read as *unordered* pairs: a row ``(a, b, v)`` says that ``v``
     visitors went to both ``a`` and ``b``; rows naming the same pair twice are summed.
@@ -50,7 +52,9 @@ class WorldSource:
         8
     """
 
-    def __init__(self, folder: str | Path | None = None, world: World | None = None, cache: bool = False) -> None:
+    def __init__(
+        self, folder: str | Path | None = None, world: World | None = None, cache: bool = False
+    ) -> None:
         if (folder is None) == (world is None):
             raise ValueError("WorldSource needs exactly one of folder= or world=")
         self.folder = Path(folder) if folder is not None else None
@@ -59,6 +63,8 @@ class WorldSource:
         self._frames: dict[str, pl.DataFrame] = {}
         self._cells: dict[int, pl.DataFrame] = {}
         self._checked = False
+        # Fills of the in-memory tables and caches; re-entrant (``_sorted`` calls ``pois``).
+        self._lock = threading.RLock()
 
     @classmethod
     def from_folder(cls, folder: str | Path, cache: bool = False) -> WorldSource:
@@ -81,15 +87,22 @@ class WorldSource:
             return getattr(self.world, name).lazy()
         if name in self._frames:
             return self._frames[name].lazy()
-        lf = scan_table(self.folder, name)
-        if self.cache:
-            self._frames[name] = lf.collect()
+        if not self.cache:
+            return scan_table(self.folder, name)
+        with self._lock:
+            if name not in self._frames:
+                self._frames[name] = scan_table(self.folder, name).collect()
             return self._frames[name].lazy()
-        return lf
 
     def _check(self) -> None:
         if self._checked:
             return
+        with self._lock:
+            if not self._checked:
+                self._check_columns()
+                self._checked = True
+
+    def _check_columns(self) -> None:
         for name, required in (("pois", POI_REQUIRED), ("covisits", COVISIT_REQUIRED)):
             schema = self._scan(name).collect_schema()
             missing = [c for c in required if c not in schema]
@@ -104,7 +117,6 @@ class WorldSource:
                     file=self.folder or "<world>",
                     field=missing[0],
                 )
-        self._checked = True
 
     def pois(self) -> pl.LazyFrame:
         """POIs with ids, NAICS codes and names as text, coordinates as Float64."""
@@ -127,23 +139,32 @@ class WorldSource:
 
     def poi_cells(self, resolution: int) -> pl.DataFrame:
         """``poi_id, h3_cell`` of every POI at ``resolution`` (computed once per resolution)."""
-        if resolution not in self._cells:
-            pois = self.pois().select(POI_ID, LAT, LON).collect()
-            f = h3.latlng_to_cell
-            cells = [f(a, b, resolution) for a, b in zip(pois[LAT].to_list(), pois[LON].to_list(), strict=True)]
-            self._cells[resolution] = pois.select(POI_ID).with_columns(pl.Series("h3_cell", cells, pl.String))
-        return self._cells[resolution]
+        cells = self._cells.get(resolution)
+        if cells is not None:
+            return cells
+        with self._lock:
+            if resolution not in self._cells:
+                pois = self.pois().select(POI_ID, LAT, LON).collect()
+                f = h3.latlng_to_cell
+                ll = zip(pois[LAT].to_list(), pois[LON].to_list(), strict=True)
+                h = pl.Series("h3_cell", [f(a, b, resolution) for a, b in ll], pl.String)
+                self._cells[resolution] = pois.select(POI_ID).with_columns(h)
+            return self._cells[resolution]
 
     # -- lookups -------------------------------------------------------------------------
     def _sorted(self) -> dict[str, pl.DataFrame]:
         """In-memory copies sorted by POI id, co-visit source and destination (cache mode), so
         a lookup is a binary search instead of a scan of every row."""
-        if "by_id" not in self._frames:
-            self._frames["by_id"] = self.pois().collect().sort(POI_ID)
-            cov = self.covisits().collect()
-            self._frames["by_src"] = cov.sort(SRC_POI)
-            self._frames["by_dst"] = cov.sort(DST_POI)
-        return self._frames
+        if "by_dst" in self._frames:  # stored last: the three are there
+            return self._frames
+        with self._lock:
+            if "by_dst" not in self._frames:
+                by_id = self.pois().collect().sort(POI_ID)
+                cov = self.covisits().collect()
+                by_src, by_dst = cov.sort(SRC_POI), cov.sort(DST_POI)
+                self._frames["by_id"], self._frames["by_src"] = by_id, by_src
+                self._frames["by_dst"] = by_dst
+            return self._frames
 
     @property
     def indexed(self) -> bool:

@@ -22,7 +22,7 @@ from geograph.errors import ConfigError
 from ._checks import check_choice, check_positive, check_state, poi_or_brand
 from ._expr import haversine_expr
 from .model_context import ModelContext, to_visitors
-from .world_source import WorldSource
+from .world_source import WorldSource, reads_world
 
 PREDICTED = "predicted_visitors"
 DISTANCE = "distance_km"
@@ -30,6 +30,7 @@ PARTNER = "__partner__"
 RANK_BY = ("observed", "predicted")
 
 
+@reads_world
 def covisited(
     source: WorldSource,
     poi: str | None = None,

@@ -22,11 +22,12 @@ from geograph.errors import ConfigError
 
 from ._checks import check_choice, check_positive, check_resolution, check_state
 from .model_context import ModelContext, to_visitors
-from .world_source import WorldSource
+from .world_source import WorldSource, reads_world
 
 BY = ("volume", "residual")
 
 
+@reads_world
 def hotspots(
     source: WorldSource,
     resolution: int = 7,

@@ -26,13 +26,14 @@ from geograph.constants import DST_POI, NAICS_CODE, POI_ID, SRC_POI, STATE, VISI
 from geograph.data.naics import NAICSTaxonomy
 
 from ._checks import check_level, check_state
-from .world_source import WorldSource
+from .world_source import WorldSource, reads_world
 
 SRC_NAICS = "src_naics"
 DST_NAICS = "dst_naics"
 FLOW_COLUMNS = (SRC_NAICS, "src_title", DST_NAICS, "dst_title", VISITORS, "expected", "lift", "pairs")
 
 
+@reads_world
 def naics_flow(
     source: WorldSource,
     level: int = 2,

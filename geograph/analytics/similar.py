@@ -10,11 +10,12 @@ from geograph.constants import BRAND_COL, LAT, LON, NAICS_CODE, NAME, POI_ID, ST
 
 from ._checks import check_positive, check_state, poi_or_brand, unknown_value_error
 from .model_context import ModelContext
-from .world_source import WorldSource
+from .world_source import WorldSource, reads_world
 
 SIMILARITY = "similarity"
 
 
+@reads_world
 def similar(
     model: ModelContext,
     poi: str | None = None,

@@ -60,7 +60,7 @@ from geograph.nn.covisit_model import transform_pair_features
 
 from ._checks import check_lat_lon, check_naics, check_positive, check_state
 from .model_context import ModelContext, one_thread, to_visitors
-from .world_source import WorldSource
+from .world_source import WorldSource, reads_world
 
 FAR_KM = 50.0  # beyond this from any POI of its state, a venue is an extrapolation (noted)
 
@@ -125,6 +125,7 @@ class WhatIfResult:
         }
 
 
+@reads_world
 def whatif(
     model: ModelContext,
     venue: Venue,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import h3
 import numpy as np
@@ -22,10 +25,38 @@ from geograph.constants import (
     SRC_POI,
     VISITORS,
 )
-from geograph.data.world_io import World, scan_table
+from geograph.data.readers import read_covisits, read_pois
+from geograph.data.world_io import World, find_table, scan_table
 from geograph.errors import DataValidationError
 
 from ._checks import unknown_value_error
+
+# What polars raises when a scanned file is damaged: a corrupt Parquet page can make its Rust
+# code panic, and PanicException derives from BaseException, not Exception.
+_POLARS_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def reads_world(fn: _F) -> _F:
+    """Turn a polars error raised while ``fn`` reads a world folder into a
+    :class:`DataValidationError` naming the file (and row / field) to blame.
+
+    ``fn`` takes a :class:`WorldSource` as an argument (``self``, ``source`` or ``source=``).
+    The lazy scans read only what a query needs, so a damaged file surfaces inside a query;
+    the POI and co-visit tables are then read and validated in full to say which one.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _POLARS_ERRORS as exc:
+            src = next((a for a in (*args, *kwargs.values()) if isinstance(a, WorldSource)), None)
+            if src is None or src.folder is None:
+                raise
+            raise src.read_error(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class WorldSource:
@@ -81,6 +112,24 @@ class WorldSource:
         where = str(self.folder) if self.folder is not None else f"World({self.world.pois.height} POIs)"
         return f"WorldSource({where}, cache={self.cache})"
 
+    def read_error(self, exc: BaseException) -> DataValidationError:
+        """The error to raise when polars failed (``exc``) reading this source's folder.
+
+        The POI and co-visit tables are read and validated in full (the error names the damaged
+        file, row and field); if both pass, the error names the folder and polars' message.
+        """
+        try:
+            pois = read_pois(find_table(self.folder, "pois"))
+            read_covisits(find_table(self.folder, "covisits"), pois=pois)
+        except DataValidationError as err:
+            return err
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return DataValidationError(
+            f"cannot run the query on this world: polars failed with {type(exc).__name__} "
+            f"({first[:200]}) although its pois and covisits tables validate",
+            file=self.folder,
+        )
+
     # -- tables ------------------------------------------------------------------------
     def _scan(self, name: str) -> pl.LazyFrame:
         if self.world is not None:
@@ -118,6 +167,7 @@ class WorldSource:
                     field=missing[0],
                 )
 
+    @reads_world
     def pois(self) -> pl.LazyFrame:
         """POIs with ids, NAICS codes and names as text, coordinates as Float64."""
         self._check()
@@ -130,6 +180,7 @@ class WorldSource:
             pl.col(LON).cast(pl.Float64),
         )
 
+    @reads_world
     def covisits(self) -> pl.LazyFrame:
         """Co-visit rows ``src_poi_id, dst_poi_id, visitors`` (ids as text, visitors Int64)."""
         self._check()
@@ -137,6 +188,7 @@ class WorldSource:
             pl.col(SRC_POI).cast(pl.String), pl.col(DST_POI).cast(pl.String), pl.col(VISITORS).cast(pl.Int64)
         )
 
+    @reads_world
     def poi_cells(self, resolution: int) -> pl.DataFrame:
         """``poi_id, h3_cell`` of every POI at ``resolution`` (computed once per resolution)."""
         cells = self._cells.get(resolution)
@@ -171,6 +223,7 @@ class WorldSource:
         """Lookups by id use sorted in-memory tables (``cache=True`` or an in-memory world)."""
         return self.cache or self.world is not None
 
+    @reads_world
     def pois_with_ids(self, ids: list[str] | pl.Series) -> pl.DataFrame:
         """The POI rows of ``ids`` (unknown ids are left out), in no particular order."""
         ids = pl.Series(ids, dtype=pl.String)
@@ -181,6 +234,7 @@ class WorldSource:
         table = self._sorted()["by_id"]
         return table[_ranges(table[POI_ID], ids.unique())]
 
+    @reads_world
     def rows_touching(self, ids: list[str] | pl.Series) -> pl.DataFrame:
         """Co-visit rows whose source or destination is one of ``ids`` (each row once)."""
         ids = pl.Series(ids, dtype=pl.String).unique()
@@ -196,6 +250,7 @@ class WorldSource:
         b = b.filter(~pl.col(SRC_POI).is_in(ids.implode()))  # rows with both ends in ids are in a already
         return pl.concat([a, b])
 
+    @reads_world
     def poi(self, poi_id: str) -> dict:
         """The row of one POI as a dict; an unknown id raises with close matches."""
         row = self.pois_with_ids([str(poi_id)])
@@ -204,6 +259,7 @@ class WorldSource:
             raise unknown_value_error("POI id", str(poi_id), ids, POI_ID)
         return row.row(0, named=True)
 
+    @reads_world
     def names(self, ids: list[str]) -> dict[str, str]:
         """``poi_id -> name`` for the ids found (unknown ids are left out)."""
         if not ids:
@@ -211,6 +267,7 @@ class WorldSource:
         df = self.pois_with_ids(ids).select(POI_ID, NAME)
         return dict(zip(df[POI_ID].to_list(), df[NAME].to_list(), strict=True))
 
+    @reads_world
     def check_brand(self, brand: str) -> str:
         """``brand`` when some POI carries it; otherwise an error with close matches."""
         hit = self.pois().filter(pl.col(BRAND_COL) == brand).select(pl.len()).collect().item()

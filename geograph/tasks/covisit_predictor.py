@@ -4,12 +4,15 @@ The bundle (``bundle.pt``) holds tensors, lists, dicts and numbers only (it load
 ``torch.load(weights_only=True)`` and carries a checksum): the config, the preprocessed
 graph, the fitted feature / NAICS transforms, the message edges used at evaluation, the
 model weights (or regression coefficients) and the held-out pairs for re-evaluation. The
-gradient-boosted baseline's trees are stored beside it with ``skops``-free ``joblib`` (a
-file geograph wrote itself).
+gradient-boosted baseline's scikit-learn estimator is stored beside it as ``gbt.skops``
+(``skops.io``, no pickle: loading builds only the types in :data:`GBT_TRUSTED_TYPES`), and
+the bundle records that file's SHA-256. geograph never unpickles a file: a bundle that still
+holds the older ``gbt.joblib`` is refused with a :class:`CheckpointError` (retrain it).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,50 @@ from geograph.nn.covisit_model import CovisitGNN, ModelConfig, transform_pair_fe
 from geograph.tasks.config import CovisitConfig
 
 BUNDLE = "bundle.pt"
-GBT_FILE = "gbt.joblib"
+GBT_FILE = "gbt.skops"
+LEGACY_GBT_FILE = "gbt.joblib"  # a pickle (geograph before skops): refused, never loaded
+# Everything skops.io may build from gbt.skops beyond its own safe defaults (numpy arrays,
+# dicts, lists, scikit-learn estimators): a fitted HistGradientBoostingRegressor's trees, and
+# the check_array partial its categorical preprocessing keeps. Anything else in the file is
+# refused (skops raises before building it).
+GBT_TRUSTED_TYPES = [
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_gbt(folder: Path, state: dict):
+    """The gradient-boosted estimator of a bundle: SHA-256 checked, then built by skops.io
+    from :data:`GBT_TRUSTED_TYPES` only."""
+    import skops.io as sio
+
+    path = folder / GBT_FILE
+    if not path.exists():
+        if (folder / LEGACY_GBT_FILE).exists():
+            raise CheckpointError(
+                f"{folder / LEGACY_GBT_FILE}: this gradient-boosted model was saved as a pickle by an older "
+                f"geograph, and geograph never unpickles files; train it again (geograph train covisit, "
+                f"model.family=gbt) to save it as {GBT_FILE}"
+            )
+        raise CheckpointError(f"{folder} holds no {GBT_FILE}; the bundle's gradient-boosted model is missing")
+    if _sha256(path) != state.get("gbt_sha256"):
+        raise CheckpointError(
+            f"{path}: SHA-256 does not match the one recorded in {BUNDLE} (damaged, or not the file "
+            f"saved with this model); train the model again"
+        )
+    try:
+        return sio.load(path, trusted=GBT_TRUSTED_TYPES)
+    except Exception as exc:  # skops' UntrustedTypesFoundException, or a file it cannot parse
+        raise CheckpointError(f"{path}: cannot load the gradient-boosted model ({exc})") from exc
 
 
 def save_bundle(fit_result, prep, folder: str | Path) -> Path:
@@ -69,12 +115,14 @@ def save_bundle(fit_result, prep, folder: str | Path) -> Path:
         est = fit_result.model
         state["gravity"] = {"coef": torch.tensor(est.coef_), "intercept": float(est.intercept_)}
     else:
-        import joblib
+        import skops.io as sio
 
         from geograph.utils.atomic import atomic_write
 
-        with atomic_write(folder / GBT_FILE) as tmp:
-            joblib.dump(fit_result.model, tmp)
+        with atomic_write(folder / GBT_FILE, suffix=".skops") as tmp:
+            sio.dump(fit_result.model, tmp)
+        (folder / LEGACY_GBT_FILE).unlink(missing_ok=True)
+        state["gbt_sha256"] = _sha256(folder / GBT_FILE)
     assert isinstance(fit_result.scaler, TargetScaler)
     save_checked(state, folder / BUNDLE)
     return folder
@@ -121,11 +169,8 @@ class CovisitPredictor:
         if not (folder / BUNDLE).exists():
             raise CheckpointError(f"{folder} holds no {BUNDLE}; is it a geograph co-visitation model?")
         state = load_checked(folder / BUNDLE)
-        gbt = None
-        if (folder / GBT_FILE).exists():
-            import joblib
-
-            gbt = joblib.load(folder / GBT_FILE)  # written by save_bundle, never a foreign file
+        family = state.get("config", {}).get("model", {}).get("family")
+        gbt = _load_gbt(folder, state) if family == "gbt" else None
         return cls(state, gbt)
 
     def __repr__(self) -> str:

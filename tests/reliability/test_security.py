@@ -2,8 +2,9 @@
 
 * Source scans (Python AST, so comments and strings do not count): every ``torch.load`` in
   geograph passes ``weights_only=True``; YAML is only read with ``yaml.safe_load``; nothing
-  calls pickle / joblib / dill loaders, ``np.load(allow_pickle=True)``, ``eval`` or ``exec``
-  (the one joblib.load of the gradient-boosted baseline is a strict xfail, reported).
+  calls pickle / joblib / dill loaders, ``np.load(allow_pickle=True)``, ``eval`` or ``exec``;
+  the gradient-boosted baseline is read with ``skops.io`` and a fixed list of trusted types,
+  after its SHA-256 is checked against the bundle; an old pickled ``gbt.joblib`` is refused.
 * Maps: names, brands and ids from data, and user-given venue names, never reach the HTML
   unescaped: a page built from hostile names has exactly the script tags of a page built from
   plain ones, and the hostile text appears only escaped.
@@ -134,20 +135,98 @@ def _unpickling_calls() -> list[str]:
     return found
 
 
-def test_no_unpickling_except_the_known_joblib_file() -> None:
-    found = _unpickling_calls()
-    assert all("covisit_predictor.py" in f and "joblib.load" in f for f in found), found
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="CovisitPredictor.load unpickles gbt.joblib (the gradient-boosted "
-    "baseline's trees) from the model folder, i.e. from MLflow artifacts; a swapped file would run "
-    "code on load. Reported to the lead: store the trees in a non-pickle format (e.g. skops with a "
-    "type allow-list) or record its SHA-256 inside the checksummed bundle",
-)
 def test_nothing_is_unpickled() -> None:
     assert not _unpickling_calls()
+
+
+def test_skops_loads_trust_a_fixed_list() -> None:
+    """skops.io builds only the types it is told to trust: each load passes the fixed list
+    GBT_TRUSTED_TYPES, never whatever ``get_untrusted_types`` finds in the file."""
+    loads = [
+        (p, c) for p, c, name in CALLS if name in ("sio.load", "sio.loads", "skops.io.load", "skops.io.loads")
+    ]
+    assert loads, "the scan found no skops load: is the gradient-boosted baseline still saved with skops?"
+    bad = [
+        _where(p, c)
+        for p, c in loads
+        if not any(k.arg == "trusted" and isinstance(k.value, ast.Name) for k in c.keywords)
+    ]
+    assert not bad, f"skops loads without a fixed trusted= list at {bad}"
+
+
+@pytest.fixture(scope="module")
+def gbt_bundle(tmp_path_factory):
+    from geograph.tasks import covisit as C
+    from geograph.tasks.config import CovisitConfig
+    from geograph.tasks.covisit_predictor import save_bundle
+    from geograph.testing import tiny_world
+
+    cfg = CovisitConfig.from_dict(
+        {"data": {"cache_dir": None}, "model": {"family": "gbt", "gbt_max_iter": 20}, "train": {"epochs": 1}}
+    )
+    prep = C.prepare(cfg, tiny_world(seed=3, n_pois=150, n_images=0))
+    fr = C.fit(prep)
+    folder = save_bundle(fr, prep, tmp_path_factory.mktemp("gbt") / "model")
+    return folder, C.evaluate(fr, prep)
+
+
+def _copy(folder: Path, dst: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(folder, dst))
+
+
+def test_gbt_bundle_loads_without_pickle(gbt_bundle, tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    import skops.io as sio
+
+    from geograph.errors import CheckpointError
+    from geograph.graph.cache import load_checked, save_checked
+    from geograph.tasks.covisit_predictor import BUNDLE, GBT_FILE, LEGACY_GBT_FILE, CovisitPredictor
+
+    folder, metrics = gbt_bundle
+    assert not (folder / LEGACY_GBT_FILE).exists()
+    assert (folder / GBT_FILE).read_bytes()[:2] == b"PK"  # a zip of JSON and .npy arrays, no pickle
+    pred = CovisitPredictor.load(folder)
+    assert pred.evaluate("test")["test_r2"] == pytest.approx(metrics["test_r2"], abs=1e-9)
+
+    # An old bundle with the trees as a pickle: refused by name, and the pickle never runs.
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    old = _copy(folder, tmp_path / "old")
+    (old / GBT_FILE).unlink()
+    (old / LEGACY_GBT_FILE).write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match="saved as a pickle by an older geograph"):
+        CovisitPredictor.load(old)
+    assert not marker.exists()
+
+    # A swapped gbt.skops: its SHA-256 is not the one in the checksummed bundle.
+    swapped = _copy(folder, tmp_path / "swapped")
+    data = bytearray((swapped / GBT_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (swapped / GBT_FILE).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256 does not match"):
+        CovisitPredictor.load(swapped)
+
+    # Even with a matching SHA-256 (the bundle rewritten too), skops builds no untrusted type.
+    import functools
+    import hashlib
+
+    planted = _copy(folder, tmp_path / "planted")
+    sio.dump(functools.partial(os.system, f"touch {marker}"), planted / GBT_FILE)
+    state = load_checked(planted / BUNDLE)
+    state["gbt_sha256"] = hashlib.sha256((planted / GBT_FILE).read_bytes()).hexdigest()
+    save_checked(state, planted / BUNDLE)
+    with pytest.raises(CheckpointError, match="cannot load the gradient-boosted model"):
+        CovisitPredictor.load(planted)
+    assert not marker.exists()
+    bump("security.unpickle", 3)
 
 
 # ----------------------------------------------------------------------------------------

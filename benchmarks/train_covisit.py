@@ -77,7 +77,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 CONFIG = ROOT / "experiments" / "covisit_naics_sage.yaml"
-MODELS = ("geograph", "plain_sage")
+MODELS = ("geograph", "plain_sage", "plain_sage_naics")
 # --ablate: geograph with one feature switched off (model config overrides), to attribute its cost
 ABLATIONS = {
     "no_naics": {"naics": "none"},
@@ -88,6 +88,7 @@ ABLATIONS = {
     "no_layernorm": {"norm": "none"},
     "no_jk": {"jk": False},
     "no_dropout": {"dropout": 0.0},
+    "gather_scatter": {"sparse": False},
     # not a config switch: a prototype of a suggested change (one root weight per destination type,
     # see _share_root); the model computes the same family of functions with fewer matmuls
     "shared_root": {"_shared_root": True},
@@ -135,17 +136,24 @@ def _reset_peak() -> float:
     return _current_rss_mb()
 
 
-def _plain_sage(in_dim: int, mc, project: bool = False):
+def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] | None = None):
     """Homogeneous PyG GraphSAGE + geograph's EdgeHead with the widths of ``mc`` (a ModelConfig).
 
     ``project=True`` (``--ablate`` only) first maps the inputs to ``hidden`` (Linear, ReLU,
     dropout) as ``CovisitGNN.poi_proj`` does, so the first layer also passes ``hidden``-wide
-    messages.
+    messages. ``naics_sizes`` adds geograph's ``NAICSEncoder`` (``mc.naics`` mode, ``mc.naics_dim``
+    wide) and feeds ``[x, NAICS embedding]`` to the same GraphSAGE: the NAICS-aware GraphSAGE
+    whose cost against the plain one is the price of NAICS awareness alone.
     """
+    import torch
     from torch import nn
     from torch_geometric.nn import GraphSAGE
 
     from geograph.nn.covisit_model import EdgeHead, transform_pair_features
+    from geograph.nn.naics_encoder import NAICSEncoder
+
+    naics = NAICSEncoder(naics_sizes, mc.naics_dim, mc.naics) if naics_sizes else None
+    in_dim = in_dim + (mc.naics_dim if naics is not None else 0)
 
     class PlainSAGE(nn.Module):
         def __init__(self) -> None:
@@ -159,7 +167,11 @@ def _plain_sage(in_dim: int, mc, project: bool = False):
             self.gnn = GraphSAGE(width, mc.hidden, num_layers=mc.layers, dropout=mc.dropout, aggr=mc.aggr)
             self.head = EdgeHead(mc.hidden, mc.head_hidden, mc.head_product, mc.dropout)
 
-        def forward(self, x, edge_index, src, dst, pair):
+            self.naics = naics
+
+        def forward(self, x, edge_index, src, dst, pair, naics=None):
+            if self.naics is not None:
+                x = torch.cat([x, self.naics(naics)], dim=-1)
             h = self.gnn(x if self.proj is None else self.proj(x), edge_index)
             return self.head(h[src], h[dst], transform_pair_features(pair))
 
@@ -250,7 +262,12 @@ def _epoch(kind: str, model, opt, prep, ctx: dict, epoch: int, max_steps: int) -
                 m = msg[:, keep]
                 ei = torch.cat([m, m.flip(0), data[POI, NEAR, POI].edge_index.cpu()], dim=1).to(device)
                 out = model(
-                    data[POI].x, ei, loc[0].to(device), loc[1].to(device), feats[ids[fold]].to(device)
+                    data[POI].x,
+                    ei,
+                    loc[0].to(device),
+                    loc[1].to(device),
+                    feats[ids[fold]].to(device),
+                    data[POI].naics,
                 )
             loss = loss_fn(out.float(), y_scaled[ids[fold]].to(device), train.visitors[ids[fold]].to(device))
         cc = clock()
@@ -445,7 +462,10 @@ def child(args: argparse.Namespace) -> dict:
     geo = cv.build_model(prep).to(device)
     torch.manual_seed(tc.seed)
     plain = _plain_sage(int(g[POI].x.size(1)), mc).to(device)
-    models = [("geograph", geo), ("plain_sage", plain)]
+    torch.manual_seed(tc.seed)
+    sizes = [prep.pre.vocab.sizes()[lv] for lv in prep.pre.vocab.levels]  # as build_model
+    plain_naics = _plain_sage(int(g[POI].x.size(1)), mc, naics_sizes=sizes).to(device)
+    models = [("geograph", geo), ("plain_sage", plain), ("plain_sage_naics", plain_naics)]
     if args.ablate:
         import dataclasses
 
@@ -516,6 +536,9 @@ def child(args: argparse.Namespace) -> dict:
     row["ratio_plain_over_geograph"] = row["plain_sage"]["pairs_per_s"] / row["geograph"]["pairs_per_s"]
     row["cpu_ratio_plain_over_geograph"] = (
         row["plain_sage"]["pairs_per_cpu_s"] / row["geograph"]["pairs_per_cpu_s"]
+    )
+    row["cpu_ratio_naics_over_plain"] = (
+        row["plain_sage"]["pairs_per_cpu_s"] / row["plain_sage_naics"]["pairs_per_cpu_s"]
     )
     row["ablations"] = {
         k: {
@@ -614,23 +637,25 @@ def markdown(rows: list[dict]) -> str:
     """The main table: throughput (wall clock and per CPU second), ratio, peak RSS, setup times."""
     head = (
         "| size | POIs | target pairs / epoch | geograph pairs/s | plain SAGE pairs/s | ratio (wall) | "
-        "geograph pairs / CPU-s | plain SAGE pairs / CPU-s | ratio (CPU) | geograph peak MB | plain SAGE peak MB | "
+        "geograph pairs / CPU-s | plain SAGE pairs / CPU-s | ratio (CPU) | plain SAGE + NAICS pairs / CPU-s | "
+        "NAICS cost on plain SAGE (CPU) | geograph peak MB | plain SAGE peak MB | "
         "load avg (1 min) | world / graph / prepare s |"
     )
-    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     body = []
     for r in rows:
         label = f"{r['pois'] // 1000:,}K" if r["pois"] < 1_000_000 else f"{r['pois'] / 1e6:g}M"
         if "failed" in r:
-            body.append(f"| {label} | {r['pois']:,} |" + " - |" * 10 + f" {r['failed']} |")
+            body.append(f"| {label} | {r['pois']:,} |" + " - |" * 12 + f" {r['failed']} |")
             continue
-        g, p = r["geograph"], r["plain_sage"]
+        g, p, pn = r["geograph"], r["plain_sage"], r["plain_sage_naics"]
         mark = " *" if r["partial_epochs"] else ""
         loads = [e["load1"] for k in MODELS for e in r[k]["epochs"] if not e["warmup"]]
         body.append(
             f"| {label} | {r['pois']:,} | {r['train_pairs']:,} | {g['pairs_per_s']:,.0f}{mark} | {p['pairs_per_s']:,.0f}{mark} | "
             f"{r['ratio_plain_over_geograph']:.2f}x | {g['pairs_per_cpu_s']:,.0f}{mark} | {p['pairs_per_cpu_s']:,.0f}{mark} | "
-            f"{r['cpu_ratio_plain_over_geograph']:.2f}x | {g['peak_rss_mb']:,} | {p['peak_rss_mb']:,} | "
+            f"{r['cpu_ratio_plain_over_geograph']:.2f}x | {pn['pairs_per_cpu_s']:,.0f}{mark} | "
+            f"{100 * (r['cpu_ratio_naics_over_plain'] - 1):+.0f}% | {g['peak_rss_mb']:,} | {p['peak_rss_mb']:,} | "
             f"{min(loads):.1f}-{max(loads):.1f} | {r['world_s']:.1f} / {r['graph_s']:.1f} / {r['prepare_s']:.1f} |"
         )
     return "\n".join([head, sep, *body])

@@ -19,7 +19,7 @@ from torch_geometric.nn import HeteroConv
 from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, REV_PREFIX, SIMILAR
 from geograph.errors import ConfigError
 from geograph.nn.naics_encoder import NAICSEncoder
-from geograph.nn.weighted_sage_conv import WeightedSAGEConv
+from geograph.nn.weighted_sage_conv import SPARSE_AGGRS, WeightedSAGEConv, sparse_adjacency
 
 RELATIONS = {
     "covisits": [(POI, COVISITS, POI), (POI, REV_PREFIX + COVISITS, POI)],
@@ -60,6 +60,9 @@ class ModelConfig:
         strength_features: Add each POI's degree and strength (sum of message weights) in the
             co-visit message graph, in and out, as inputs (computed from the message edges of
             each step, so a scored pair never contributes to them).
+        sparse: Aggregate neighbours as a sparse-dense matrix product over a CSR adjacency
+            (same function as PyG's gather-scatter, several times faster on CPU; ``mean`` and
+            ``sum`` aggregation only, ``max`` always uses gather-scatter).
         mass_feature: POI feature used as mass by the gravity model.
         gbt_naics_level: NAICS digits given to the GBT baseline as categorical features (0 = none).
         gbt_max_iter: Boosting iterations of the GBT baseline.
@@ -83,6 +86,7 @@ class ModelConfig:
     relations: list[str] = field(default_factory=lambda: ["covisits", "near", "in", "adjacent"])
     weighted_covisits: bool = True
     strength_features: bool = True
+    sparse: bool = True
     mass_feature: str = "visits"
     gbt_naics_level: int = 4
     gbt_max_iter: int = 300
@@ -102,7 +106,9 @@ class ModelConfig:
         if bad:
             raise ConfigError(f"model.relations has unknown group(s) {bad}; known: {sorted(RELATIONS)}")
         if self.layers < 0 or self.hidden <= 0:
-            raise ConfigError(f"model.layers must be >= 0 and model.hidden > 0, got {self.layers}, {self.hidden}")
+            raise ConfigError(
+                f"model.layers must be >= 0 and model.hidden > 0, got {self.layers}, {self.hidden}"
+            )
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
@@ -194,7 +200,9 @@ class CovisitGNN(nn.Module):
         naics_sizes: NAICS table sizes per level (from ``NAICSVocabulary.sizes()``).
     """
 
-    def __init__(self, config: ModelConfig, poi_in: int, cell_in: int, image_in: int, naics_sizes: list[int]) -> None:
+    def __init__(
+        self, config: ModelConfig, poi_in: int, cell_in: int, image_in: int, naics_sizes: list[int]
+    ) -> None:
         super().__init__()
         c = self.config = config
         self.poi_in, self.cell_in, self.image_in = poi_in, cell_in, image_in
@@ -204,16 +212,24 @@ class CovisitGNN(nn.Module):
         self.poi_proj = nn.Sequential(nn.Linear(n_in, c.hidden), nn.ReLU(), nn.Dropout(c.dropout))
         self.cell_proj = nn.Linear(max(cell_in, 1), c.hidden)
         self.image_proj = nn.Linear(image_in, c.hidden) if image_in > 0 else None
-        self.edge_types = [et for g in c.relations for et in RELATIONS[g] if image_in > 0 or IMAGE not in (et[0], et[2])]
+        self.edge_types = [
+            et for g in c.relations for et in RELATIONS[g] if image_in > 0 or IMAGE not in (et[0], et[2])
+        ]
         self.convs = nn.ModuleList(
-            HeteroConv({et: WeightedSAGEConv(c.hidden, c.hidden, aggr=c.aggr) for et in self.edge_types}, aggr="sum")
+            HeteroConv(
+                {et: WeightedSAGEConv(c.hidden, c.hidden, aggr=c.aggr) for et in self.edge_types}, aggr="sum"
+            )
             for _ in range(c.layers)
         )
         node_types = [POI, CELL] + ([IMAGE] if image_in > 0 else [])
-        self.norms = nn.ModuleList(nn.ModuleDict({nt: _norm(c.norm, c.hidden) for nt in node_types}) for _ in range(c.layers))
+        self.norms = nn.ModuleList(
+            nn.ModuleDict({nt: _norm(c.norm, c.hidden) for nt in node_types}) for _ in range(c.layers)
+        )
         self.act = _act(c.activation)
         self.drop = nn.Dropout(c.dropout)
-        self.head = EdgeHead(c.hidden * (2 if c.jk and c.layers > 0 else 1), c.head_hidden, c.head_product, c.dropout)
+        self.head = EdgeHead(
+            c.hidden * (2 if c.jk and c.layers > 0 else 1), c.head_hidden, c.head_product, c.dropout
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -252,6 +268,15 @@ class CovisitGNN(nn.Module):
                 weights[et] = covisit_weight
             elif et in data.edge_types:
                 edges[et] = data[et].edge_index
+        if self.config.sparse and self.config.aggr in SPARSE_AGGRS:
+            # one CSR adjacency per relation, shared by the layers; weights and mean in its values
+            edges = {
+                et: sparse_adjacency(
+                    ei, weights.get(et), h0[et[0]].size(0), h0[et[2]].size(0), self.config.aggr
+                )
+                for et, ei in edges.items()
+            }
+            weights = {}
         kwargs = {"edge_weight_dict": {et: w for et, w in weights.items() if w is not None}}
         h = h0
         for i, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
@@ -273,7 +298,15 @@ class CovisitGNN(nn.Module):
             return torch.cat([h0[POI], h[POI]], dim=-1)
         return h[POI]
 
-    def forward(self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None, src: Tensor, dst: Tensor, pair: Tensor) -> Tensor:
+    def forward(
+        self,
+        data,
+        covisit_edge_index: Tensor,
+        covisit_weight: Tensor | None,
+        src: Tensor,
+        dst: Tensor,
+        pair: Tensor,
+    ) -> Tensor:
         """Predicted target for pairs ``(src, dst)`` (local POI indices); shape ``(E,)``."""
         h = self.encode(data, covisit_edge_index, covisit_weight)
         return self.head(h[src], h[dst], transform_pair_features(pair))
@@ -281,5 +314,3 @@ class CovisitGNN(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-

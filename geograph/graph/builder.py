@@ -398,8 +398,10 @@ def _cell_features(cells: list[str], poi_cell: np.ndarray, regions: pl.DataFrame
     counts = np.bincount(poi_cell, minlength=len(cells)).astype(np.float64)
     feats = [np.log1p(counts)[:, None]]
     names = ["log1p_pois"]
-    by_cell = regions is not None and regions.height and H3_CELL in regions.columns
-    by_point = regions is not None and regions.height and not by_cell and {LAT, LON} <= set(regions.columns)
+    # a regions table without rows (a state-partitioned world's state that has none) still adds
+    # the region columns (zeros, has_region 0), so every state's graph has the same features
+    by_cell = regions is not None and H3_CELL in regions.columns
+    by_point = regions is not None and not by_cell and {LAT, LON} <= set(regions.columns)
     if by_cell or by_point:
         num = [cname for cname, dt in regions.schema.items() if cname != H3_CELL and dt.is_numeric()
                and cname not in (LAT, LON)]
@@ -409,13 +411,13 @@ def _cell_features(cells: list[str], poi_cell: np.ndarray, regions: pl.DataFrame
                 raise DataValidationError(
                     f"regions mix H3 resolutions {resolutions}; expected one resolution", field=H3_CELL
                 )
-            reg_res = resolutions[0]
+            reg_res = resolutions[0] if resolutions else res
             table = regions.select(H3_CELL, *num)
         else:
             # region points (latitude / longitude): the cell holding each point
             reg_res = res + 1
             pts = zip(regions[LAT].to_list(), regions[LON].to_list(), strict=True)
-            table = regions.select(num).with_columns(pl.Series(H3_CELL, [h3.latlng_to_cell(a, b, res) for a, b in pts]))
+            table = regions.select(num).with_columns(pl.Series(H3_CELL, [h3.latlng_to_cell(a, b, res) for a, b in pts], pl.Utf8))
         if reg_res <= res:
             keys = [h3.cell_to_parent(cid, reg_res) for cid in cells]
         else:

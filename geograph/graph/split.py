@@ -79,20 +79,32 @@ class CovisitSplit:
         return out
 
 
-def sample_zero_pairs(graph: GeoGraph, count: int, seed: int, exclude: torch.Tensor | None = None) -> PairSet:
-    """Sample ``count`` distinct same-state POI pairs with no co-visit row (visitors 0)."""
+def sample_zero_pairs(
+    graph: GeoGraph, count: int, seed: int, exclude: torch.Tensor | None = None, among: torch.Tensor | None = None
+) -> PairSet:
+    """Sample ``count`` distinct same-state POI pairs with no co-visit row (visitors 0).
+
+    ``among`` (a ``(N,)`` bool mask, default all POIs) limits both ends to those POIs, e.g. a
+    state's own POIs in a state graph that also holds halo POIs of its neighbours.
+    """
     p = graph.data[POI]
     n = p.num_nodes
     state = p.state.numpy()
+    top = int(state.max()) if len(state) else 0
+    if among is not None:
+        top += 1  # a pseudo-state for the POIs left out, never drawn (its weight is set to 0)
+        state = np.where(among.numpy(), state, top)
     rng = np.random.default_rng(seed)
     existing = graph.data[POI, COVISITS, POI].edge_index if exclude is None else exclude
     # keys of unordered pairs: a row (a, b) also rules out (b, a), and (a, b), (b, a) are not
     # both sampled; otherwise a pair listed once would get a false zero label for its reverse
     taken = set(_unordered_key(existing[0], existing[1], n).tolist())
     order = np.argsort(state, kind="stable")
-    bounds = np.searchsorted(state[order], np.arange(state.max() + 2))
+    bounds = np.searchsorted(state[order], np.arange(top + 2))
     sizes = np.diff(bounds)
     weights = sizes * np.maximum(sizes - 1, 0)
+    if among is not None:
+        weights[-1] = 0
     if count <= 0 or weights.sum() == 0:
         return PairSet(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
     out_s: list[np.ndarray] = []

@@ -18,17 +18,20 @@ import torch
 
 from geograph.constants import CELL, POI
 from geograph.data.naics import NAICSVocabulary
+from geograph.distributed.reduce import Reduction
 from geograph.graph.geograph_data import GeoGraph
 
 
-def _fit_scale(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if x.numel() == 0:
-        return torch.zeros(x.size(1)), torch.ones(x.size(1))
+def _fit_scale(x: torch.Tensor, red: Reduction | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    red = red or Reduction(enabled=False)
     xd = x.double()
     finite = torch.isfinite(xd)
-    cnt = finite.sum(0).clamp(min=1)
-    mean = torch.where(finite, xd, 0).sum(0) / cnt
-    var = (torch.where(finite, xd - mean, 0) ** 2).sum(0) / cnt
+    n = int(red.sum(torch.tensor([x.size(0)]))[0])
+    if n == 0:
+        return torch.zeros(x.size(1)), torch.ones(x.size(1))
+    cnt = red.sum(finite.sum(0)).clamp(min=1)
+    mean = red.sum(torch.where(finite, xd, 0).sum(0)) / cnt
+    var = red.sum((torch.where(finite, xd - mean, 0) ** 2).sum(0)) / cnt
     std = var.sqrt()
     std[std < 1e-12] = 1.0
     return mean.float(), std.float()
@@ -60,29 +63,55 @@ class FeaturePreprocessor:
     def __repr__(self) -> str:
         return f"FeaturePreprocessor(fitted={self.fitted}, naics={self.vocab.sizes() if self.fitted else None})"
 
-    def _heavy(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.log_features or x.numel() == 0:
+    def _heavy(self, x: torch.Tensor, red: Reduction) -> torch.Tensor:
+        n = int(red.sum(torch.tensor([x.size(0)]))[0])
+        if not self.log_features or n == 0 or x.size(1) == 0:
             return torch.zeros(x.size(1), dtype=torch.bool)
         xd = torch.nan_to_num(x.double(), nan=0.0)
-        nonneg = (xd >= 0).all(0)
-        med = xd.median(0).values.abs().clamp(min=1e-9)
-        return nonneg & (xd.max(0).values > 100 * med)
+        if len(xd):
+            nonneg, top = (xd >= 0).all(0).double(), xd.max(0).values
+        else:
+            nonneg, top = torch.ones(x.size(1), dtype=torch.float64), torch.full((x.size(1),), -torch.inf, dtype=torch.float64)
+        nonneg, top = red.min(nonneg) > 0, red.max(top)
+        if red.enabled:  # exact distributed order statistic: torch's lower median is k = (n - 1) // 2
+            med = red.kth_smallest(xd, torch.full((x.size(1),), (n - 1) // 2))
+        else:
+            med = xd.median(0).values
+        return nonneg & (top > 100 * med.abs().clamp(min=1e-9))
 
     def fit(self, graph: GeoGraph, train_poi_mask: torch.Tensor | None = None) -> FeaturePreprocessor:
         """Fit on the POIs selected by ``train_poi_mask`` (all POIs when None) and their cells."""
         p = graph.data[POI]
         mask = torch.ones(p.num_nodes, dtype=torch.bool) if train_poi_mask is None else train_poi_mask
-        x = p.x_raw[mask]
-        self.poi_log = self._heavy(x)
-        xl = _apply_scale(x, torch.zeros(x.size(1)), torch.ones(x.size(1)), self.poi_log)
-        self.poi_mean, self.poi_std = _fit_scale(xl)
         cells = torch.unique(p.cell[mask])
-        cx = graph.data[CELL].x_raw[cells]
-        self.cell_log = self._heavy(cx)
-        cxl = _apply_scale(cx, torch.zeros(cx.size(1)), torch.ones(cx.size(1)), self.cell_log)
-        self.cell_mean, self.cell_std = _fit_scale(cxl)
-        codes = p.naics_code[mask].numpy()
-        self.vocab = NAICSVocabulary().fit([f"{c:06d}" for c in np.unique(codes)])
+        return self.fit_arrays(p.x_raw[mask], graph.data[CELL].x_raw[cells], p.naics_code[mask])
+
+    def fit_arrays(
+        self,
+        poi_x: torch.Tensor,
+        cell_x: torch.Tensor,
+        naics_codes: torch.Tensor,
+        reduction: Reduction | None = None,
+    ) -> FeaturePreprocessor:
+        """Fit on training rows given directly, possibly spread over ranks.
+
+        With a :class:`~geograph.distributed.Reduction` across ranks, each rank passes the rows
+        of its own training states and every rank gets the statistics of all of them (sums,
+        extremes and the median are reduced exactly; the NAICS vocabulary is the union), equal
+        to one process fitting on the concatenated rows.
+
+        Shapes: ``poi_x`` is ``(N, F_poi)``, ``cell_x`` ``(C, F_cell)``, ``naics_codes`` ``(N,)``
+        (6-digit integers).
+        """
+        red = reduction or Reduction(enabled=False)
+        self.poi_log = self._heavy(poi_x, red)
+        xl = _apply_scale(poi_x, torch.zeros(poi_x.size(1)), torch.ones(poi_x.size(1)), self.poi_log)
+        self.poi_mean, self.poi_std = _fit_scale(xl, red)
+        self.cell_log = self._heavy(cell_x, red)
+        cxl = _apply_scale(cell_x, torch.zeros(cell_x.size(1)), torch.ones(cell_x.size(1)), self.cell_log)
+        self.cell_mean, self.cell_std = _fit_scale(cxl, red)
+        codes = sorted(set().union(*red.gather(np.unique(naics_codes.numpy()).tolist())))
+        self.vocab = NAICSVocabulary().fit([f"{c:06d}" for c in codes])
         self.fitted = True
         return self
 

@@ -110,6 +110,10 @@ class DataConfig:
         world_seed: Seed of the embedded world (kept fixed across model seeds).
         n_images: Images in the embedded world (0: co-visitation does not need them).
         cache_dir: Graph cache folder (None disables caching).
+        loading: ``"whole"`` (load the world and build one graph), ``"per_state"`` (each rank
+            loads and builds only its own states from a world partitioned by state, see
+            :mod:`geograph.tasks.covisit_sharded`) or ``"auto"`` (per state when ``world_dir``
+            is partitioned by state and the model family is ``gnn``, else whole).
     """
 
     world_dir: str | None = None
@@ -117,6 +121,11 @@ class DataConfig:
     world_seed: int = 0
     n_images: int = 0
     cache_dir: str | None = ".geograph_cache"
+    loading: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.loading not in ("auto", "whole", "per_state"):
+            raise ConfigError(f"data.loading must be auto, whole or per_state, got {self.loading!r}")
 
 
 @dataclass
@@ -273,6 +282,8 @@ class CovisitConfig:
         for k in ("resume", "checkpoint_dir", "device", "dist_timeout_s", "threads"):
             d["train"].pop(k)
         d["data"].pop("cache_dir")
+        if d["data"].get("loading") == "auto":  # the default resolves from the data: keep older hashes
+            d["data"].pop("loading")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -93,6 +93,7 @@ class Prepared:
     groups: list[GroupData]
     fingerprint: str
     weight_scale: float
+    shard: object | None = None  # covisit_sharded.ShardInfo when this rank loaded only its states
 
 
 def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor) -> PairSet:
@@ -129,7 +130,16 @@ def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude:
 
 
 def prepare(cfg: CovisitConfig, world: World | None = None, progress: bool = False) -> Prepared:
-    """Build graph, leak-free split, train-only transforms and state groups (see module doc)."""
+    """Build graph, leak-free split, train-only transforms and state groups (see module doc).
+
+    With no ``world`` and a state-partitioned ``data.world_dir`` (``data.loading``), each rank
+    loads only its own states (:func:`geograph.tasks.covisit_sharded.prepare_sharded`).
+    """
+    if world is None:
+        from geograph.tasks.covisit_sharded import prepare_sharded, uses_state_loading
+
+        if uses_state_loading(cfg):
+            return prepare_sharded(cfg)
     world = world if world is not None else load_world_for(cfg)
     graph = cached_build(world, cfg.graph, cfg.data.cache_dir)
     seed = cfg.train.seed
@@ -208,9 +218,18 @@ class TargetScaler:
     mean: float = 0.0
     std: float = 1.0
 
-    def fit(self, visitors: Tensor) -> TargetScaler:
+    def fit(self, visitors: Tensor, across_ranks: bool = False) -> TargetScaler:
+        """Fit on training counts; ``across_ranks``: each rank passes its own, all get the same."""
         y = torch.log1p(visitors.double())
-        if self.mode == "zscore":
+        if self.mode == "zscore" and across_ranks:
+            from geograph.distributed import Reduction
+
+            red = Reduction()
+            tot = red.sum(torch.stack([y.sum(), torch.tensor(float(y.numel()), dtype=torch.float64)]))
+            mean = tot[0] / tot[1]
+            ss = red.sum(((y - mean) ** 2).sum().reshape(1))[0]
+            self.mean, self.std = float(mean), float(torch.sqrt(ss / (tot[1] - 1)).clamp(min=1e-9))
+        elif self.mode == "zscore":
             self.mean, self.std = float(y.mean()), float(y.std().clamp(min=1e-9))
         return self
 
@@ -298,7 +317,7 @@ def rank_groups(prep: Prepared) -> list[int]:
     (:func:`geograph.distributed.balanced_partition`).
     """
     info = dist_info()
-    if not info.enabled:
+    if not info.enabled or prep.shard is not None:  # per-state loading: every group here is this rank's
         return list(range(len(prep.groups)))
     w = {str(i): float(x) for i, x in enumerate(group_weights(prep))}
     return sorted(int(i) for i in balanced_partition(w, info.world_size)[info.rank])
@@ -349,7 +368,7 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) 
         if tc.lr_patience > 0
         else None
     )
-    scaler = TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors)
+    scaler = TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors, across_ranks=prep.shard is not None)
     loss_fn = _loss_fn(tc.loss)
     ckpt_dir = default_checkpoint_dir(cfg)
     ckpt = ckpt_dir / "last.pt"
@@ -596,7 +615,7 @@ def predictions_frame(fit_result: FitResult, prep: Prepared, split_name: str = "
     if pred is None:
         pred, _ = predict_split(fit_result, prep, split_name)
     pk = prep.split.pairs[split_name]
-    ids = np.asarray(prep.graph.index["poi_ids"], dtype=object)
+    ids = np.asarray(prep.shard.eval_poi_ids if prep.shard is not None else prep.graph.index["poi_ids"], dtype=object)
     return pl.DataFrame(
         {
             "src_poi_id": ids[pk.src.numpy()].tolist(),
@@ -712,8 +731,11 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
     try:
         if info.is_main:
             configure(uri)  # fail before any work if the store is unreachable
-        world = world if world is not None else load_world_for(cfg)
-        prep = prepare(cfg, world)
+        from geograph.tasks.covisit_sharded import uses_state_loading
+
+        if world is None and not uses_state_loading(cfg):
+            world = load_world_for(cfg)
+        prep = prepare(cfg, world)  # per-state loading when world is still None
         if not info.is_main:
             # workers train their shard and join every collective; rank 0 alone logs
             fr, metrics, _ = fit_and_score(prep, None, stop_after_epoch)
@@ -722,11 +744,24 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
             fr, out = _tracked_run(cfg, config, prep, uri, info, stop_after_epoch)
         out.update(rank=info.rank, world_size=info.world_size,
                    groups=[prep.groups[i].sub.state for i in rank_groups(prep)],
+                   loaded=prep.shard.loaded if prep.shard is not None else None,
                    param_checksum=_param_checksum(fr.model))
         return out
     finally:
         if info.enabled and owned:
             cleanup()
+
+
+def _weights_state(fr: FitResult, prep: Prepared) -> dict:
+    """Model weights, fitted transforms and config of a run (tensors and plain values only)."""
+    return {
+        "config": prep.cfg.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in fr.model.state_dict().items()},
+        "preprocessor": prep.pre.state_dict(),
+        "scaler": {"mode": fr.scaler.mode, "mean": fr.scaler.mean, "std": fr.scaler.std},
+        "weight_scale": prep.weight_scale,
+        "fingerprint": prep.fingerprint,
+    }
 
 
 def _param_checksum(model) -> str | None:
@@ -765,10 +800,15 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
                  "geograph.world_size": str(info.world_size)})
     run_name = cfg.tracking.run_name or f"{cfg.name}-s{cfg.train.seed}"
     with start_run(cfg.tracking.experiment, run_name, params=cfg.to_dict(), tags=tags, tracking_uri=uri) as active:
-        summary = {f"data_{k}": float(v) for k, v in prep.split.summary().items()}
-        summary["data_pois"] = float(prep.graph.num_pois)
+        if prep.shard is not None:
+            summary = {f"data_{k}": v for k, v in prep.shard.summary.items()}
+            mlflow.set_tag("geograph.loading", "per_state")
+            mlflow.log_dict({f"rank{r}": s for r, s in enumerate(prep.shard.assignment)}, "distributed/assignment.json")
+        else:
+            summary = {f"data_{k}": float(v) for k, v in prep.split.summary().items()}
+            summary["data_pois"] = float(prep.graph.num_pois)
         mlflow.log_metrics(summary)
-        if info.enabled:
+        if info.enabled and prep.shard is None:
             w = {str(i): float(x) for i, x in enumerate(group_weights(prep))}
             shards = balanced_partition(w, info.world_size)
             assignment = {f"rank{r}": [prep.groups[int(i)].sub.state for i in sorted(part, key=int)] for r, part in enumerate(shards)}
@@ -786,9 +826,8 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
         metrics["best_epoch"] = float(fr.best_epoch)
         if cfg.model.family == "gnn":
             metrics["n_parameters"] = float(sum(p.numel() for p in fr.model.parameters()))
-            metrics["train_pairs_per_s"] = (
-                len(prep.split.pairs["train"]) * len(fr.history) / fr.train_time_s if fr.train_time_s else 0.0
-            )
+            n_train = prep.shard.train_pairs if prep.shard is not None else len(prep.split.pairs["train"])
+            metrics["train_pairs_per_s"] = n_train * len(fr.history) / fr.train_time_s if fr.train_time_s else 0.0
         if fr.history:
             # per-epoch val_* curves are already logged; the best-state values go under best_val_*
             final = {(f"best_{k}" if k.startswith("val_") else k): v for k, v in metrics.items()}
@@ -804,7 +843,14 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
             pf = predictions_frame(fr, prep, "test", test_pred)
             pf.write_csv(Path(tmp) / "test_predictions.csv")
             mlflow.log_artifact(str(Path(tmp) / "test_predictions.csv"))
-            if cfg.tracking.log_model:
+            if cfg.tracking.log_model and prep.shard is not None:
+                # the pyfunc bundle embeds the whole country's graph, which no rank holds here:
+                # log the weights and the fitted transforms (a checksummed torch file) instead
+                from geograph.graph.cache import save_checked
+
+                save_checked(_weights_state(fr, prep), Path(tmp) / "model_state.pt")
+                mlflow.log_artifact(str(Path(tmp) / "model_state.pt"), "model_state")
+            elif cfg.tracking.log_model:
                 mdir = save_bundle(fr, prep, Path(tmp) / "model_dir")
                 example = pf.select("src_poi_id", "dst_poi_id").head(5).to_pandas()
                 import pandas as pd

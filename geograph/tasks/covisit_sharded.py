@@ -33,7 +33,11 @@ in-memory worlds and single-file worlds.
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
+import weakref
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,18 +175,6 @@ def split_state(
 
 
 @dataclass
-class _State:
-    """One loaded and split state on this rank."""
-
-    name: str
-    graph: GeoGraph
-    core: Tensor
-    split: CovisitSplit
-    rank: dict[str, PairSet]
-    loaded: dict
-
-
-@dataclass
 class ShardInfo:
     """What this rank loaded and how the country is spread over ranks.
 
@@ -266,7 +258,7 @@ def pack_states(pois: dict[str, int], max_pois: int) -> list[list[str]]:
 
 def prepare_sharded(cfg: CovisitConfig):
     """Build this rank's :class:`~geograph.tasks.covisit.Prepared` from its states only."""
-    from geograph.tasks.covisit import GroupData, Prepared, rank_candidates
+    from geograph.tasks.covisit import Prepared, rank_candidates
 
     info = dist_info()
     red = Reduction()
@@ -283,7 +275,16 @@ def prepare_sharded(cfg: CovisitConfig):
     roles = state_roles(with_rows, cfg) if cfg.split.protocol == "states" else {}
     seed = cfg.train.seed
 
-    states: list[_State] = []
+    spill = Path(tempfile.mkdtemp(prefix=f"geograph-rank{info.rank}-"))
+    # pass 1, one state in memory at a time: load, build, split; keep only what the
+    # transforms and the evaluation index need, spill the rest to disk
+    poi_x, cell_x, codes, train_vis = [], [], [], []
+    log_nz_sum, log_nz_n = 0.0, 0
+    mine_eval: dict[str, dict] = {}
+    loaded_all: dict[str, dict] = {}
+    core_pois: dict[str, int] = {}
+    train_start: dict[str, int] = {}
+    n_train, n_msg, peak_pois = 0, 0, 0
     for name in mine:
         load = load_state_world(folder, name, cfg.graph.halo_km)
         graph = cached_build(load.world, cfg.graph, cfg.data.cache_dir)
@@ -296,7 +297,7 @@ def prepare_sharded(cfg: CovisitConfig):
             k: rank_candidates(graph, split.pairs[k], cfg.split.rank_negatives, ss + 7 + i, rows)
             for i, k in enumerate(EVAL_SPLITS)
         }
-        loaded = {
+        loaded_all[name] = {
             "core_pois": load.core_pois,
             "halo_pois": load.halo_pois,
             "endpoint_pois": load.endpoint_pois,
@@ -304,58 +305,50 @@ def prepare_sharded(cfg: CovisitConfig):
             "files": load.files,
             "fingerprint": load.world.fingerprint(),
         }
-        states.append(_State(name, graph, core, split, rank, loaded))
-
-    # train-only transforms, reduced over ranks
-    poi_x, cell_x, codes = [], [], []
-    for st in states:
-        p = st.graph.data[POI]
-        m = st.split.train_poi_mask
+        del load
+        p = graph.data[POI]
+        m = split.train_poi_mask
         poi_x.append(p.x_raw[m])
-        cell_x.append(st.graph.data[CELL].x_raw[torch.unique(p.cell[m])])
+        cell_x.append(graph.data[CELL].x_raw[torch.unique(p.cell[m])])
         codes.append(p.naics_code[m])
-    pre = FeaturePreprocessor().fit_arrays(torch.cat(poi_x), torch.cat(cell_x), torch.cat(codes), red)
-    for st in states:
-        st.graph = pre.transform(st.graph)
-    log_nz = [
-        torch.log1p(st.split.pairs["train"].visitors[st.split.pairs["train"].visitors > 0].double())
-        for st in states
-    ]
-    tot = red.sum(
-        torch.tensor(
-            [float(sum(x.sum() for x in log_nz)), float(sum(x.numel() for x in log_nz))], dtype=torch.float64
+        tr = split.pairs["train"]
+        nz = torch.log1p(tr.visitors[tr.visitors > 0].double())
+        log_nz_sum, log_nz_n = log_nz_sum + float(nz.sum()), log_nz_n + nz.numel()
+        train_start[name] = n_train
+        n_train += len(tr)
+        n_msg += int(split.message["train"].size(1))
+        train_vis.append(tr.visitors)
+        core_pois[name] = int(core.sum())
+        peak_pois = max(peak_pois, graph.num_pois)
+        mine_eval[name] = _eval_entry(graph, split, rank)
+        torch.save(
+            {
+                "graph": graph.to_state(),
+                "core": core,
+                "pairs": {
+                    k: (split.pairs[k].src, split.pairs[k].dst, split.pairs[k].visitors) for k in SPLITS
+                },
+                "message": dict(split.message),
+                "rank": {k: (rank[k].src, rank[k].dst) for k in EVAL_SPLITS},
+            },
+            spill / f"state-{name}.pt",
         )
-    )
+        del graph, split, rank
+
+    # train-only transforms and scales, reduced over ranks
+    pre = FeaturePreprocessor().fit_arrays(torch.cat(poi_x), torch.cat(cell_x), torch.cat(codes), red)
+    del poi_x, cell_x, codes
+    tot = red.sum(torch.tensor([log_nz_sum, float(log_nz_n)], dtype=torch.float64))
     weight_scale = float(tot[0] / tot[1]) if tot[1] > 0 else 1.0
 
-    # global val / test index space: every state's pairs, in state order
-    mine_eval = {}
-    for st in states:
-        ends = torch.unique(
-            torch.cat(
-                [
-                    torch.cat([st.split.pairs[k].src, st.split.pairs[k].dst, st.rank[k].src, st.rank[k].dst])
-                    for k in EVAL_SPLITS
-                ]
-            )
-        )
-        local = torch.full((st.graph.num_pois,), -1, dtype=torch.long)
-        local[ends] = torch.arange(len(ends))
-        ids = np.asarray(st.graph.index["poi_ids"], dtype=object)[ends.numpy()].tolist()
-        mine_eval[st.name] = {
-            "ids": ids,
-            **{
-                k: (local[st.split.pairs[k].src], local[st.split.pairs[k].dst], st.split.pairs[k].visitors)
-                for k in EVAL_SPLITS
-            },
-            **{f"rank_{k}": (local[st.rank[k].src], local[st.rank[k].dst]) for k in EVAL_SPLITS},
-        }
+    # global val / test index space: every state's pairs (ids and counts only), in state order
     everything: dict[str, dict] = {}
     for part in red.gather(mine_eval):
         everything.update(part)
+    del mine_eval
     eval_ids: list[str] = []
-    glob = {k: [] for k in EVAL_SPLITS}
-    glob_rank = {k: [] for k in EVAL_SPLITS}
+    glob: dict[str, list[PairSet]] = {k: [] for k in EVAL_SPLITS}
+    glob_rank: dict[str, list[PairSet]] = {k: [] for k in EVAL_SPLITS}
     start = {}  # (state, split) -> first global pair id; (state, "rank_" + split) likewise
     count = {k: 0 for k in (*EVAL_SPLITS, *(f"rank_{k}" for k in EVAL_SPLITS))}
     for name in sorted(everything):
@@ -373,76 +366,76 @@ def prepare_sharded(cfg: CovisitConfig):
             count[f"rank_{k}"] += len(rs)
     del everything
     eval_pairs = {k: PairSet.cat(glob[k]) for k in EVAL_SPLITS}
-    rank = {k: PairSet.cat(glob_rank[k]) for k in EVAL_SPLITS}
+    rank_all = {k: PairSet.cat(glob_rank[k]) for k in EVAL_SPLITS}
     feats = {k: torch.zeros(len(eval_pairs[k]), 3) for k in EVAL_SPLITS}
-    rank_feats = {k: torch.zeros(len(rank[k]), 3) for k in EVAL_SPLITS}
-    for st in states:
-        for k in EVAL_SPLITS:
-            pk, rk = st.split.pairs[k], st.rank[k]
-            a, b = start[st.name, k], start[st.name, f"rank_{k}"]
-            feats[k][a : a + len(pk)] = pair_features(st.graph, pk.src, pk.dst)
-            rank_feats[k][b : b + len(rk)] = pair_features(st.graph, rk.src, rk.dst)
+    rank_feats = {k: torch.zeros(len(rank_all[k]), 3) for k in EVAL_SPLITS}
+    feats["train"] = torch.zeros(n_train, 3)
+    zeros = torch.zeros(0, dtype=torch.long)
+    # this rank's training pairs: only their counts and features are used (indices stay per state)
+    tv = torch.cat(train_vis) if train_vis else zeros
+    train = PairSet(torch.zeros(n_train, dtype=torch.long), torch.zeros(n_train, dtype=torch.long), tv)
 
-    # this rank's training pairs (state-local indices; only visitors and features are used)
-    train_parts, train_feats, train_start, n = [], [], {}, 0
-    for st in states:
-        tr = st.split.pairs["train"]
-        train_start[st.name] = n
-        n += len(tr)
-        train_parts.append(tr)
-        train_feats.append(pair_features(st.graph, tr.src, tr.dst))
-    train = PairSet.cat(train_parts) if train_parts else PairSet(*(torch.zeros(0, dtype=torch.long),) * 3)
-    feats["train"] = torch.cat(train_feats) if train_feats else torch.zeros(0, 3)
-
-    # groups: this rank's states packed into disjoint unions
-    by_name = {st.name: st for st in states}
-    groups = []
-    for names in pack_states({st.name: int(st.core.sum()) for st in states}, cfg.train.max_group_pois):
-        members = [by_name[x] for x in sorted(names)]
-        data, offs = disjoint_union([st.graph.data for st in members])
-        gd = GroupData(
-            sub=StateSubgraph(
-                "+".join(sorted(names)),
-                data,
-                torch.arange(data[POI].num_nodes),
-                torch.cat([st.core for st in members]),
-                torch.arange(data[POI].num_nodes),
-            )
-        )
+    # pass 2, one group in memory at a time: transform, pair features, disjoint union, spill
+    paths, dims = [], None
+    for names in pack_states(core_pois, cfg.train.max_group_pois):
+        members = sorted(names)
+        graphs, splits = [], []
+        for name in members:
+            st = torch.load(spill / f"state-{name}.pt", weights_only=True)
+            (spill / f"state-{name}.pt").unlink()
+            g = pre.transform(GeoGraph.from_state(st["graph"]))
+            graphs.append(g)
+            splits.append(st)
+            for k in SPLITS:
+                src, dst, _ = st["pairs"][k]
+                a = train_start[name] if k == "train" else start[name, k]
+                feats[k][a : a + len(src)] = pair_features(g, src, dst)
+            for k in EVAL_SPLITS:
+                src, dst = st["rank"][k]
+                b = start[name, f"rank_{k}"]
+                rank_feats[k][b : b + len(src)] = pair_features(g, src, dst)
+        data, offs = disjoint_union([g.data for g in graphs])
+        if dims is None:
+            dims = _dims(data)
+        out: dict = {
+            "state": "+".join(members),
+            "data": GeoGraph(data=data, index={}).to_state(),
+            "core": torch.cat([st["core"] for st in splits]),
+            "pairs": {},
+            "local": {},
+            "message": {},
+            "rank_ids": {},
+            "rank_local": {},
+        }
         for k in SPLITS:
             ids, loc, msgs, ws = [], [], [], []
-            for st, off in zip(members, offs, strict=True):
-                pk = st.split.pairs[k]
-                first = train_start[st.name] if k == "train" else start[st.name, k]
-                ids.append(torch.arange(first, first + len(pk)))
-                loc.append(torch.stack([pk.src, pk.dst]) + off)
-                m = st.split.message[k]
-                msgs.append(m + off)
-                ws.append(_covisit_weights(st.graph, m, weight_scale))
-            gd.pairs[k] = torch.cat(ids)
-            gd.local[k] = torch.cat(loc, 1)
-            gd.message[k] = (torch.cat(msgs, 1), torch.cat(ws))
+            for name, g, st, off in zip(members, graphs, splits, offs, strict=True):
+                src, dst, _ = st["pairs"][k]
+                first = train_start[name] if k == "train" else start[name, k]
+                ids.append(torch.arange(first, first + len(src)))
+                loc.append(torch.stack([src, dst]) + off)
+                msgs.append(st["message"][k] + off)
+                ws.append(_covisit_weights(g, st["message"][k], weight_scale))
+            out["pairs"][k] = torch.cat(ids)
+            out["local"][k] = torch.cat(loc, 1)
+            out["message"][k] = (torch.cat(msgs, 1), torch.cat(ws))
         for k in EVAL_SPLITS:
             ids, loc = [], []
-            for st, off in zip(members, offs, strict=True):
-                rk = st.rank[k]
-                first = start[st.name, f"rank_{k}"]
-                ids.append(torch.arange(first, first + len(rk)))
-                loc.append(torch.stack([rk.src, rk.dst]) + off)
-            gd.rank_ids[k] = torch.cat(ids)
-            gd.rank_local[k] = torch.cat(loc, 1)
-        groups.append(gd)
+            for name, st, off in zip(members, splits, offs, strict=True):
+                src, dst = st["rank"][k]
+                first = start[name, f"rank_{k}"]
+                ids.append(torch.arange(first, first + len(src)))
+                loc.append(torch.stack([src, dst]) + off)
+            out["rank_ids"][k] = torch.cat(ids)
+            out["rank_local"][k] = torch.cat(loc, 1)
+        path = spill / f"group-{len(paths)}.pt"
+        torch.save(out, path)
+        paths.append(path)
+        del graphs, splits, data, out
+    groups = SpilledGroups(paths, spill)
 
     # whole-run counts (one all-reduce) and a fingerprint of every state's data
-    local = torch.tensor(
-        [
-            len(train),
-            sum(int(st.split.message["train"].size(1)) for st in states),
-            sum(int(st.core.sum()) for st in states),
-        ],
-        dtype=torch.float64,
-    )
-    tot = red.sum(local)
+    tot = red.sum(torch.tensor([n_train, n_msg, sum(core_pois.values())], dtype=torch.float64))
     summary = {
         "pairs_train": float(tot[0]),
         "pairs_val": float(len(eval_pairs["val"])),
@@ -451,29 +444,20 @@ def prepare_sharded(cfg: CovisitConfig):
         "pois": float(tot[2]),
     }
     fps = sorted(
-        x for part in red.gather([(st.name, st.loaded["fingerprint"]) for st in states]) for x in part
+        x for part in red.gather([(n, v["fingerprint"]) for n, v in loaded_all.items()]) for x in part
     )
     fingerprint = hashlib.sha256(repr(fps).encode()).hexdigest()[:16]
     shard = ShardInfo(
         states=mine,
         assignment=assignment,
-        loaded={st.name: st.loaded for st in states},
+        loaded=loaded_all,
         sizes=sizes,
         summary=summary,
         eval_poi_ids=eval_ids,
         train_pairs=int(tot[0]),
-        peak_state_pois=max((st.graph.num_pois for st in states), default=0),
+        peak_state_pois=peak_pois,
     )
-    first = groups[0].sub.data if groups else states[0].graph.data
-    graph = GeoGraph(
-        data=first,
-        index={
-            "states": mine,
-            "poi_feature_names": states[0].graph.index["poi_feature_names"],
-            "cell_feature_names": states[0].graph.index["cell_feature_names"],
-        },
-        config=cfg.graph.to_dict(),
-    )
+    graph = GeoGraph(data=dims, index={"states": mine}, config=cfg.graph.to_dict())
     split = CovisitSplit(
         cfg.split.protocol,
         {"train": train, **eval_pairs},
@@ -481,4 +465,77 @@ def prepare_sharded(cfg: CovisitConfig):
         torch.zeros(0, dtype=torch.bool),
         {},
     )
-    return Prepared(cfg, graph, split, pre, feats, rank, rank_feats, groups, fingerprint, weight_scale, shard)
+    return Prepared(
+        cfg, graph, split, pre, feats, rank_all, rank_feats, groups, fingerprint, weight_scale, shard
+    )
+
+
+def _eval_entry(graph: GeoGraph, split: CovisitSplit, rank: dict[str, PairSet]) -> dict:
+    """A state's val / test pairs and ranking candidates over its own endpoint list (ids)."""
+    ends = torch.unique(
+        torch.cat(
+            [
+                torch.cat([split.pairs[k].src, split.pairs[k].dst, rank[k].src, rank[k].dst])
+                for k in EVAL_SPLITS
+            ]
+        )
+    )
+    local = torch.full((graph.num_pois,), -1, dtype=torch.long)
+    local[ends] = torch.arange(len(ends))
+    out: dict = {"ids": np.asarray(graph.index["poi_ids"], dtype=object)[ends.numpy()].tolist()}
+    for k in EVAL_SPLITS:
+        pk = split.pairs[k]
+        out[k] = (local[pk.src], local[pk.dst], pk.visitors)
+        out[f"rank_{k}"] = (local[rank[k].src], local[rank[k].dst])
+    return out
+
+
+def _dims(data: HeteroData) -> HeteroData:
+    """Zero-row feature tensors of the widths the model is built for."""
+    out = HeteroData()
+    for nt in data.node_types:
+        if "x" in data[nt]:
+            out[nt].x = data[nt].x[:0]
+    return out
+
+
+class SpilledGroups(Sequence):
+    """This rank's state groups, kept on disk and loaded one at a time (the last one stays
+    loaded), so a rank's memory holds one group's graph, not all of its states'.
+
+    Files are plain tensors and containers (``torch.load(weights_only=True)``) in a private
+    temporary folder, removed when this object goes away.
+    """
+
+    def __init__(self, paths: list[Path], folder: Path) -> None:
+        self.paths = list(paths)
+        self._cache: tuple[int, object] | None = None
+        self._finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        return f"SpilledGroups(groups={len(self.paths)})"
+
+    def __getitem__(self, i):
+        from geograph.tasks.covisit import GroupData
+
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        if self._cache is not None and self._cache[0] == i:
+            return self._cache[1]
+        st = torch.load(self.paths[i], weights_only=True)
+        data = GeoGraph.from_state(st["data"]).data
+        n = data[POI].num_nodes
+        gd = GroupData(sub=StateSubgraph(st["state"], data, torch.arange(n), st["core"], torch.arange(n)))
+        gd.pairs, gd.local, gd.rank_ids, gd.rank_local = (
+            st["pairs"],
+            st["local"],
+            st["rank_ids"],
+            st["rank_local"],
+        )
+        gd.message = {k: tuple(v) for k, v in st["message"].items()}
+        self._cache = (i, gd)
+        return gd

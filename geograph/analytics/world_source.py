@@ -26,7 +26,7 @@ from geograph.constants import (
     VISITORS,
 )
 from geograph.data.readers import read_covisits, read_pois
-from geograph.data.world_io import World, find_table, scan_table
+from geograph.data.world_io import World, find_table, scan_table, verify_world
 from geograph.errors import DataValidationError
 
 from ._checks import unknown_value_error
@@ -152,6 +152,8 @@ class WorldSource:
                 self._checked = True
 
     def _check_columns(self) -> None:
+        if self.folder is not None:  # an interrupted or changed world (SHA-256, once per source)
+            verify_world(self.folder)
         for name, required in (("pois", POI_REQUIRED), ("covisits", COVISIT_REQUIRED)):
             schema = self._scan(name).collect_schema()
             missing = [c for c in required if c not in schema]

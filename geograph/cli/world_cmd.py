@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 DEFAULT_OUT = Path("data/world")
-TABLE_PATHS = ("pois", "covisits", "images", "regions")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,34 +50,13 @@ def _check_out(out: Path, overwrite: bool) -> None:
         )
 
 
-def _remove_stale_tables(out: Path) -> None:
-    """Before an overwrite: remove table files / hive folders a new layout would not replace.
-
-    meta.json goes first, so provenance never describes tables it did not come with; a hive
-    folder vanishes whole (remove_tree), never leaving some of its states to be read.
-    """
-    from geograph.data.world_io import META_FILE
-    from geograph.utils.atomic import remove_tree
-
-    (out / META_FILE).unlink(missing_ok=True)
-    for name in TABLE_PATHS:
-        for path in (out / f"{name}.parquet", out / f"{name}.csv", out / name):
-            if path.is_dir():
-                remove_tree(path)
-            elif path.exists():
-                path.unlink()
-
-
 def _world(args: argparse.Namespace) -> int:
-    import json
-
     from rich.console import Console
 
     from geograph.data.synthetic import generate_world
-    from geograph.data.world_io import META_FILE, write_world
+    from geograph.data.world_io import write_world
     from geograph.data.world_summary import print_world_summary
     from geograph.errors import ConfigError
-    from geograph.utils.atomic import atomic_write_text
 
     out: Path = args.out
     _check_out(out, args.overwrite)  # before spending time on generation
@@ -98,10 +76,8 @@ def _world(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
     )
     t_gen = time.perf_counter() - t0
-    if args.overwrite and out.exists():
-        _remove_stale_tables(out)
+    # Tables, meta.json and manifest.json as one atomic whole; stale tables of an older world go.
     write_world(world, out, partition_by=args.partition_by, overwrite=args.overwrite)
-    atomic_write_text(out / META_FILE, json.dumps(world.meta, indent=2, sort_keys=True) + "\n")
     t_all = time.perf_counter() - t0
     console = Console()
     print_world_summary(world, console=console, title=f"world {out} (seed {args.seed})")

@@ -5,6 +5,14 @@ A world folder holds ``pois.parquet``, ``covisits.parquet``, ``images.parquet`` 
 ``partition_by="state"``, hive-partitioned folders ``pois/state=CA/part-0.parquet``.
 :func:`load_world` reads and validates one; :func:`scan_table` scans one table lazily,
 filtered to some states.
+
+:func:`write_world` makes a folder atomic as a whole with ``manifest.json``: it first marks
+the folder as being written, then replaces the tables (each file atomically), and last writes
+the manifest with every table file's size and SHA-256. A folder whose manifest is unfinished
+(a writer was killed) or whose files no longer match it is refused by :func:`load_world`,
+:func:`scan_table` and the analytics queries, so a killed rewrite never reads as a world that
+mixes old and new tables. Folders without a manifest (written by hand or by other tools) are
+read as before.
 """
 
 from __future__ import annotations
@@ -28,11 +36,13 @@ from geograph.data.readers import (
     read_regions,
 )
 from geograph.errors import DataValidationError
-from geograph.utils.atomic import atomic_write, replace_tree
+from geograph.utils.atomic import atomic_write, atomic_write_text, remove_tree, replace_tree
 
 TABLES = ("pois", "covisits", "images", "regions")
 REQUIRED_TABLES = ("pois", "covisits")
 META_FILE = "meta.json"  # provenance written beside the tables (e.g. by ``geograph world``)
+MANIFEST_FILE = "manifest.json"  # written last by write_world: the world's files and their SHA-256
+MANIFEST_FORMAT = 1
 
 
 @dataclass
@@ -87,14 +97,21 @@ class World:
 def write_world(
     world: World, folder: str | Path, partition_by: str | None = None, overwrite: bool = False
 ) -> Path:
-    """Write ``world`` under ``folder`` as Parquet, each file atomically.
+    """Write ``world`` under ``folder`` as Parquet, atomically as a whole.
+
+    The folder is first marked as being written (an unfinished ``manifest.json``), then each
+    table file is replaced atomically, tables of an older world that this one lacks are
+    removed, ``meta.json`` is written from ``world.meta`` (removed when it is empty), and last
+    ``manifest.json`` records each table file's size and SHA-256. A process killed on the way
+    leaves a folder that readers refuse (see :func:`verify_world`), never one that mixes two
+    worlds. Other files in the folder are left alone.
 
     Args:
         world: The tables.
         folder: Destination folder (created).
         partition_by: ``None`` for one file per table, or ``"state"`` for a hive layout
             (``pois/state=CA/part-0.parquet``); tables without a ``state`` column are written whole.
-        overwrite: Replace existing table files; without it an existing world is an error.
+        overwrite: Replace an existing world; without it a non-empty folder is an error.
     """
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not overwrite:
@@ -102,9 +119,23 @@ def write_world(
             "output folder is not empty; pass overwrite=True (CLI: --overwrite) to replace it", file=folder
         )
     folder.mkdir(parents=True, exist_ok=True)
-    for name, df in world.tables().items():
-        if partition_by is not None and partition_by in df.columns:
-            target = folder / name
+    _write_manifest(folder, {"format": MANIFEST_FORMAT, "complete": False})  # readers refuse it from now on
+    tables = world.tables()
+    written: dict[str, str] = {}
+    for name in TABLES:
+        df = tables.get(name)
+        hive = df is not None and partition_by is not None and partition_by in df.columns
+        keep = None if df is None else (folder / name if hive else folder / f"{name}.parquet")
+        for path in (folder / f"{name}.parquet", folder / f"{name}.csv", folder / name):
+            if path == keep or not (path.exists() or path.is_symlink()):
+                continue
+            if path.is_dir():  # a table of the old world that this one does not replace
+                remove_tree(path)
+            else:
+                path.unlink()
+        if df is None:
+            continue
+        if hive:
             tmp = folder / f".{name}.partial"
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -113,11 +144,108 @@ def write_world(
                 sub.mkdir(parents=True, exist_ok=True)
                 part.drop(partition_by).write_parquet(sub / "part-0.parquet")
             # rmtree(target) then rename left a part of the old folder (some states) if killed
-            replace_tree(tmp, target)
+            replace_tree(tmp, folder / name)
         else:
             with atomic_write(folder / f"{name}.parquet", suffix=".parquet") as tmp_file:
                 df.write_parquet(tmp_file)
+        written[name] = str(keep.relative_to(folder))
+    meta = {k: v for k, v in world.meta.items() if k != "source"}  # "source" is added by load_world
+    if meta:
+        atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    else:
+        (folder / META_FILE).unlink(missing_ok=True)
+    files = {rel: _file_entry(folder / rel) for name in written for rel in _table_files(folder, name)}
+    _write_manifest(folder, {"format": MANIFEST_FORMAT, "complete": True, "tables": written, "files": files})
     return folder
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    atomic_write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _file_entry(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _table_files(folder: Path, name: str) -> list[str]:
+    """Paths (relative to ``folder``, POSIX) of the files of table ``name`` as stored now."""
+    path = find_table(folder, name)
+    if path is None:
+        return []
+    if path.is_dir():
+        return sorted(p.relative_to(folder).as_posix() for p in path.rglob("*.parquet") if p.is_file())
+    return [path.relative_to(folder).as_posix()]
+
+
+def verify_world(folder: str | Path, checksums: bool = True) -> None:
+    """Check a world folder against the ``manifest.json`` that :func:`write_world` wrote last.
+
+    A folder without a manifest (written by hand or another tool) passes unchecked.
+
+    Args:
+        folder: The world folder.
+        checksums: Also compare each file's SHA-256 (reads every file); False checks that the
+            manifest is complete and that the files and their sizes match (cheap).
+
+    Raises:
+        DataValidationError: the manifest is unfinished (a ``write_world`` was interrupted) or
+            unreadable, or a table file is missing, extra or differs from it (naming the file).
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        return
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        complete, tables, files = manifest["complete"], manifest.get("tables", {}), manifest.get("files", {})
+        if not isinstance(tables, dict) or not isinstance(files, dict):
+            raise TypeError("'tables' and 'files' must be objects")
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise DataValidationError(
+            f"manifest.json is not a geograph world manifest ({exc}); write the world again "
+            "(or delete manifest.json to read the tables unchecked)",
+            file=path,
+        ) from exc
+    if complete is not True:
+        raise DataValidationError(
+            "this world was not completely written (write_world or `geograph world` was interrupted); "
+            "write it again",
+            file=path,
+        )
+    for name in TABLES:
+        if name not in tables and find_table(folder, name) is not None:
+            raise DataValidationError(
+                f"table {name!r} is not part of the world listed in manifest.json; remove it or write "
+                "the world again",
+                file=find_table(folder, name),
+            )
+    listed = set(files)
+    present = {rel for name in tables for rel in _table_files(folder, name)}
+    for rel in sorted(listed ^ present):
+        what = "is missing" if rel in listed else "is not listed"
+        raise DataValidationError(
+            f"table file {what} in manifest.json: the world was changed after write_world wrote it; "
+            "write it again (or delete manifest.json if you edited it on purpose)",
+            file=folder / rel,
+        )
+    for rel in sorted(listed):
+        entry = files[rel]
+        size_ok = (folder / rel).stat().st_size == entry.get("bytes")
+        if not size_ok or (checksums and _sha256(folder / rel) != entry.get("sha256")):
+            raise DataValidationError(
+                f"file does not match manifest.json ({'size' if not size_ok else 'SHA-256'} differs): it was "
+                "damaged or changed after write_world wrote it; write the world again (or delete "
+                "manifest.json if you edited it on purpose)",
+                file=folder / rel,
+            )
 
 
 def find_table(folder: str | Path, name: str) -> Path | None:
@@ -159,6 +287,7 @@ def load_world(folder: str | Path, taxonomy: NAICSTaxonomy | None = None) -> Wor
     folder = Path(folder)
     if not folder.is_dir():
         raise DataValidationError("world folder not found (expected a directory)", file=folder)
+    verify_world(folder)
     paths = {name: find_table(folder, name) for name in TABLES}
     for name in REQUIRED_TABLES:
         if paths[name] is None:
@@ -203,6 +332,7 @@ def scan_table(folder: str | Path, name: str, states: list[str] | None = None) -
         DataValidationError: the table is absent, a state code is unknown, or the table
             has no way to be filtered by state.
     """
+    verify_world(folder, checksums=False)  # an unfinished or changed world: sizes, not SHA-256
     path = find_table(folder, name)
     if path is None:
         raise DataValidationError(f"world has no {name} table", file=folder)

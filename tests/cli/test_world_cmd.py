@@ -20,6 +20,7 @@ def test_world_command_writes_a_readable_world(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [
         "covisits.parquet",
         "images.parquet",
+        "manifest.json",
         "meta.json",
         "pois.parquet",
         "regions.parquet",

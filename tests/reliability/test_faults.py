@@ -32,6 +32,7 @@ import pytest
 
 from geograph.data import (
     find_table,
+    load_world,
     read_covisits,
     read_images,
     read_pois,
@@ -78,12 +79,40 @@ class Tally(dict):
             mixed_worlds=0,
             new_seen=0,
             hidden_left=0,
+            worlds_old_or_new=0,
+            worlds_refused=0,
+            worlds_readable_wrong=0,
         )
         self.wrong: list[str] = []
 
 
-def check_world(live: Path, refs: dict[str, dict], tally: Tally, metas: dict[str, str] | None = None) -> None:
-    """Judge every table (and meta.json) of a world folder left by a killed writer."""
+def world_key(folder: Path) -> str:
+    """What load_world reads from ``folder``: the tables' fingerprint and the provenance."""
+    w = load_world(folder)
+    return w.fingerprint() + json.dumps({k: v for k, v in w.meta.items() if k != "source"}, sort_keys=True)
+
+
+def check_world(
+    live: Path,
+    refs: dict[str, dict],
+    tally: Tally,
+    metas: dict[str, str] | None = None,
+    world_refs: dict[str, str] | None = None,
+) -> None:
+    """Judge every table (and meta.json) of a world folder left by a killed writer, and then the
+    folder as a whole: load_world must give the old world, the new one, or a refusal."""
+    if world_refs is not None:
+        try:
+            key = world_key(live)
+        except DataValidationError as exc:
+            tally["worlds_refused"] += 1
+            tally.wrong.append(f"world refused: {exc}")
+        else:
+            if key in world_refs.values():
+                tally["worlds_old_or_new"] += 1
+            else:
+                tally["worlds_readable_wrong"] += 1
+                tally.wrong.append(f"{live}: load_world read a world that is neither version")
     versions: dict[str, str] = {}
     for name, reader in TABLES.items():
         try:
@@ -160,6 +189,7 @@ def test_kill_while_writing_world(mode: str, layout: str, worlds, tmp_path: Path
     for v, w in worlds.items():
         write_world(w, tmp_path / f"ref_{v}", partition_by=part)
     refs = {v: world_fps(tmp_path / f"ref_{v}") for v in worlds}
+    world_refs = {v: world_key(tmp_path / f"ref_{v}") for v in worlds}
     rng = random.Random(f"world-{layout}-{mode}")
     tally = Tally()
     for _ in range(KILLS[mode]):
@@ -167,10 +197,11 @@ def test_kill_while_writing_world(mode: str, layout: str, worlds, tmp_path: Path
         shutil.copytree(tmp_path / "ref_A", tmp_path / "live")  # the old version
         kill_worker(["world", str(tmp_path), layout], rng.uniform(0.0, 1.5))
         tally["faults"] += 1
-        check_world(tmp_path / "live", refs, tally)
+        check_world(tmp_path / "live", refs, tally, world_refs=world_refs)
     bump(f"faults.world.{layout}", tally["faults"])
     record(f"faults.world.{layout}.{mode}", dict(tally))
     assert tally["readable_wrong"] == 0, tally.wrong
+    assert tally["worlds_readable_wrong"] == 0, tally.wrong  # a mix of two writes is refused
     assert tally["corrupt_detected"] == 0, (
         tally,
         tally.wrong,
@@ -187,6 +218,7 @@ def test_kill_geograph_world_overwrite(tmp_path: Path) -> None:
         assert main(["world", "--out", str(tmp_path / f"ref_{v}"), "--seed", seed, *args]) == 0
     refs = {v: world_fps(tmp_path / f"ref_{v}") for v in "AB"}
     metas = {v: (tmp_path / f"ref_{v}" / "meta.json").read_text() for v in "AB"}
+    world_refs = {v: world_key(tmp_path / f"ref_{v}") for v in "AB"}
     rng = random.Random("cli")
     tally = Tally()
     for _ in range(KILLS["slow"]):
@@ -194,10 +226,11 @@ def test_kill_geograph_world_overwrite(tmp_path: Path) -> None:
         shutil.copytree(tmp_path / "ref_A", tmp_path / "live")
         kill_worker(["cli", str(tmp_path), *args], rng.uniform(0.0, 4.0))
         tally["faults"] += 1
-        check_world(tmp_path / "live", refs, tally, metas)
+        check_world(tmp_path / "live", refs, tally, metas, world_refs)
     bump("faults.world.cli", tally["faults"])
     record("faults.world.cli", dict(tally))
     assert tally["readable_wrong"] == 0, tally.wrong
+    assert tally["worlds_readable_wrong"] == 0, tally.wrong
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -362,14 +362,20 @@ def test_unwritable_output_folder(tmp_path: Path, capsys) -> None:
     assert rc == 2 and "geograph: error:" in capsys.readouterr().err
 
 
-def test_query_on_a_damaged_world_is_a_clean_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("manifest", [True, False], ids=["manifest", "no-manifest"])
+def test_query_on_a_damaged_world_is_a_clean_error(manifest: bool, tmp_path: Path) -> None:
     """Seeded byte flips of one Parquet table: a query answers (a flip in a value polars cannot
-    notice) or fails with one line naming the damaged file, lazy scans and --cache alike."""
+    notice) or fails with one line naming the damaged file, lazy scans and --cache alike. With
+    write_world's manifest.json every changed file is refused by its SHA-256; without it (a
+    folder from another tool) polars' own errors are translated."""
     import random
 
     from geograph.analytics import WorldSource, covisited, hotspots, naics_flow
+    from geograph.data.world_io import MANIFEST_FILE
 
     world = write_world(hand_made_world(), tmp_path / "w")
+    if not manifest:
+        (world / MANIFEST_FILE).unlink()
     refused = 0
     for table in ("covisits", "pois"):
         path = world / f"{table}.parquet"
@@ -384,6 +390,7 @@ def test_query_on_a_damaged_world_is_a_clean_error(tmp_path: Path) -> None:
                 bump("fuzz.cli")
                 rc, text = run_cli(["query", "covisited", "--poi", "p0", "--data", str(world), *cache])
                 assert rc in (0, 2) and "Traceback" not in text, text
+                assert rc == 2 or not manifest or bytes(data) == good, text
                 if rc == 2:
                     refused += 1
                     assert text.startswith("geograph: error: file ") and path.name in text, text

@@ -12,6 +12,12 @@ An ``http(s)://`` store is probed once with MLflow's HTTP retries turned down
 Every run opened by :func:`start_run` carries :func:`geograph.tracking.tags.default_tags`; a
 suite wraps its tasks in :func:`run_context` to put their runs into its experiment, under its
 parent run, with its config-hash and data-fingerprint tags.
+
+A run also records the process that opened it (``geograph.owner``: host, PID and the process's
+start time). A process killed with SIGKILL (or by the OOM killer) cannot close its run, which
+MLflow would then show RUNNING forever: :func:`mark_stale_runs` marks such a run KILLED once its
+owner process on this host is gone, and :func:`start_run` calls it for its experiment, so the
+next run (e.g. the ``--resume`` of the killed training) closes the old one.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +204,72 @@ def ensure_experiment(name: str, tracking_uri: str | None = None) -> str:
         return exp.experiment_id
 
 
+TAG_OWNER = "geograph.owner"  # "host:pid:start" of the process that opened the run
+TAG_END_REASON = "geograph.end_reason"  # why geograph, not the run's process, ended it
+
+
+def _process_start(pid: int) -> str:
+    """Start time of process ``pid`` (clock ticks since boot, from /proc), or "" where unknown.
+
+    Told apart from the PID alone, a PID that the system gave to a new process after the
+    run's owner died does not keep the run open.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]  # field 22 (starttime); the name may hold spaces
+
+
+def owner_tag() -> str:
+    """The ``geograph.owner`` value of this process: ``host:pid:start``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+
+
+def owner_alive(tag: str) -> bool | None:
+    """Whether the process named by a ``geograph.owner`` tag still runs; None when it cannot
+    be told (another host, or a malformed tag)."""
+    host, _, rest = tag.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        pass
+    return not start or _process_start(int(pid)) in ("", start)
+
+
+def mark_stale_runs(experiment_ids: list[str], tracking_uri: str | None = None) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``experiment_ids`` whose owner process on this host is
+    gone (SIGKILLed, or lost to the OOM killer), with a ``geograph.end_reason`` tag.
+
+    Runs of other hosts, and runs without a ``geograph.owner`` tag, are left alone.
+
+    Returns:
+        The ids of the runs marked KILLED.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    killed = []
+    for run in client.search_runs(
+        experiment_ids, filter_string="attributes.status = 'RUNNING'", max_results=5000
+    ):
+        tag = run.data.tags.get(TAG_OWNER)
+        if tag is None or owner_alive(tag) is not False:
+            continue
+        pid = tag.split(":")[1]
+        client.set_tag(
+            run.info.run_id, TAG_END_REASON, f"process {pid} that ran it ended without closing it (killed)"
+        )
+        client.set_terminated(run.info.run_id, status="KILLED")
+        killed.append(run.info.run_id)
+    return killed
+
+
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -243,8 +316,15 @@ def start_run(
         ctx = None
     if ctx is not None and ctx.experiment:
         experiment = ctx.experiment
-    all_tags = {**default_tags(), **dict(tags or {}), **(dict(ctx.tags) if ctx is not None else {})}
+    all_tags = {
+        **default_tags(),
+        TAG_OWNER: owner_tag(),
+        **dict(tags or {}),
+        **(dict(ctx.tags) if ctx is not None else {}),
+    }
     exp_id = ensure_experiment(experiment, tracking_uri)
+    if top_level:
+        mark_stale_runs([exp_id], mlflow.get_tracking_uri())  # runs of killed processes stay RUNNING
     run = mlflow.start_run(
         experiment_id=exp_id,
         run_name=run_name,
@@ -275,6 +355,9 @@ __all__ = [
     "configure",
     "current_run_context",
     "ensure_experiment",
+    "mark_stale_runs",
+    "owner_alive",
+    "owner_tag",
     "resolve_tracking_uri",
     "run_context",
     "start_run",

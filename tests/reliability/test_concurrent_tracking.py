@@ -118,3 +118,70 @@ def test_two_trainings_on_one_store(tmp_path: Path) -> None:
     assert got["runs"] == 2 and got["statuses"] == ["FINISHED"], got
     assert sorted(v for k, v in got["histories"].items() if k.endswith("/val_r2")) == [6, 6], got
     bump("concurrent.runs", got["runs"])
+
+
+_OPEN_AND_WAIT = """
+import sys, time
+from geograph.tracking import start_run
+with start_run(sys.argv[2], run_name=sys.argv[3], tracking_uri=sys.argv[1]) as run:
+    print(run.info.run_id, flush=True)
+    time.sleep(600)  # until the test kills it
+"""
+
+
+def _open_run(uri: str, experiment: str, name: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _OPEN_AND_WAIT, uri, experiment, name],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run_id = proc.stdout.readline().strip()
+    assert run_id, proc.stderr.read()[-3000:]
+    return proc, run_id
+
+
+def test_sigkilled_run_is_marked_killed(tmp_path: Path) -> None:
+    """A process SIGKILLed inside its run cannot close it: the next run in that experiment marks
+    it KILLED (with the reason in a tag); a run whose process still lives stays RUNNING."""
+    import mlflow
+
+    from geograph.tracking import start_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    killed_proc, killed_id = _open_run(uri, "stale", "killed")
+    live_proc, live_id = _open_run(uri, "stale", "alive")
+    try:
+        killed_proc.kill()  # SIGKILL: no finally, no atexit, the run stays RUNNING
+        killed_proc.wait()
+        client = mlflow.MlflowClient(uri)
+        assert client.get_run(killed_id).info.status == "RUNNING"
+        with start_run("stale", run_name="next", tracking_uri=uri):
+            pass
+        run = client.get_run(killed_id)
+        assert run.info.status == "KILLED" and run.info.end_time is not None
+        assert "ended without closing it" in run.data.tags["geograph.end_reason"]
+        assert client.get_run(live_id).info.status == "RUNNING"  # its process is alive
+    finally:
+        for p in (killed_proc, live_proc):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+    bump("concurrent.runs", 3)
+    record("tracking.sigkilled_run", {"marked_killed": 1, "live_left_running": 1})
+
+
+def test_owner_alive_tells_a_reused_pid_apart() -> None:
+    import os
+    import socket
+
+    from geograph.tracking.store import owner_alive, owner_tag
+
+    assert owner_alive(owner_tag()) is True
+    host, pid, start = owner_tag().split(":")
+    assert owner_alive(f"{host}:{pid}:{int(start) + 1}") is False  # same PID, another process
+    assert owner_alive(f"other-{socket.gethostname()}:{os.getpid()}:{start}") is None  # cannot tell
+    assert owner_alive("garbage") is None

@@ -6,7 +6,7 @@ import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import h3
 import numpy as np
@@ -54,7 +54,7 @@ def reads_world(fn: _F) -> _F:
             src = next((a for a in (*args, *kwargs.values()) if isinstance(a, WorldSource)), None)
             if src is None or src.folder is None:
                 raise
-            raise src.read_error(exc) from exc
+            src.raise_read_error(exc)
 
     return wrapper  # type: ignore[return-value]
 
@@ -112,23 +112,23 @@ class WorldSource:
         where = str(self.folder) if self.folder is not None else f"World({self.world.pois.height} POIs)"
         return f"WorldSource({where}, cache={self.cache})"
 
-    def read_error(self, exc: BaseException) -> DataValidationError:
-        """The error to raise when polars failed (``exc``) reading this source's folder.
+    def raise_read_error(self, exc: BaseException) -> NoReturn:
+        """Raise the error for a polars failure ``exc`` while reading this source's folder.
 
-        The POI and co-visit tables are read and validated in full (the error names the damaged
-        file, row and field); if both pass, the error names the folder and polars' message.
+        The POI and co-visit tables are read and validated in full, so the error names the
+        damaged file, row and field; if both pass, it names the folder and polars' message.
         """
         try:
             pois = read_pois(find_table(self.folder, "pois"))
             read_covisits(find_table(self.folder, "covisits"), pois=pois)
         except DataValidationError as err:
-            return err
+            raise err from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return DataValidationError(
+        raise DataValidationError(
             f"cannot run the query on this world: polars failed with {type(exc).__name__} "
             f"({first[:200]}) although its pois and covisits tables validate",
             file=self.folder,
-        )
+        ) from exc
 
     # -- tables ------------------------------------------------------------------------
     def _scan(self, name: str) -> pl.LazyFrame:

@@ -44,6 +44,21 @@ AREAS = [
 
 # (substring of the message template, what to do); first match wins
 ADVICE = [
+    (
+        "not completely written",
+        "a writer was killed mid-way: write the world again (`geograph world --overwrite`)",
+    ),
+    (
+        "manifest.json",
+        "write the world again; if you edited or replaced a table on purpose, delete manifest.json "
+        "(the tables are then read unchecked)",
+    ),
+    (
+        "cannot run the query",
+        "load the folder with load_world to find the bad table; report it if that passes",
+    ),
+    ("saved as a pickle", "train the gradient-boosted model again: it is saved as gbt.skops"),
+    ("gradient-boosted", "train the model again; never copy model files between bundles"),
     ("must be unique", "remove or rename the duplicated row (the message names both rows)"),
     ("missing required column", "add the column, or map yours onto it with column_map={'yours': 'theirs'}"),
     ("column_map", "fix column_map: every key must be a column of the file, every value a distinct new name"),

@@ -10,6 +10,7 @@ product and pair features.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -230,6 +231,8 @@ class CovisitGNN(nn.Module):
         self.head = EdgeHead(
             c.hidden * (2 if c.jk and c.layers > 0 else 1), c.head_hidden, c.head_product, c.dropout
         )
+        # static relation -> CSR adjacency, keyed weakly by the edge tensor (see _adjacency)
+        self._adj_cache: dict[int, tuple] = {}
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -270,12 +273,7 @@ class CovisitGNN(nn.Module):
                 edges[et] = data[et].edge_index
         if self.config.sparse and self.config.aggr in SPARSE_AGGRS:
             # one CSR adjacency per relation, shared by the layers; weights and mean in its values
-            edges = {
-                et: sparse_adjacency(
-                    ei, weights.get(et), h0[et[0]].size(0), h0[et[2]].size(0), self.config.aggr
-                )
-                for et, ei in edges.items()
-            }
+            edges = {et: self._adjacency(et, ei, weights.get(et), h0) for et, ei in edges.items()}
             weights = {}
         kwargs = {"edge_weight_dict": {et: w for et, w in weights.items() if w is not None}}
         h = h0
@@ -297,6 +295,28 @@ class CovisitGNN(nn.Module):
         if self.config.jk and self.config.layers > 0:
             return torch.cat([h0[POI], h[POI]], dim=-1)
         return h[POI]
+
+    def __getstate__(self) -> dict:
+        # the adjacency cache holds weak references (not picklable) and is rebuilt on demand
+        return {**self.__dict__, "_adj_cache": {}}
+
+    def _adjacency(self, et, edge_index: Tensor, weight: Tensor | None, h0: dict[str, Tensor]) -> Tensor:
+        """CSR adjacency of one relation. The graph's own (static) relations are converted once
+        per edge tensor and reused while that tensor lives and is not modified in place; the
+        co-visit message edges change at every step and are converted each time."""
+        n_src, n_dst = h0[et[0]].size(0), h0[et[2]].size(0)
+        if weight is not None or et[1] in (COVISITS, REV_PREFIX + COVISITS):
+            return sparse_adjacency(edge_index, weight, n_src, n_dst, self.config.aggr)
+        key = (edge_index._version, n_src, n_dst, self.config.aggr)
+        hit = self._adj_cache.get(id(edge_index))
+        if hit is not None and hit[0]() is edge_index and hit[1] == key:
+            return hit[2]
+        # drop the entries of edge tensors that no longer exist (a new graph, a moved copy)
+        for k in [k for k, v in self._adj_cache.items() if v[0]() is None]:
+            del self._adj_cache[k]
+        adj = sparse_adjacency(edge_index, None, n_src, n_dst, self.config.aggr)
+        self._adj_cache[id(edge_index)] = (weakref.ref(edge_index), key, adj)
+        return adj
 
     def forward(
         self,

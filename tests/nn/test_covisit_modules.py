@@ -134,3 +134,26 @@ def test_covisit_gnn_sparse_path_matches_gather_scatter_forward_and_gradients():
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     torch.testing.assert_close(outs[0], outs[1])
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_static_adjacency_is_cached_per_edge_tensor_and_rebuilt_when_it_changes():
+    import copy
+
+    torch.manual_seed(0)
+    model = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0), 2, 3, 0, [3] * 5).eval()
+    d = _tiny_hetero()
+    msg = torch.tensor([[0], [5]])
+    a = model.encode(d, msg, torch.ones(1))
+    n_cached = len(model._adj_cache)
+    assert n_cached == 4  # near, in, rev_in, adjacent; co-visit edges are never cached
+    model.encode(d, msg, torch.ones(1))
+    assert len(model._adj_cache) == n_cached
+    d["poi", "near", "poi"].edge_index[1, 0] = 4  # in-place change: the cached CSR is stale
+    b = model.encode(d, msg, torch.ones(1))
+    ref = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0, sparse=False), 2, 3, 0, [3] * 5).eval()
+    ref.load_state_dict(model.state_dict())
+    torch.testing.assert_close(b, ref.encode(d, msg, torch.ones(1)))
+    assert not torch.allclose(a, b)
+    clone = copy.deepcopy(model)  # the cache is not copied (weak references)
+    assert clone._adj_cache == {}
+    torch.testing.assert_close(clone.encode(d, msg, torch.ones(1)), b)

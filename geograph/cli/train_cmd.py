@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_train_covisit)
     g = sub.add_parser("geolocate", help="geolocation retrieval head (image or text embedding -> GPS)")
     add_config_args(g, DEFAULTS["geolocate"])
+    g.add_argument("--seed", type=int, default=None, help="shortcut for --set train.seed=N")
+    g.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this config")
     g.set_defaults(func=_train_geolocate)
 
 
@@ -97,7 +99,15 @@ def _train_covisit(args) -> int:
 
 
 def _train_geolocate(args) -> int:
+    from geograph.tasks.config import apply_overrides
+
     cfg = load_config(args)
+    extra = []
+    if args.seed is not None:
+        extra.append(f"train.seed={args.seed}")
+    if args.resume:
+        extra.append("train.resume=true")
+    cfg = apply_overrides(cfg, extra)
     from geograph.tasks.geolocate import run_from_config
 
     out = run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)

@@ -105,12 +105,38 @@ class GeoPredictor:
             batch_size: Queries per search batch.
             num_regions: Also return this many ranked H3 regions per query (0: none).
         """
-        lat, conf, tidx, tprob, regions = [], [], [], [], []
-        scale = float(self.head.scale.detach()) * self.kde_temperature
+        scores, index = self.search(queries, batch_size)
+        return self.predict_from_search(scores, index, batch_size, num_regions)
+
+    @torch.no_grad()
+    def search(
+        self, queries: np.ndarray | torch.Tensor, batch_size: int = 1024
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k gallery scores and rows of each query, best first (on the CPU).
+
+        Shapes: ``queries`` ``(Q, query_dim)``; returns ``(Q, top_k)`` scores and indices.
+        """
+        out_s, out_i = [], []
         for start in range(0, len(queries), batch_size):
             q = self.encode(queries[start : start + batch_size])
             s, i = self.gallery.search(q, self.top_k, self.chunk_size)
-            s, i = s.cpu(), i.cpu()
+            out_s.append(s.cpu())
+            out_i.append(i.cpu())
+        return torch.cat(out_s), torch.cat(out_i)
+
+    @torch.no_grad()
+    def predict_from_search(
+        self, scores: torch.Tensor, index: torch.Tensor, batch_size: int = 1024, num_regions: int = 0
+    ) -> Prediction:
+        """:meth:`predict` from a :meth:`search` result (the knobs after the search — KDE
+        bandwidth and temperature — can be varied without searching again).
+
+        Shapes: ``scores`` and ``index`` ``(Q, k)``.
+        """
+        lat, conf, tidx, tprob, regions = [], [], [], [], []
+        scale = float(self.head.scale.detach()) * self.kde_temperature
+        for start in range(0, len(scores), batch_size):
+            s, i = scores[start : start + batch_size], index[start : start + batch_size]
             prob = torch.softmax(scale * s.double(), dim=1)
             cand = self.gallery.latlon[i]
             if self.kde_bandwidth_km is None:

@@ -177,6 +177,11 @@ class TrainConfig:
         seed: Seed of the split, the initialisation and the batches.
         device: ``auto``, ``cpu`` or ``cuda``.
         select_on_val: Keep the epoch with the best validation accuracy (else the last).
+        checkpoint: Write ``last.pt`` (head, optimizer, schedule, queue, RNG state, history)
+            atomically with a checksum after every epoch (default true).
+        checkpoint_dir: Its folder (default ``mlruns/checkpoints/<name>-<training key>``).
+        resume: Continue from ``last.pt`` when it exists (a checkpoint of another training
+            config is refused); the result equals an uninterrupted run with the same seed.
     """
 
     epochs: int = 10
@@ -187,6 +192,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     select_on_val: bool = True
+    checkpoint: bool = True
+    checkpoint_dir: str | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -396,6 +404,20 @@ class GeolocateConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def training_key(self) -> str:
+        """Hash of everything that shapes the trained head: the data, encoder, head and train
+        sections (less the checkpoint / resume switches) and the criterion that picks the kept
+        epoch. Names the default checkpoint folder and guards ``resume``."""
+        d = self.to_dict()
+        shaping = {k: d[k] for k in ("data", "encoder", "head", "train")}
+        shaping["train"] = {k: v for k, v in shaping["train"].items() if k not in _NOT_SHAPING}
+        shaping["select_metric"] = d["predict"]["select_metric"]
+        blob = json.dumps(shaping, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+_NOT_SHAPING = ("checkpoint", "checkpoint_dir", "resume")  # train keys that do not change the head
 
 
 def _undot(d: dict) -> dict:
@@ -610,13 +632,17 @@ def build_head(cfg: GeolocateConfig, query_dim: int, load_pretrained: bool = Tru
 
 @dataclass
 class FitResult:
-    """A trained head and its history (one dict of metrics per epoch)."""
+    """A trained head and its history (one dict of metrics per epoch).
+
+    ``resumed_from`` is the epoch of the checkpoint a resumed run started from (None: fresh).
+    """
 
     head: RetrievalHead
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     train_time_s: float = 0.0
     train_embeddings: torch.Tensor | None = None  # final location embeddings of the training rows
+    resumed_from: int | None = None
 
 
 def acc_mean(metrics: dict[str, float]) -> float:
@@ -651,10 +677,53 @@ def _quick_val(head: RetrievalHead, data: GeoData, device: torch.device) -> dict
     return m
 
 
+CHECKPOINT_FILE = "last.pt"
+
+
+def checkpoint_path(cfg: GeolocateConfig) -> Path:
+    """``train.checkpoint_dir/last.pt`` (default folder ``mlruns/checkpoints/<name>-<key>``)."""
+    folder = cfg.train.checkpoint_dir or Path("mlruns") / "checkpoints" / f"{cfg.name}-{cfg.training_key()}"
+    return Path(folder) / CHECKPOINT_FILE
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def fit(
-    cfg: GeolocateConfig, data: GeoData, on_epoch: Callable[[int, dict], None] | None = None
+    cfg: GeolocateConfig,
+    data: GeoData,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    stop_after_epoch: int | None = None,
 ) -> FitResult:
-    """Train the retrieval head on the training split (see the module docstring)."""
+    """Train the retrieval head on the training split (see the module docstring).
+
+    After every epoch (``train.checkpoint``) the head (with its GPS queue), the optimizer, the
+    learning-rate schedule, the torch RNG state, the best epoch so far and the history are
+    written atomically to :func:`checkpoint_path` (``save_checked``: SHA-256 header,
+    ``weights_only`` loading). With ``train.resume`` a run continues after the checkpoint's
+    epoch and ends with the same head and metrics as an uninterrupted run of the same seed.
+
+    Args:
+        cfg: The config.
+        data: Prepared data.
+        on_epoch: Called ``(epoch, metrics)`` after each epoch trained in this call.
+        stop_after_epoch: Return after this epoch as if killed (tests of resume); the head is
+            then the one of that epoch, not the best one.
+
+    Raises:
+        CheckpointError: ``resume`` found a damaged checkpoint or one of another training config.
+    """
+    from geograph.graph.cache import load_checked, save_checked
     from geograph.utils import seed_everything, select_device
 
     seed_everything(cfg.train.seed)
@@ -694,8 +763,29 @@ def fit(
     )
     fr = FitResult(head)
     best, best_state = -math.inf, None
+    start_epoch, elapsed = 1, 0.0
+    ckpt = checkpoint_path(cfg)
+    key = cfg.training_key()
+    if tc.resume and ckpt.is_file():
+        state = load_checked(ckpt)
+        if state.get("training_key") != key:
+            raise CheckpointError(
+                f"{ckpt} was written by another training config (key {state.get('training_key')!r}, "
+                f"this config {key!r}); remove it or drop resume"
+            )
+        head.load_state_dict(state["head"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], device)
+        start_epoch = int(state["epoch"]) + 1
+        best, fr.best_epoch = float(state["best_score"]), int(state["best_epoch"])
+        best_state = state["best_state"]
+        fr.history = list(state["history"])
+        elapsed = float(state["train_time_s"])
+        fr.resumed_from = start_epoch - 1
     t0 = time.perf_counter()
-    for epoch in range(1, tc.epochs + 1):
+    for epoch in range(start_epoch, tc.epochs + 1):
         head.train()
         perm = torch.randperm(len(idx_tr), generator=torch.Generator().manual_seed(tc.seed * 1000 + epoch))
         total, n = 0.0, 0
@@ -719,8 +809,30 @@ def fit(
         )
         if not tc.select_on_val or score > best:
             best, fr.best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-    fr.train_time_s = time.perf_counter() - t0
+            best_state = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}
+        if tc.checkpoint:
+            save_checked(
+                {
+                    "training_key": key,
+                    "epoch": epoch,
+                    "head": {k: v.detach().cpu() for k, v in head.state_dict().items()},
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict() if sched is not None else None,
+                    "rng": _rng_state(device),
+                    "best_score": best,
+                    "best_epoch": fr.best_epoch,
+                    "best_state": best_state,
+                    "history": fr.history,
+                    "train_time_s": elapsed + time.perf_counter() - t0,
+                },
+                ckpt,
+            )
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            fr.train_time_s = elapsed + time.perf_counter() - t0
+            head.location_cache = None
+            head.eval()
+            return fr
+    fr.train_time_s = elapsed + time.perf_counter() - t0
     if best_state is not None:
         head.load_state_dict(best_state)
     if head.location_cache is not None:  # reused as the "train" gallery's embeddings by select()
@@ -957,6 +1069,7 @@ def select_all(
         g = Gallery(gallery.latlon, gallery.name)
         g._cells = gallery._cells
         g.set_embeddings(combine_keys(e, r, float(w), _appnp(prop), edges))
+        found = None  # the top-k search does not depend on the KDE knobs: done once per weight
         for bw in _grid(pc.kde_grid, pc.kde_bandwidth_km, tune):
             temps = (
                 [pc.kde_temperature]
@@ -974,7 +1087,9 @@ def select_all(
                     range_values=prop.range_values,
                     kde_temperature=float(temp),
                 )
-                m = scored(gp.predict(q_val, batch_size=pc.batch_size).latlon)
+                if found is None:
+                    found = gp.search(q_val, batch_size=pc.batch_size)
+                m = scored(gp.predict_from_search(*found, batch_size=pc.batch_size).latlon)
                 if log:
                     log(
                         f"range_weight={w} kde={bw} temperature={temp}: val median {m['median_km']:.0f} km, "
@@ -1297,6 +1412,10 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
         metrics: dict[str, float] = {}
         if cfg.method == "head":
             fr = fit(cfg, data, on_epoch=lambda e, m: mlflow.log_metrics(m, step=e))
+            if fr.resumed_from:  # the epochs before the checkpoint ran in the killed run
+                mlflow.set_tag("geograph.resumed_from_epoch", str(fr.resumed_from))
+                for h in fr.history[: fr.resumed_from]:
+                    mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
             metrics["train_time_s"] = fr.train_time_s
             metrics["train_best_epoch"] = float(fr.best_epoch)
             metrics["train_parameters"] = float(sum(p.numel() for p in fr.head.parameters()))

@@ -114,9 +114,11 @@ def test_covisit_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> No
         for k in test_a:
             assert math.isclose(test_a[k], test_b[k], rel_tol=0, abs_tol=1e-6), (k, test_a[k], test_b[k])
         assert hist_b == pytest.approx(hist_a, abs=1e-6)
-        # the killed run is left RUNNING in the store: a SIGKILLed process cannot mark itself
-        statuses = sorted(r.info.status for r in client_b.search_runs([run_b.info.experiment_id]))
-        assert statuses == ["FINISHED", "RUNNING"], statuses
+        # a SIGKILLed process cannot close its run: the resumed training marks it KILLED
+        runs = client_b.search_runs([run_b.info.experiment_id])
+        assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"], [r.info.status for r in runs]
+        killed = next(r for r in runs if r.info.status == "KILLED")
+        assert "ended without closing it" in killed.data.tags["geograph.end_reason"]
     record("resume.covisit", results)
 
 

@@ -46,6 +46,8 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     import socket
     import subprocess
     import sys
+    import tempfile
+    from pathlib import Path
 
     if nproc < 1:
         from geograph.errors import ConfigError
@@ -55,8 +57,35 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--nnodes", "1",
-           "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "geograph", *argv]
-    return subprocess.call(cmd, env=dict(os.environ))
+           "--master-addr", "127.0.0.1", "--master-port", str(port), "--max-restarts", "0", "-m", "geograph", *argv]
+    with tempfile.TemporaryDirectory(prefix="geograph-launch-") as tmp:
+        from geograph.distributed.failures import RUN_FILE_ENV
+
+        run_file = Path(tmp) / "run.json"  # rank 0 writes its MLflow run id here
+        rc = subprocess.call(cmd, env=dict(os.environ, **{RUN_FILE_ENV: str(run_file)}))
+        if rc != 0:
+            _report_failed_launch(rc, nproc, run_file)
+    return rc
+
+
+def _report_failed_launch(rc: int, nproc: int, run_file) -> None:
+    """After torchrun failed: mark rank 0's MLflow run FAILED if it is still RUNNING (rank 0 was
+    SIGKILLed) and say where the last checkpoint is."""
+    import sys
+    from pathlib import Path
+
+    from geograph.distributed.failures import fail_recorded_run
+
+    reason = f"torchrun exited with code {rc}: a rank of {nproc} failed or was killed"
+    try:
+        rec = fail_recorded_run(run_file, reason)
+    except Exception as exc:  # noqa: BLE001 - the store may be down too; the exit code still tells
+        rec, reason = None, f"{reason}; could not mark its MLflow run FAILED: {exc}"
+    where = f"; MLflow run {rec['run_id']} is marked FAILED" if rec else "; no MLflow run was started"
+    ckpt = Path(rec["checkpoint"]) if rec and rec.get("checkpoint") else None
+    if ckpt is not None and ckpt.exists():
+        where += f"; the last checkpoint {ckpt} is kept: rerun with --resume to continue from it"
+    print(f"geograph: error: {reason}{where}", file=sys.stderr)
 
 
 def _strip_nproc(argv: list[str]) -> list[str]:

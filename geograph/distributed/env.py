@@ -68,13 +68,27 @@ def init_from_env(timeout_s: float = 300.0, backend: str | None = None) -> DistI
     try:
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
     except Exception as exc:  # noqa: BLE001 - rendezvous failures come in many types
-        raise DistributedError(
-            f"rendezvous of {world} ranks at {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} failed "
-            f"within {timeout_s:.0f} s: {exc}"
-        ) from exc
+        raise rendezvous_error(exc, timeout_s) from exc
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     return dist_info()
+
+
+def rendezvous_error(exc: BaseException, timeout_s: float) -> DistributedError:
+    """The error of a rendezvous that did not complete: which rank waited, for what, where."""
+    rank, world = os.environ.get("RANK", "?"), os.environ.get("WORLD_SIZE", "?")
+    where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+    lines = str(exc).strip().splitlines()
+    cause = lines[0] if lines else type(exc).__name__  # torch appends C++ stack frames: keep the message
+    if rank == "0" and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        waited = f"waited for the other {int(world) - 1} rank(s) to join its store at {where}"
+    else:
+        waited = f"could not join the process group through the store of rank 0 at {where}"
+    return DistributedError(
+        f"rendezvous did not complete: rank {rank} of {world} {waited} for train.dist_timeout_s="
+        f"{timeout_s:g} s ({cause}); start every rank with the same MASTER_ADDR and MASTER_PORT "
+        "(torchrun does), or raise train.dist_timeout_s"
+    )
 
 
 def barrier() -> None:

@@ -717,39 +717,48 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
     Returns:
         ``{"run_id": ..., "metrics": {...}}``.
     """
-    from geograph.tracking import configure
-
     raw = _apply_fast(config) if fast else config
     cfg = CovisitConfig.from_dict(raw)
     uri = tracking_uri or cfg.tracking.tracking_uri
     import torch.distributed as tdist
 
     from geograph.distributed import cleanup, init_from_env
+    from geograph.distributed.failures import rank_failures
 
     owned = not (tdist.is_available() and tdist.is_initialized())
     info = init_from_env(cfg.train.dist_timeout_s)
+    ckpt = default_checkpoint_dir(cfg) / "last.pt" if cfg.model.family == "gnn" else None
     try:
-        if info.is_main:
-            configure(uri)  # fail before any work if the store is unreachable
-        from geograph.tasks.covisit_sharded import uses_state_loading
-
-        if world is None and not uses_state_loading(cfg):
-            world = load_world_for(cfg)
-        prep = prepare(cfg, world)  # per-state loading when world is still None
-        if not info.is_main:
-            # workers train their shard and join every collective; rank 0 alone logs
-            fr, metrics, _ = fit_and_score(prep, None, stop_after_epoch)
-            out = {"run_id": None, "metrics": metrics}
-        else:
-            fr, out = _tracked_run(cfg, config, prep, uri, info, stop_after_epoch)
-        out.update(rank=info.rank, world_size=info.world_size,
-                   groups=[prep.groups[i].sub.state for i in rank_groups(prep)],
-                   loaded=prep.shard.loaded if prep.shard is not None else None,
-                   param_checksum=_param_checksum(fr.model))
-        return out
+        with rank_failures(info, cfg.train.dist_timeout_s, ckpt):
+            return _run_rank(cfg, config, info, uri, world, stop_after_epoch)
     finally:
         if info.enabled and owned:
             cleanup()
+
+
+def _run_rank(cfg: CovisitConfig, config: dict, info, uri: str | None, world: World | None,
+              stop_after_epoch: int | None) -> dict:
+    """One rank's part of :func:`run_from_config` (all of it in one process)."""
+    from geograph.tracking import configure
+
+    if info.is_main:
+        configure(uri)  # fail before any work if the store is unreachable
+    from geograph.tasks.covisit_sharded import uses_state_loading
+
+    if world is None and not uses_state_loading(cfg):
+        world = load_world_for(cfg)
+    prep = prepare(cfg, world)  # per-state loading when world is still None
+    if not info.is_main:
+        # workers train their shard and join every collective; rank 0 alone logs
+        fr, metrics, _ = fit_and_score(prep, None, stop_after_epoch)
+        out = {"run_id": None, "metrics": metrics}
+    else:
+        fr, out = _tracked_run(cfg, config, prep, uri, info, stop_after_epoch)
+    out.update(rank=info.rank, world_size=info.world_size,
+               groups=[prep.groups[i].sub.state for i in rank_groups(prep)],
+               loaded=prep.shard.loaded if prep.shard is not None else None,
+               param_checksum=_param_checksum(fr.model))
+    return out
 
 
 def _weights_state(fr: FitResult, prep: Prepared) -> dict:
@@ -790,6 +799,7 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
 
     import mlflow
 
+    from geograph.distributed.failures import record_run
     from geograph.tasks.covisit_predictor import save_bundle
     from geograph.tracking import start_run
     from geograph.tracking.tags import run_tags
@@ -800,6 +810,9 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
                  "geograph.world_size": str(info.world_size)})
     run_name = cfg.tracking.run_name or f"{cfg.name}-s{cfg.train.seed}"
     with start_run(cfg.tracking.experiment, run_name, params=cfg.to_dict(), tags=tags, tracking_uri=uri) as active:
+        if info.enabled:  # the launcher marks it FAILED if this process is killed (SIGKILL)
+            ckpt = default_checkpoint_dir(cfg) / "last.pt" if cfg.model.family == "gnn" else None
+            record_run(active.info.run_id, mlflow.get_tracking_uri(), ckpt)
         if prep.shard is not None:
             summary = {f"data_{k}": v for k, v in prep.shard.summary.items()}
             mlflow.set_tag("geograph.loading", "per_state")

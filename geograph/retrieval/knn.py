@@ -40,6 +40,24 @@ class KNNGeolocator:
         return self
 
     @torch.no_grad()
+    def neighbours(
+        self, queries: np.ndarray | torch.Tensor, batch_size: int = 2048
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coordinates ``(Q, k, 2)`` of each query's ``k`` nearest database items and their
+        normalised ``1 / d^power`` weights ``(Q, k)`` (the KDE input of :meth:`predict`)."""
+        if self.keys is None or self.latlon is None:
+            raise RuntimeError("KNNGeolocator is not fitted; call fit() first")
+        q = torch.nn.functional.normalize(torch.as_tensor(np.asarray(queries, dtype=np.float32)), dim=1)
+        cands, weights = [], []
+        for start in range(0, len(q), batch_size):
+            s, i = chunked_topk(q[start : start + batch_size], self.keys, self.k)
+            d = torch.sqrt((2 - 2 * s.double()).clamp(min=1e-12))
+            w = torch.exp(-self.power * torch.log(d))
+            cands.append(self.latlon[i])
+            weights.append(w / w.sum(1, keepdim=True))
+        return torch.cat(cands), torch.cat(weights)
+
+    @torch.no_grad()
     def predict(
         self, queries: np.ndarray | torch.Tensor, batch_size: int = 2048
     ) -> tuple[np.ndarray, np.ndarray]:

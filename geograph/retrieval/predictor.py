@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from geograph.geo.h3cells import cell_area_km2, latlng_to_cells
 from geograph.retrieval.gallery import Gallery
 from geograph.retrieval.head import RetrievalHead
-from geograph.retrieval.kde import kde_mode
+from geograph.retrieval.kde import kde_mode, product_kde_mode
+from geograph.retrieval.knn import KNNGeolocator
 
 RANGE_VALUES = ("raw", "projected")
 
@@ -49,6 +50,13 @@ class GeoPredictor:
         kde_temperature: Multiplier of the head's logit scale in the candidate probabilities
             ``softmax(kde_temperature * scale * score)`` (default 1; below 1 flattens the
             weights the KDE votes with, and the confidence).
+        knn: A fitted :class:`KNNGeolocator` over a geotagged database of raw query embeddings
+            (e.g. the training texts), used when ``fusion_weight > 0``.
+        fusion_weight: ``m`` in ``[0, 1)``: predict the mode of ``f_head^(1-m) * f_knn^m``, the
+            product of the KDE of the head's top-k gallery points and the KDE of the query's
+            kNN neighbours in embedding space (:func:`product_kde_mode`; needs
+            ``kde_bandwidth_km``). Default 0: the head alone. Recall vs Area and the ranked
+            regions stay those of the head's scores.
     """
 
     def __init__(
@@ -62,7 +70,13 @@ class GeoPredictor:
         range_weight: float = 0.0,
         range_values: str = "raw",
         kde_temperature: float = 1.0,
+        knn: KNNGeolocator | None = None,
+        fusion_weight: float = 0.0,
     ) -> None:
+        if not 0.0 <= fusion_weight < 1.0:
+            raise ValueError(f"fusion_weight must be in [0, 1), got {fusion_weight}")
+        if fusion_weight > 0 and (knn is None or kde_bandwidth_km is None):
+            raise ValueError("fusion_weight > 0 needs a fitted knn and a kde_bandwidth_km")
         if kde_temperature <= 0:
             raise ValueError(f"kde_temperature must be > 0, got {kde_temperature}")
         if range_values not in RANGE_VALUES:
@@ -76,6 +90,7 @@ class GeoPredictor:
         self.region_resolution, self.chunk_size = region_resolution, chunk_size
         self.range_weight, self.range_values = range_weight, range_values
         self.kde_temperature = kde_temperature
+        self.knn, self.fusion_weight = knn, fusion_weight
         self._region_index: tuple[list[str], torch.Tensor, np.ndarray, dict[str, int]] | None = None
 
     @torch.no_grad()
@@ -106,7 +121,8 @@ class GeoPredictor:
             num_regions: Also return this many ranked H3 regions per query (0: none).
         """
         scores, index = self.search(queries, batch_size)
-        return self.predict_from_search(scores, index, batch_size, num_regions)
+        nb = self.knn.neighbours(queries) if self.fusion_weight > 0 and self.knn is not None else None
+        return self.predict_from_search(scores, index, batch_size, num_regions, neighbours=nb)
 
     @torch.no_grad()
     def search(
@@ -126,13 +142,23 @@ class GeoPredictor:
 
     @torch.no_grad()
     def predict_from_search(
-        self, scores: torch.Tensor, index: torch.Tensor, batch_size: int = 1024, num_regions: int = 0
+        self,
+        scores: torch.Tensor,
+        index: torch.Tensor,
+        batch_size: int = 1024,
+        num_regions: int = 0,
+        neighbours: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Prediction:
         """:meth:`predict` from a :meth:`search` result (the knobs after the search — KDE
         bandwidth and temperature — can be varied without searching again).
 
+        ``neighbours`` is :meth:`KNNGeolocator.neighbours` of the same queries (needed when
+        ``fusion_weight > 0``).
+
         Shapes: ``scores`` and ``index`` ``(Q, k)``.
         """
+        if self.fusion_weight > 0 and neighbours is None:
+            raise ValueError("fusion_weight > 0: pass the queries' kNN neighbours")
         lat, conf, tidx, tprob, regions = [], [], [], [], []
         scale = float(self.head.scale.detach()) * self.kde_temperature
         for start in range(0, len(scores), batch_size):
@@ -142,6 +168,12 @@ class GeoPredictor:
             if self.kde_bandwidth_km is None:
                 lat.append(cand[:, 0])
                 conf.append(prob[:, 0])
+            elif self.fusion_weight > 0:
+                assert neighbours is not None
+                nc, nw = neighbours[0][start : start + batch_size], neighbours[1][start : start + batch_size]
+                m, c = product_kde_mode(cand, prob, nc, nw, self.kde_bandwidth_km, self.fusion_weight)
+                lat.append(m)
+                conf.append(c)
             else:
                 m, c = kde_mode(cand, prob, self.kde_bandwidth_km)
                 lat.append(m)

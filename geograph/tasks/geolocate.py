@@ -46,6 +46,7 @@ from geograph.retrieval import (
     build_gallery_keys,
     weighted_mode,
 )
+from geograph.retrieval.kde import product_kde_mode
 from geograph.retrieval.predictor import combine_keys, gallery_parts
 from geograph.tasks.config import _typed
 
@@ -222,6 +223,13 @@ class PredictConfig:
             (highest mean accuracy over the 1 / 25 / 200 / 750 / 2500 km thresholds).
         region_resolution: H3 resolution of ranked regions and Recall vs Area.
         batch_size: Queries per search batch.
+        fusion_weight: ``m`` (0: off): predict the mode of ``f_head^(1-m) * f_knn^m``, the
+            product of the head's KDE and the KDE of the query's kNN neighbours among the
+            training queries in embedding space (see :func:`~geograph.retrieval.product_kde_mode`);
+            needs a KDE bandwidth (top-1 settings of ``kde_grid`` are skipped).
+        fusion_grid: Values of ``m`` tried on validation when fusion is on and ``tune_on_val``.
+        fusion_knn_k: Neighbours of the fused kNN density.
+        fusion_knn_power: Their weight ``1 / d^power``.
     """
 
     gallery: str = "train"
@@ -234,8 +242,19 @@ class PredictConfig:
     select_metric: str = "median_km"
     region_resolution: int = 4
     batch_size: int = 1024
+    fusion_weight: float = 0.0
+    fusion_grid: list = field(default_factory=lambda: [0.5, 0.75, 0.9, 0.95])
+    fusion_knn_k: int = 100
+    fusion_knn_power: float = 5.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.fusion_weight, (int, float)) or not 0.0 <= self.fusion_weight < 1.0:
+            raise ConfigError(f"predict.fusion_weight must be in [0, 1), got {self.fusion_weight!r}")
+        for m in self.fusion_grid:
+            if not isinstance(m, (int, float)) or not 0.0 < m < 1.0:
+                raise ConfigError(f"predict.fusion_grid values must be in (0, 1), got {m!r}")
+        if self.fusion_knn_k < 1:
+            raise ConfigError(f"predict.fusion_knn_k must be >= 1, got {self.fusion_knn_k}")
         if self.select_metric not in SELECT_METRICS:
             raise ConfigError(
                 f"predict.select_metric must be one of {SELECT_METRICS}, got {self.select_metric!r}"
@@ -872,6 +891,11 @@ def gallery_graph(pc: PropagationConfig, gallery: Gallery) -> torch.Tensor | Non
     return knn_graph_latlon(gallery.latlon.numpy(), pc.appnp_neighbors)
 
 
+def _fusion_knn(pc: PredictConfig) -> KNNGeolocator:
+    """The kNN of the fused density (its bandwidth is the head's KDE bandwidth, unused here)."""
+    return KNNGeolocator(k=pc.fusion_knn_k, power=pc.fusion_knn_power)
+
+
 def _range_module(pc: PropagationConfig):
     from geograph.nn.propagation import RANGEAugmentation
 
@@ -1065,19 +1089,32 @@ def select_all(
         if r is not None:
             cache[key_r] = r
     e, r = cache[key_e], cache.get(key_r) if prop.range_on else None
+    fuse = pc.fusion_weight > 0
+    knn, nb = None, None
+    if fuse:  # the kNN neighbours of the validation queries do not depend on the head's knobs
+        key_n = ("knn", pc.fusion_knn_k, pc.fusion_knn_power)
+        if key_n not in cache:
+            knn = _fusion_knn(pc).fit(q_tr, ll_tr)
+            cache[key_n] = (knn, knn.neighbours(q_val))
+        knn, nb = cache[key_n]
+    mixes = [float(x) for x in _grid(pc.fusion_grid, pc.fusion_weight, tune)] if fuse else [0.0]
+    scale = float(head.scale.detach())
     for w in weights:
         g = Gallery(gallery.latlon, gallery.name)
         g._cells = gallery._cells
         g.set_embeddings(combine_keys(e, r, float(w), _appnp(prop), edges))
         found = None  # the top-k search does not depend on the KDE knobs: done once per weight
         for bw in _grid(pc.kde_grid, pc.kde_bandwidth_km, tune):
+            if fuse and bw is None:
+                continue  # fusion multiplies densities: it needs a bandwidth
             temps = (
                 [pc.kde_temperature]
                 if bw is None
                 else _grid(pc.kde_temperature_grid, pc.kde_temperature, tune)
             )
-            for temp in temps:
-                gp = GeoPredictor(
+
+            def predictor(temp: float, mix: float, g=g, bw=bw, w=w) -> GeoPredictor:
+                return GeoPredictor(
                     head,
                     g,
                     top_k=pc.top_k,
@@ -1086,24 +1123,38 @@ def select_all(
                     range_weight=float(w),
                     range_values=prop.range_values,
                     kde_temperature=float(temp),
+                    knn=knn,
+                    fusion_weight=mix,
                 )
-                if found is None:
-                    found = gp.search(q_val, batch_size=pc.batch_size)
-                m = scored(gp.predict_from_search(*found, batch_size=pc.batch_size).latlon)
+
+            if found is None:
+                found = predictor(temps[0], 0.0).search(q_val, batch_size=pc.batch_size)
+            if fuse:  # every temperature and mix from one kernel matrix
+                probs = torch.stack([torch.softmax(float(t) * scale * found[0].double(), 1) for t in temps])
+                modes, _ = product_kde_mode(gallery.latlon[found[1]], probs, nb[0], nb[1], float(bw), mixes)
+                preds = {
+                    (t, mx): modes[a, b].numpy() for a, t in enumerate(temps) for b, mx in enumerate(mixes)
+                }
+            else:
+                preds = {
+                    (t, 0.0): predictor(t, 0.0).predict_from_search(*found, batch_size=pc.batch_size).latlon
+                    for t in temps
+                }
+            for (temp, mix), pred in preds.items():
+                m = scored(pred)
                 if log:
                     log(
-                        f"range_weight={w} kde={bw} temperature={temp}: val median {m['median_km']:.0f} km, "
-                        f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
+                        f"range_weight={w} kde={bw} temperature={temp} fusion={mix}: val median "
+                        f"{m['median_km']:.0f} km, {SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
                     )
-                best.offer(
-                    m,
-                    gp,
-                    {
-                        "range_weight": float(w),
-                        "kde_bandwidth_km": -1.0 if bw is None else float(bw),
-                        "kde_temperature": float(temp),
-                    },
-                )
+                choice = {
+                    "range_weight": float(w),
+                    "kde_bandwidth_km": -1.0 if bw is None else float(bw),
+                    "kde_temperature": float(temp),
+                }
+                if fuse:
+                    choice["fusion_weight"] = mix
+                best.offer(m, predictor(temp, mix), choice)
     return best.result("head")
 
 
@@ -1162,7 +1213,7 @@ def save_geolocator(cfg: GeolocateConfig, sel: Selected, data: GeoData, folder: 
         "gallery_keys": gp.gallery.embeddings.detach().cpu(),
         "choice": dict(sel.choice),
     }
-    if gp.range_weight > 0:
+    if gp.range_weight > 0 or gp.fusion_weight > 0:  # the RANGE / kNN database
         idx = data.split["train"]
         state["database_latlon"] = torch.as_tensor(data.latlon[idx])
         state["database_queries"] = torch.as_tensor(data.queries[idx])
@@ -1202,6 +1253,8 @@ class LoadedGeolocator:
             range_weight=w,
             range_values=p.range_values,
             kde_temperature=p.kde_temperature,
+            knn=p.knn,
+            fusion_weight=p.fusion_weight,
         )
 
     @property
@@ -1248,6 +1301,12 @@ def load_geolocator(folder: str | Path) -> LoadedGeolocator:
         kde_temperature=float(ch.get("kde_temperature", pc.kde_temperature)),
     )
     db = (state["database_latlon"], state["database_queries"]) if "database_latlon" in state else None
+    fusion = float(ch.get("fusion_weight", 0.0))
+    if fusion > 0:
+        if db is None:
+            raise CheckpointError(f"{path} uses kNN fusion but carries no database")
+        gp.knn = _fusion_knn(cfg.predict).fit(db[1].numpy(), db[0].numpy())
+        gp.fusion_weight = fusion
     return LoadedGeolocator(cfg, gp, db)
 
 

@@ -26,6 +26,7 @@ HEAD_CFG = {
     "data": WORLD,
     "encoder": {"name": "sinusoidal", "pretrained": False},
     "propagation": {"range_weight": 1.0, "appnp_k": 3},
+    "train": {"checkpoint": False},  # checkpoints are tested in test_resume.py (not under ./mlruns)
     "tracking": {"experiment": "geoloc_tests"},
 }
 

@@ -81,7 +81,7 @@ def _report_failed_launch(rc: int, nproc: int, run_file) -> None:
         rec = fail_recorded_run(run_file, reason)
     except Exception as exc:  # noqa: BLE001 - the store may be down too; the exit code still tells
         rec, reason = None, f"{reason}; could not mark its MLflow run FAILED: {exc}"
-    where = f"; MLflow run {rec['run_id']} is marked FAILED" if rec else "; no MLflow run was started"
+    where = f"; MLflow run {rec['run_id']} is marked FAILED" if rec else "; no MLflow run was recorded"
     ckpt = Path(rec["checkpoint"]) if rec and rec.get("checkpoint") else None
     if ckpt is not None and ckpt.exists():
         where += f"; the last checkpoint {ckpt} is kept: rerun with --resume to continue from it"

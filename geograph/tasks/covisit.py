@@ -810,9 +810,9 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
                  "geograph.world_size": str(info.world_size)})
     run_name = cfg.tracking.run_name or f"{cfg.name}-s{cfg.train.seed}"
     with start_run(cfg.tracking.experiment, run_name, params=cfg.to_dict(), tags=tags, tracking_uri=uri) as active:
-        if info.enabled:  # the launcher marks it FAILED if this process is killed (SIGKILL)
-            ckpt = default_checkpoint_dir(cfg) / "last.pt" if cfg.model.family == "gnn" else None
-            record_run(active.info.run_id, mlflow.get_tracking_uri(), ckpt)
+        # for `geograph train --nproc`, which marks the run FAILED if this process is SIGKILLed
+        ckpt = default_checkpoint_dir(cfg) / "last.pt" if cfg.model.family == "gnn" else None
+        record_run(active.info.run_id, mlflow.get_tracking_uri(), ckpt)
         if prep.shard is not None:
             summary = {f"data_{k}": v for k, v in prep.shard.summary.items()}
             mlflow.set_tag("geograph.loading", "per_state")

@@ -15,6 +15,9 @@ import pytest
 import yaml
 
 from geograph.data import write_world
+from geograph.distributed import DistInfo
+from geograph.distributed.env import DistributedError
+from geograph.distributed.failures import RUN_FILE_ENV, rank_failures, record_run
 from geograph.graph.cache import load_checked
 from geograph.tasks.covisit import run_from_config
 from geograph.testing import tiny_world
@@ -99,6 +102,63 @@ def test_rendezvous_that_never_completes_fails_within_the_timeout(tmp_path, worl
     assert elapsed < RENDEZVOUS_TIMEOUT_S + 45, elapsed
     assert not (tmp_path / "mlflow.db").exists()  # no run was started
     print(f"rank {rank} alone: exit after {elapsed:.1f} s (train.dist_timeout_s={RENDEZVOUS_TIMEOUT_S})")
+
+
+def test_rank_failures_turns_a_lost_peer_and_sigterm_into_a_distributed_error(tmp_path):
+    info = DistInfo(rank=1, world_size=2)
+    ckpt = tmp_path / "last.pt"
+    gloo = "[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:4327"
+    with pytest.raises(DistributedError, match=r"^rank 1 of 2 lost contact with another rank: .*=7 s "
+                       r"\(Connection closed by peer \[127.0.0.1\]:4327\); no checkpoint was written yet$"):  # fmt: skip
+        with rank_failures(info, 7, ckpt):
+            raise RuntimeError(gloo)
+    ckpt.write_bytes(b"x")
+    with pytest.raises(
+        DistributedError, match=rf"^rank 1 of 2 was stopped by SIGTERM .*checkpoint {ckpt} is kept"
+    ):
+        with rank_failures(info, 7, ckpt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+    with pytest.raises(ValueError, match="unrelated"):  # other errors pass through unchanged
+        with rank_failures(info, 7, ckpt):
+            raise ValueError("unrelated")
+    with pytest.raises(RuntimeError, match="peer"):  # one process: nothing is converted
+        with rank_failures(DistInfo(), 7, ckpt):
+            raise RuntimeError("Connection closed by peer")
+
+
+def test_launcher_marks_a_run_left_running_failed(tmp_path, monkeypatch, capsys):
+    from geograph.cli.train_cmd import _report_failed_launch
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    run = client.create_run(client.create_experiment("launch"))  # RUNNING, as a SIGKILLed rank 0 leaves it
+    run_file = tmp_path / "run.json"
+    ckpt = tmp_path / "ckpt" / "last.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"x")
+    monkeypatch.setenv(RUN_FILE_ENV, str(run_file))
+    record_run(run.info.run_id, uri, ckpt)
+    _report_failed_launch(1, 2, run_file)
+    after = client.get_run(run.info.run_id)
+    assert after.info.status == "FAILED"
+    assert (
+        after.data.tags["geograph.end_reason"]
+        == "torchrun exited with code 1: a rank of 2 failed or was killed"
+    )
+    err = capsys.readouterr().err
+    assert f"MLflow run {run.info.run_id} is marked FAILED; the last checkpoint {ckpt} is kept" in err
+    # a run rank 0 closed itself keeps its status and reason
+    closed = client.create_run(after.info.experiment_id)
+    client.set_tag(closed.info.run_id, "geograph.end_reason", "rank 0 of 2 lost contact with another rank")
+    client.set_terminated(closed.info.run_id, status="FAILED")
+    record_run(closed.info.run_id, uri, ckpt)
+    _report_failed_launch(1, 2, run_file)
+    assert client.get_run(closed.info.run_id).data.tags["geograph.end_reason"].startswith("rank 0 of 2 lost")
+    # no recorded run: said so
+    _report_failed_launch(1, 2, tmp_path / "absent.json")
+    assert "no MLflow run was recorded" in capsys.readouterr().err
 
 
 def _descendants(pid: int) -> list[int]:

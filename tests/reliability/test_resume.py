@@ -3,8 +3,8 @@
 ``geograph train covisit`` runs on a tiny world with a checkpoint every epoch; one run goes
 through, another is SIGKILLed once the checkpoint of a random (seeded) epoch exists and is
 rerun with ``--resume``. Test metrics, the per-epoch history and the number of epochs must
-equal the uninterrupted run's. The geolocation task has no checkpoint / resume: that gap is a
-strict xfail here and is listed in docs/readme/reliability.md.
+equal the uninterrupted run's. `geograph train geolocate` is killed and resumed the same way
+(its test metrics and per-epoch validation history must match too).
 """
 
 from __future__ import annotations
@@ -122,17 +122,95 @@ def test_covisit_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> No
     record("resume.covisit", results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the geolocation task has no checkpoint / resume (no train.resume, no "
-    "checkpoint file): a killed geolocation training starts over; reported to the lead",
-)
-def test_geolocate_has_resume() -> None:
-    from geograph.errors import ConfigError
-    from geograph.tasks.geolocate import GeolocateConfig
+GEO_EPOCHS = 16
 
-    try:
-        cfg = GeolocateConfig.from_dict({"train": {"resume": True, "checkpoint_dir": "x"}})
-    except ConfigError as exc:
-        raise AssertionError(f"no resume option: {exc}") from exc
-    assert cfg.train.resume
+
+def _geolocate_config(path: Path, checkpoint_dir: Path) -> Path:
+    """A geolocation config that trains in seconds on a generated world (checkpoint every epoch);
+    dropout draws from the global RNG, so the checkpoint's RNG state matters."""
+    import yaml
+
+    cfg = {
+        "name": "reliability_geo",
+        "data": {"source": "world", "n_pois": 300, "n_images": 2000},
+        "encoder": {"name": "sinusoidal", "pretrained": False},
+        "head": {"hidden": 64, "queue_size": 256, "dropout": 0.1},
+        "train": {
+            "epochs": GEO_EPOCHS,
+            "batch_size": 64,
+            "device": "cpu",
+            "checkpoint_dir": str(checkpoint_dir),
+        },
+        "predict": {"top_k": 32, "kde_grid": [None, 200.0], "kde_temperature_grid": [1.0]},
+        "tracking": {"experiment": "reliability", "log_model": False, "log_plots": False},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _geolocate_cli(config: Path, uri: str, *, resume: bool = False, background: bool = False):
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "geograph",
+        "train",
+        "geolocate",
+        "--config",
+        str(config),
+        "--tracking-uri",
+        uri,
+    ]
+    cmd += ["--resume"] if resume else []
+    env = dict(os.environ, OMP_NUM_THREADS="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+    if background:
+        return subprocess.Popen(
+            cmd, cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+    return subprocess.run(cmd, cwd=config.parent, capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.mark.slow
+def test_geolocate_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> None:
+    """``geograph train geolocate`` SIGKILLed after a seeded random epoch and rerun with
+    ``--resume``: the same test metrics and per-epoch validation history as an uninterrupted run."""
+    _epoch_of(tmp_path / "none.pt")  # import torch now, not while a training races ahead
+    uri_a = f"sqlite:///{tmp_path / 'a.db'}"
+    done = _geolocate_cli(_geolocate_config(tmp_path / "a.yaml", tmp_path / "ckpt_a"), uri_a)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client_a, run_a = finished_run(uri_a)
+    test_a = {k: v for k, v in run_a.data.metrics.items() if k.startswith("test_")}
+    hist_a = sorted(client_a.get_metric_history(run_a.info.run_id, "val_acc_mean"), key=lambda m: m.step)
+    # per-epoch values at steps 1..E, the selected setting's at step 0
+    assert [m.step for m in hist_a] == list(range(GEO_EPOCHS + 1)) and test_a
+
+    target = random.Random(5).randint(2, GEO_EPOCHS // 3)
+    uri_b = f"sqlite:///{tmp_path / 'b.db'}"
+    cfg_b = _geolocate_config(tmp_path / "b.yaml", tmp_path / "ckpt_b")
+    killed_at = kill_after_epoch(
+        _geolocate_cli(cfg_b, uri_b, background=True), tmp_path / "ckpt_b" / "last.pt", target
+    )
+    bump("faults.training_sigkill")
+    again = _geolocate_cli(cfg_b, uri_b, resume=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    client_b, run_b = finished_run(uri_b)
+    resumed_from = int(run_b.data.tags["geograph.resumed_from_epoch"])
+    assert resumed_from >= killed_at
+    test_b = {k: v for k, v in run_b.data.metrics.items() if k.startswith("test_")}
+    hist_b = sorted(client_b.get_metric_history(run_b.info.run_id, "val_acc_mean"), key=lambda m: m.step)
+    assert set(test_b) == set(test_a)
+    for k in test_a:
+        assert math.isclose(test_a[k], test_b[k], rel_tol=0, abs_tol=1e-9), (k, test_a[k], test_b[k])
+    assert [(m.step, m.value) for m in hist_b] == [(m.step, m.value) for m in hist_a]
+    record(
+        "resume.geolocate",
+        {
+            "killed_after_epoch": killed_at,
+            "resumed_from": resumed_from,
+            "epochs": len(hist_b),
+            "test_acc_200km": test_b["test_acc_200km"],
+            "max_abs_diff_test_metrics": max(abs(test_a[k] - test_b[k]) for k in test_a),
+        },
+    )

@@ -3,7 +3,7 @@
     .venv/bin/python tests/reliability/error_table.py > /tmp/errors.md
 
 Collects every ``raise`` of a geograph error (DataValidationError, ConfigError,
-CheckpointError, TrackingError, and the ``ctx.error`` / helper calls that build them) from
+CheckpointError, TrackingError, DistributedError, and the ``ctx.error`` / helper calls that build them) from
 the package source with ``ast``, renders each message template (``<name>`` where the message
 inserts a value) and pairs it with what to do (the rules below; messages that already say how
 to fix themselves get "as the message says").
@@ -20,6 +20,7 @@ ERRORS = {
     "ConfigError",
     "CheckpointError",
     "TrackingError",
+    "DistributedError",
     "GeographError",
     "error",
     "unknown_value_error",
@@ -37,6 +38,7 @@ AREAS = [
     ("nn/", "Models"),
     ("tasks/", "Training, evaluation and models"),
     ("tracking/", "MLflow tracking, suites, registry, UI"),
+    ("distributed/", "Distributed training"),
     ("retrieval/", "Geolocation galleries"),
     ("analytics/", "Analytics queries and maps"),
     ("cli/", "Command line"),

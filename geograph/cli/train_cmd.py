@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_args(g, DEFAULTS["geolocate"])
     g.add_argument("--seed", type=int, default=None, help="shortcut for --set train.seed=N")
     g.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this config")
+    g.add_argument("--nproc", type=int, default=None,
+                   help="launch N processes on this machine with torchrun (data-parallel head, sharded gallery)")
     g.set_defaults(func=_train_geolocate)
 
 
@@ -128,8 +130,12 @@ def _train_covisit(args) -> int:
 
 
 def _train_geolocate(args) -> int:
+    import sys
+
     from geograph.tasks.config import apply_overrides
 
+    if args.nproc:
+        return launch_torchrun(args.nproc, _strip_nproc(sys.argv[1:]))
     cfg = load_config(args)
     extra = []
     if args.seed is not None:

@@ -18,7 +18,7 @@ from geograph.constants import LAT, LON
 from geograph.errors import CheckpointError, DataValidationError
 from geograph.geo.distance import check_lat_lon
 from geograph.geo.h3cells import cell_centers, latlng_to_cells
-from geograph.retrieval.search import chunked_topk
+from geograph.retrieval.search import sharded_topk
 
 GEOCLIP_GALLERY_RELPATH = ("model", "gps_gallery", "coordinates_100K.csv")
 GALLERY_SOURCES = ("geoclip", "h3", "train")
@@ -178,13 +178,14 @@ class Gallery:
     def search(
         self, queries: torch.Tensor, k: int = 1, chunk_size: int = 65536
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact top-``k`` candidates by inner product; see :func:`chunked_topk`.
+        """Exact top-``k`` candidates by inner product; see :func:`~geograph.retrieval.search.sharded_topk`.
 
         Shapes: ``queries`` ``(Q, D)``; returns scores and indices ``(Q, k)``.
         """
         if self.embeddings is None:
             raise RuntimeError("gallery is not embedded yet; call gallery.embed(encoder) first")
-        return chunked_topk(queries.to(self.embeddings.dtype), self.embeddings, k, chunk_size)
+        # under torchrun each rank scans its shard of the gallery; the top-k are merged
+        return sharded_topk(queries.to(self.embeddings.dtype), self.embeddings, k, chunk_size)
 
     def cells(self, resolution: int) -> list[str]:
         """H3 cell of every candidate at ``resolution`` (cached)."""

@@ -144,8 +144,22 @@ class RetrievalHead(nn.Module):
         self._cache_kind = kind
 
     # --- training ---------------------------------------------------------------------
+    def forward(
+        self,
+        queries: torch.Tensor,
+        latlon: torch.Tensor,
+        index: torch.Tensor | None = None,
+        enqueue: bool = True,
+    ) -> torch.Tensor:
+        """The training loss (:meth:`loss`), so that ``DistributedDataParallel`` can wrap the head."""
+        return self.loss(queries, latlon, index, enqueue)
+
     def loss(
-        self, queries: torch.Tensor, latlon: torch.Tensor, index: torch.Tensor | None = None
+        self,
+        queries: torch.Tensor,
+        latlon: torch.Tensor,
+        index: torch.Tensor | None = None,
+        enqueue: bool = True,
     ) -> torch.Tensor:
         """InfoNCE of each query against its own GPS, the batch's other GPS and the queue.
 
@@ -156,6 +170,8 @@ class RetrievalHead(nn.Module):
             queries: Query embeddings.
             latlon: True coordinates of each query, degrees.
             index: Optional row of each coordinate in the :meth:`cache_locations` table.
+            enqueue: Push this batch into the queue (data-parallel training pushes the whole
+                global batch itself, so that every rank keeps the same queue).
 
         Shapes: ``queries`` ``(B, query_dim)``, ``latlon`` ``(B, 2)``, ``index`` ``(B,)``.
         """
@@ -177,7 +193,8 @@ class RetrievalHead(nn.Module):
             d = haversine_km_torch(a[:, None, 0], a[:, None, 1], b[None, :, 0], b[None, :, 1])
             target = torch.softmax(-d / self.geo_smoothing_km, dim=1).to(logits.dtype)
             loss = F.cross_entropy(logits, target)
-        self.enqueue(latlon.detach(), index)
+        if enqueue:
+            self.enqueue(latlon.detach(), index)
         return loss
 
     @torch.no_grad()

@@ -14,6 +14,7 @@ from geograph.retrieval.gallery import Gallery
 from geograph.retrieval.head import RetrievalHead
 from geograph.retrieval.kde import kde_mode, product_kde_mode
 from geograph.retrieval.knn import KNNGeolocator
+from geograph.retrieval.search import _distributed, gather_shards, shard_bounds
 
 RANGE_VALUES = ("raw", "projected")
 
@@ -265,9 +266,16 @@ def gallery_parts(
     enc = head.location_encoder
 
     def embed(ll: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            [head.encode_locations(ll[s : s + batch_size].to(dev, dt)) for s in range(0, len(ll), batch_size)]
-        )
+        # under torchrun each rank encodes its shard of the rows, then all ranks gather them
+        rank, world = _distributed()
+        lo, hi = shard_bounds(len(ll), rank, world)
+        mine = ll[lo:hi]
+        local = [
+            head.encode_locations(mine[s : s + batch_size].to(dev, dt))
+            for s in range(0, len(mine), batch_size)
+        ]
+        out = torch.cat(local) if local else torch.zeros(0, enc.out_dim, device=dev, dtype=dt)
+        return gather_shards(out, len(ll))
 
     was = enc.training
     enc.eval()

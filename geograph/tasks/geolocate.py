@@ -48,6 +48,7 @@ from geograph.retrieval import (
 )
 from geograph.retrieval.kde import product_kde_mode
 from geograph.retrieval.predictor import combine_keys, gallery_parts
+from geograph.retrieval.search import distributed_search
 from geograph.tasks.config import _typed
 
 METHODS = ("head", "knn", "prior")
@@ -183,6 +184,7 @@ class TrainConfig:
         checkpoint_dir: Its folder (default ``mlruns/checkpoints/<name>-<training key>``).
         resume: Continue from ``last.pt`` when it exists (a checkpoint of another training
             config is refused); the result equals an uninterrupted run with the same seed.
+        dist_timeout_s: Under ``torchrun``: rendezvous and collective timeout (seconds).
     """
 
     epochs: int = 10
@@ -196,6 +198,7 @@ class TrainConfig:
     checkpoint: bool = True
     checkpoint_dir: str | None = None
     resume: bool = False
+    dist_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -436,7 +439,12 @@ class GeolocateConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-_NOT_SHAPING = ("checkpoint", "checkpoint_dir", "resume")  # train keys that do not change the head
+_NOT_SHAPING = (
+    "checkpoint",
+    "checkpoint_dir",
+    "resume",
+    "dist_timeout_s",
+)  # train keys that do not change the head
 
 
 def _undot(d: dict) -> dict:
@@ -742,6 +750,7 @@ def fit(
     Raises:
         CheckpointError: ``resume`` found a damaged checkpoint or one of another training config.
     """
+    from geograph.distributed import dist_info
     from geograph.graph.cache import load_checked, save_checked
     from geograph.utils import seed_everything, select_device
 
@@ -770,6 +779,20 @@ def fit(
     if enc_params:
         groups.append({"params": enc_params, "lr": tc.encoder_lr if cfg.encoder.pretrained else tc.lr})
     opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
+    info = dist_info()
+    train_model: torch.nn.Module = head
+    if info.enabled:  # under torchrun: gradients averaged over ranks, parameters start equal
+        import inspect
+
+        from torch.nn.parallel import DistributedDataParallel
+
+        # the GPS queue buffers are kept equal by queueing the global batch: no per-step sync
+        sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else {"broadcast_buffers": False}
+        )
+        train_model = DistributedDataParallel(head, **sync)
     steps_per_epoch = math.ceil(len(idx_tr) / tc.batch_size)
     total_steps = tc.epochs * steps_per_epoch
     # one-cycle needs a few steps per phase; tiny (fast) runs keep a constant learning rate
@@ -810,14 +833,28 @@ def fit(
         total, n = 0.0, 0
         for s in range(0, len(perm), tc.batch_size):
             b = perm[s : s + tc.batch_size].to(device)
-            loss = head.loss(q[b], ll[b], index=b if frozen else None)
+            if info.enabled:
+                # data parallel: this rank's slice of the global batch; DDP averages the
+                # gradients, and every rank queues the whole batch (the queues stay equal)
+                if len(b) < info.world_size:
+                    continue  # a last batch too small to give every rank a row
+                mine = b.tensor_split(info.world_size)[info.rank]
+                loss = train_model(q[mine], ll[mine], mine if frozen else None, False)
+                head.enqueue(ll[b].detach(), b if frozen else None)
+            else:
+                mine = b
+                loss = head.loss(q[b], ll[b], index=b if frozen else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if sched is not None:
                 sched.step()
-            total += float(loss.detach()) * len(b)
-            n += len(b)
+            total += float(loss.detach()) * len(mine)
+            n += len(mine)
+        if info.enabled:
+            tot = torch.tensor([total, float(n)], dtype=torch.float64)
+            torch.distributed.all_reduce(tot)
+            total, n = float(tot[0]), int(tot[1])
         m = {"train_loss": total / n, "train_logit_scale": float(head.scale.detach())}
         m.update(prefixed(_quick_val(head, data, device), "val"))
         fr.history.append({"epoch": epoch, **m})
@@ -829,7 +866,7 @@ def fit(
         if not tc.select_on_val or score > best:
             best, fr.best_epoch = score, epoch
             best_state = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}
-        if tc.checkpoint:
+        if tc.checkpoint and info.is_main:  # one writer: the parameters are equal on every rank
             save_checked(
                 {
                     "training_key": key,
@@ -1438,20 +1475,69 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
         tracking_uri: Overrides ``tracking.tracking_uri``.
         fast: Shrink data, epochs and grids (:func:`apply_fast`) so the run takes seconds.
 
+    Under ``torchrun`` (``geograph train geolocate --nproc N``) every rank trains its slice of
+    each query batch (DistributedDataParallel), gallery embeddings and searches are split over
+    the ranks (:func:`~geograph.retrieval.search.distributed_search`), and rank 0 alone logs.
+
     Returns:
-        ``{"run_id": ..., "metrics": {...}}`` with ``train_`` / ``val_`` / ``test_`` keys.
+        ``{"run_id": ..., "metrics": {...}}`` with ``train_`` / ``val_`` / ``test_`` keys, plus
+        ``rank``, ``world_size`` and ``param_checksum`` (equal on every rank); ``run_id`` is
+        None on ranks other than 0.
     """
-    import tempfile
+    import torch.distributed as tdist
 
-    import mlflow
-
-    from geograph.tracking import configure, start_run
-    from geograph.tracking.tags import run_tags
+    from geograph.distributed import cleanup, init_from_env
+    from geograph.tracking import configure
 
     raw = apply_fast(config) if fast else config
     cfg = GeolocateConfig.from_dict(raw)
     uri = tracking_uri or cfg.tracking.tracking_uri
-    configure(uri)  # fail before any work if the store is unreachable
+    owned = not (tdist.is_available() and tdist.is_initialized())
+    info = init_from_env(cfg.train.dist_timeout_s)
+    try:
+        if info.is_main:
+            configure(uri)  # fail before any work if the store is unreachable
+            out = _tracked_run(cfg, uri, fast)
+        else:  # the other ranks train their slices and join every collective; rank 0 alone logs
+            data = prepare(cfg)
+            with distributed_search():
+                fr = fit(cfg, data) if cfg.method == "head" else None
+                sel = select(cfg, data, fr)
+                test_m, _, _ = evaluate(cfg, data, sel, "test")
+            out = {
+                "run_id": None,
+                "metrics": {**prefixed(sel.val_metrics, "val"), **prefixed(test_m, "test")},
+            }
+            out["head"] = fr.head if fr is not None else None
+        head = out.pop("head", None)
+        out.update(rank=info.rank, world_size=info.world_size, param_checksum=_param_checksum(head))
+        return out
+    finally:
+        if info.enabled and owned:
+            cleanup()
+
+
+def _param_checksum(head: torch.nn.Module | None) -> str | None:
+    """SHA-256 (16 hex) of a head's state: equal on every rank of a data-parallel run."""
+    if head is None:
+        return None
+    h = hashlib.sha256()
+    for k, v in sorted(head.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _tracked_run(cfg: GeolocateConfig, uri: str | None, fast: bool) -> dict:
+    """Rank 0's (or the single process's) run: fit, select, evaluate under MLflow."""
+    import tempfile
+
+    import mlflow
+
+    from geograph.distributed import dist_info
+    from geograph.tracking import start_run
+    from geograph.tracking.tags import run_tags
+
     data = prepare(cfg)
     tags = run_tags(data_fingerprint=data.fingerprint, config=cfg.to_dict())
     tags.update(
@@ -1460,6 +1546,7 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
             "geograph.config_name": cfg.name,
             "geograph.method": cfg.method,
             "geograph.fast": str(bool(fast)).lower(),
+            "geograph.world_size": str(dist_info().world_size),
         }
     )
     run_name = cfg.tracking.run_name or f"{cfg.name}-s{cfg.train.seed}"
@@ -1469,19 +1556,20 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
         mlflow.log_metrics({f"data_{k}": float(len(v)) for k, v in data.split.items()})
         fr = None
         metrics: dict[str, float] = {}
-        if cfg.method == "head":
-            fr = fit(cfg, data, on_epoch=lambda e, m: mlflow.log_metrics(m, step=e))
-            if fr.resumed_from:  # the epochs before the checkpoint ran in the killed run
-                mlflow.set_tag("geograph.resumed_from_epoch", str(fr.resumed_from))
-                for h in fr.history[: fr.resumed_from]:
-                    mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
-            metrics["train_time_s"] = fr.train_time_s
-            metrics["train_best_epoch"] = float(fr.best_epoch)
-            metrics["train_parameters"] = float(sum(p.numel() for p in fr.head.parameters()))
-        sel = select(cfg, data, fr)
-        mlflow.log_params({f"chosen.{k}": v for k, v in sel.choice.items()})
-        metrics.update(prefixed(sel.val_metrics, "val"))
-        test_m, pred, area = evaluate(cfg, data, sel, "test")
+        with distributed_search():  # the same collectives as the other ranks, in order
+            if cfg.method == "head":
+                fr = fit(cfg, data, on_epoch=lambda e, m: mlflow.log_metrics(m, step=e))
+                if fr.resumed_from:  # the epochs before the checkpoint ran in the killed run
+                    mlflow.set_tag("geograph.resumed_from_epoch", str(fr.resumed_from))
+                    for h in fr.history[: fr.resumed_from]:
+                        mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
+                metrics["train_time_s"] = fr.train_time_s
+                metrics["train_best_epoch"] = float(fr.best_epoch)
+                metrics["train_parameters"] = float(sum(p.numel() for p in fr.head.parameters()))
+            sel = select(cfg, data, fr)
+            mlflow.log_params({f"chosen.{k}": v for k, v in sel.choice.items()})
+            metrics.update(prefixed(sel.val_metrics, "val"))
+            test_m, pred, area = evaluate(cfg, data, sel, "test")
         metrics.update(prefixed(test_m, "test"))
         mlflow.log_metrics(metrics)
         q_te, ll_te = data.part("test")
@@ -1514,7 +1602,7 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
             if cfg.tracking.log_model and cfg.method == "head":
                 _log_pyfunc(cfg, sel, data, Path(tmp))
         run_id = active.info.run_id
-    return {"run_id": run_id, "metrics": metrics}
+    return {"run_id": run_id, "metrics": metrics, "head": fr.head if fr is not None else None}
 
 
 def geo_metrics_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:

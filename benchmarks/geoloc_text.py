@@ -64,11 +64,15 @@ ENCODERS = {
 # inference variants of each trained head (config overrides); "kNN fusion" multiplies the head's
 # KDE with the KDE of the query's kNN neighbours among the training texts (predict.fusion_weight)
 FUSION = {"predict": {"fusion_weight": 0.75}}
+HEAD_ONLY = {"predict": {"fusion_weight": 0.0}}
 PROPAGATION = {
-    "": {"propagation": {"range_weight": 0.0, "appnp_k": 0}},
-    " + RANGE": {"propagation": {"range_weight": 1.0, "appnp_k": 0}},
-    " + APPNP": {"propagation": {"range_weight": 0.0, "appnp_k": 10, "appnp_alpha": 0.5}},
-    " + RANGE + APPNP": {"propagation": {"range_weight": 1.0, "appnp_k": 10, "appnp_alpha": 0.5}},
+    "": {"propagation": {"range_weight": 0.0, "appnp_k": 0}, **HEAD_ONLY},
+    " + RANGE": {"propagation": {"range_weight": 1.0, "appnp_k": 0}, **HEAD_ONLY},
+    " + APPNP": {"propagation": {"range_weight": 0.0, "appnp_k": 10, "appnp_alpha": 0.5}, **HEAD_ONLY},
+    " + RANGE + APPNP": {
+        "propagation": {"range_weight": 1.0, "appnp_k": 10, "appnp_alpha": 0.5},
+        **HEAD_ONLY,
+    },
     " + kNN fusion": {"propagation": {"range_weight": 0.0, "appnp_k": 0}, **FUSION},
     " + RANGE + kNN fusion": {"propagation": {"range_weight": 1.0, "appnp_k": 0}, **FUSION},
 }

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/geoloc_text.py --quick        # 3,000 places, 2 epochs (minutes)
 
 Every method is fitted on the training split of a seed, its inference knobs (KDE bandwidth and
-temperature, RANGE weight, kNN k / bandwidth / power) are picked on that seed's validation
+temperature, RANGE weight, kNN-fusion weight, kNN k / bandwidth / power) are picked on that seed's validation
 split, and it is scored once on the held-out 20 % test split. Two validation criteria are
 reported side by side, each applied to every method: the lowest median error (the config
 default) and the highest mean accuracy over the five thresholds.

@@ -221,8 +221,12 @@ def test_text_config_fast_run(store):
     cfg = yaml.safe_load(
         (Path(__file__).resolve().parents[2] / "experiments" / "geolocate_text.yaml").read_text()
     )
+    cfg["train"]["checkpoint"] = False  # not under ./mlruns
     out = run_from_config(cfg, tracking_uri=store, fast=True)
     assert out["metrics"]["test_acc_2500km"] > 0.3
+    assert (
+        0 < float(mlflow.get_run(out["run_id"]).data.params["chosen.fusion_weight"]) < 1
+    )  # the config fuses
 
 
 def test_fit_keeps_the_best_validation_epoch():

@@ -18,8 +18,6 @@ from torch_geometric.nn import SAGEConv
 from torch_geometric.typing import OptPairTensor
 
 SPARSE_AGGRS = ("mean", "sum")
-# torch prints this once per process for any CSR tensor; the CSR product used here is stable
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
 def sparse_adjacency(
@@ -43,7 +41,11 @@ def sparse_adjacency(
     order = torch.argsort(dst, stable=True)
     crow = torch.zeros(num_dst + 1, dtype=torch.long, device=dev)
     crow[1:] = torch.cumsum(counts, 0)
-    return torch.sparse_csr_tensor(crow, src[order], w[order], (num_dst, num_src), check_invariants=False)
+    with warnings.catch_warnings():  # torch flags every CSR tensor as "beta" once per process
+        warnings.filterwarnings(
+            "ignore", message="Sparse CSR tensor support is in beta", category=UserWarning
+        )
+        return torch.sparse_csr_tensor(crow, src[order], w[order], (num_dst, num_src), check_invariants=False)
 
 
 class WeightedSAGEConv(SAGEConv):

@@ -232,7 +232,7 @@ def test_text_config_fast_run(store):
 def test_fit_keeps_the_best_validation_epoch():
     from geograph.tasks.geolocate import fit
 
-    cfg = GeolocateConfig.from_dict(apply_fast({**HEAD_CFG, "train": {"epochs": 3}}))
+    cfg = GeolocateConfig.from_dict(apply_fast({**HEAD_CFG, "train": {"epochs": 3, "checkpoint": False}}))
     fr = fit(cfg, prepare(cfg))
     meds = [h["val_median_km"] for h in fr.history]
     assert fr.best_epoch == 1 + int(np.argmin(meds))

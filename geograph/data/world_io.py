@@ -36,7 +36,7 @@ from geograph.data.readers import (
     read_regions,
 )
 from geograph.errors import DataValidationError
-from geograph.utils.atomic import atomic_write, atomic_write_text, remove_tree, replace_tree
+from geograph.utils.atomic import atomic_write, atomic_write_text, file_sha256, remove_tree, replace_tree
 
 TABLES = ("pois", "covisits", "images", "regions")
 REQUIRED_TABLES = ("pois", "covisits")
@@ -163,16 +163,8 @@ def _write_manifest(folder: Path, manifest: dict) -> None:
     atomic_write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _file_entry(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def _table_files(folder: Path, name: str) -> list[str]:
@@ -239,7 +231,7 @@ def verify_world(folder: str | Path, checksums: bool = True) -> None:
     for rel in sorted(listed):
         entry = files[rel]
         size_ok = (folder / rel).stat().st_size == entry.get("bytes")
-        if not size_ok or (checksums and _sha256(folder / rel) != entry.get("sha256")):
+        if not size_ok or (checksums and file_sha256(folder / rel) != entry.get("sha256")):
             raise DataValidationError(
                 f"file does not match manifest.json ({'size' if not size_ok else 'SHA-256'} differs): it was "
                 "damaged or changed after write_world wrote it; write the world again (or delete "

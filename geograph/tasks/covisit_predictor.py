@@ -12,7 +12,6 @@ holds the older ``gbt.joblib`` is refused with a :class:`CheckpointError` (retra
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from geograph.graph.split import PairSet
 from geograph.metrics import ranking_metrics, regression_metrics
 from geograph.nn.covisit_model import CovisitGNN, ModelConfig, transform_pair_features
 from geograph.tasks.config import CovisitConfig
+from geograph.utils.atomic import file_sha256
 
 BUNDLE = "bundle.pt"
 GBT_FILE = "gbt.skops"
@@ -43,14 +43,6 @@ GBT_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load_gbt(folder: Path, state: dict):
@@ -67,7 +59,7 @@ def _load_gbt(folder: Path, state: dict):
                 f"model.family=gbt) to save it as {GBT_FILE}"
             )
         raise CheckpointError(f"{folder} holds no {GBT_FILE}; the bundle's gradient-boosted model is missing")
-    if _sha256(path) != state.get("gbt_sha256"):
+    if file_sha256(path) != state.get("gbt_sha256"):
         raise CheckpointError(
             f"{path}: SHA-256 does not match the one recorded in {BUNDLE} (damaged, or not the file "
             f"saved with this model); train the model again"
@@ -94,10 +86,19 @@ def save_bundle(fit_result, prep, folder: str | Path) -> Path:
         "message": prep.split.message["test"],
         "weight_scale": prep.weight_scale,
         "groups": [gd.sub.state.split("+") for gd in prep.groups],
-        "scaler": {"mode": fit_result.scaler.mode, "mean": fit_result.scaler.mean, "std": fit_result.scaler.std},
+        "scaler": {
+            "mode": fit_result.scaler.mode,
+            "mean": fit_result.scaler.mean,
+            "std": fit_result.scaler.std,
+        },
         "eval": {
-            k: {"src": prep.split.pairs[k].src, "dst": prep.split.pairs[k].dst, "visitors": prep.split.pairs[k].visitors,
-                "rank_src": prep.rank[k].src, "rank_dst": prep.rank[k].dst}
+            k: {
+                "src": prep.split.pairs[k].src,
+                "dst": prep.split.pairs[k].dst,
+                "visitors": prep.split.pairs[k].visitors,
+                "rank_src": prep.rank[k].src,
+                "rank_dst": prep.rank[k].dst,
+            }
             for k in ("val", "test")
         },
         "fingerprint": prep.fingerprint,
@@ -108,7 +109,8 @@ def save_bundle(fit_result, prep, folder: str | Path) -> Path:
             "poi_in": fit_result.model.poi_in,
             "cell_in": fit_result.model.cell_in,
             "image_in": fit_result.model.image_in,
-            "naics_sizes": list(fit_result.model.naics.num_embeddings) if fit_result.model.naics is not None
+            "naics_sizes": list(fit_result.model.naics.num_embeddings)
+            if fit_result.model.naics is not None
             else [prep.pre.vocab.sizes()[lv] for lv in prep.pre.vocab.levels],
         }
     elif fam == "gravity":
@@ -122,7 +124,7 @@ def save_bundle(fit_result, prep, folder: str | Path) -> Path:
         with atomic_write(folder / GBT_FILE, suffix=".skops") as tmp:
             sio.dump(fit_result.model, tmp)
         (folder / LEGACY_GBT_FILE).unlink(missing_ok=True)
-        state["gbt_sha256"] = _sha256(folder / GBT_FILE)
+        state["gbt_sha256"] = file_sha256(folder / GBT_FILE)
     assert isinstance(fit_result.scaler, TargetScaler)
     save_checked(state, folder / BUNDLE)
     return folder
@@ -157,8 +159,13 @@ class CovisitPredictor:
         self.gbt = gbt
         if self.family == "gnn":
             d = state["dims"]
-            self.model = CovisitGNN(ModelConfig.from_dict(state["config"]["model"]), d["poi_in"], d["cell_in"],
-                                    d["image_in"], d["naics_sizes"])
+            self.model = CovisitGNN(
+                ModelConfig.from_dict(state["config"]["model"]),
+                d["poi_in"],
+                d["cell_in"],
+                d["image_in"],
+                d["naics_sizes"],
+            )
             self.model.load_state_dict(state["model"])
             self.model.eval()
 
@@ -260,7 +267,9 @@ class CovisitPredictor:
         return metrics_for(pairs, pred, e["rank_src"], rpred, split)
 
 
-def metrics_for(pairs: PairSet, pred: np.ndarray, rank_src: Tensor, rank_pred: np.ndarray, prefix: str) -> dict[str, float]:
+def metrics_for(
+    pairs: PairSet, pred: np.ndarray, rank_src: Tensor, rank_pred: np.ndarray, prefix: str
+) -> dict[str, float]:
     """Regression metrics on ``pairs`` and ranking metrics with the extra zero candidates."""
     y = torch.log1p(pairs.visitors.double()).numpy()
     out = {f"{prefix}_{k}": v for k, v in regression_metrics(y, pred).items()}
@@ -288,7 +297,9 @@ try:
             missing = [c for c in (SRC_POI, DST_POI) if c not in df.columns]
             if missing:
                 raise DataValidationError(f"model input lacks column(s) {missing}", field=missing[0])
-            vis = self.predictor.predict_ids(df[SRC_POI].astype(str).tolist(), df[DST_POI].astype(str).tolist())
+            vis = self.predictor.predict_ids(
+                df[SRC_POI].astype(str).tolist(), df[DST_POI].astype(str).tolist()
+            )
             return pd.DataFrame({"predicted_visitors": vis})
 
 except ImportError:  # pragma: no cover - mlflow is a core dependency

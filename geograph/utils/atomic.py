@@ -6,6 +6,7 @@ A process killed mid-write leaves either the old file or the new one, never half
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -70,3 +71,12 @@ def replace_tree(src: str | Path, dst: str | Path) -> None:
     os.rename(src, dst)
     if trash is not None:
         shutil.rmtree(trash)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

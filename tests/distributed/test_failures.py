@@ -4,7 +4,6 @@ the last checkpoint loads and resumes. Every process runs on 127.0.0.1 free port
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from geograph.distributed.failures import RUN_FILE_ENV, rank_failures, record_ru
 from geograph.graph.cache import load_checked
 from geograph.tasks.covisit import run_from_config
 from geograph.testing import tiny_world
+from geograph.tracking.server import free_port
 
 RENDEZVOUS_TIMEOUT_S = 5  # train.dist_timeout_s of the rendezvous tests
 # train.dist_timeout_s of the training runs: longer than rank 0's MLflow set-up, during which
@@ -28,12 +28,6 @@ RENDEZVOUS_TIMEOUT_S = 5  # train.dist_timeout_s of the rendezvous tests
 # at once anyway (its sockets close)
 TRAIN_TIMEOUT_S = 60
 EXIT_BOUND_S = 60  # from the failure to the launcher's exit (measured 4-6 s on an idle 2-core machine)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +72,7 @@ def test_rendezvous_that_never_completes_fails_within_the_timeout(tmp_path, worl
     # a world of 2 where only this rank starts (rank 0: nobody joins its store; rank 1: nothing
     # listens at the master port)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(_config(world_dir, tmp_path, RENDEZVOUS_TIMEOUT_S)))
-    port = _free_port()
+    port = free_port()
     env = _env(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
@@ -210,7 +204,7 @@ def test_a_lost_rank_ends_the_run_failed_and_keeps_a_resumable_checkpoint(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     if launcher == "torchrun":
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
-               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), "--max-restarts", "0",
+               "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "--max-restarts", "0",
                *_geograph(tmp_path)]  # fmt: skip
     else:
         cmd = [sys.executable, *_geograph(tmp_path), "--nproc", "2"]

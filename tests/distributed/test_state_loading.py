@@ -3,7 +3,6 @@ transforms and the metrics equal one process's, and a run resumes with another n
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +20,7 @@ from geograph.tasks import covisit as C
 from geograph.tasks.config import CovisitConfig
 from geograph.tasks.covisit_sharded import plan_states, state_roles, uses_state_loading
 from geograph.testing import tiny_world
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from geograph.tracking.server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +140,7 @@ def test_two_ranks_load_only_their_states_and_match_one_process(tmp_path, world_
         "--master-addr",
         "127.0.0.1",
         "--master-port",
-        str(_free_port()),
+        str(free_port()),
         str(Path(__file__).with_name("state_worker.py")),
         str(tmp_path),
         str(world_dir),

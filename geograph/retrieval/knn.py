@@ -45,33 +45,28 @@ class KNNGeolocator:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Coordinates ``(Q, k, 2)`` of each query's ``k`` nearest database items and their
         normalised ``1 / d^power`` weights ``(Q, k)`` (the KDE input of :meth:`predict`)."""
+        batches = list(self._neighbour_batches(queries, batch_size))
+        return torch.cat([c for c, _ in batches]), torch.cat([w for _, w in batches])
+
+    def _neighbour_batches(self, queries: np.ndarray | torch.Tensor, batch_size: int):
+        """Per batch of ``batch_size`` queries: neighbour coordinates ``(B, k, 2)`` and weights ``(B, k)``."""
         if self.keys is None or self.latlon is None:
             raise RuntimeError("KNNGeolocator is not fitted; call fit() first")
         q = torch.nn.functional.normalize(torch.as_tensor(np.asarray(queries, dtype=np.float32)), dim=1)
-        cands, weights = [], []
         for start in range(0, len(q), batch_size):
             s, i = chunked_topk(q[start : start + batch_size], self.keys, self.k)
             d = torch.sqrt((2 - 2 * s.double()).clamp(min=1e-12))
             w = torch.exp(-self.power * torch.log(d))
-            cands.append(self.latlon[i])
-            weights.append(w / w.sum(1, keepdim=True))
-        return torch.cat(cands), torch.cat(weights)
+            yield self.latlon[i], w / w.sum(1, keepdim=True)
 
     @torch.no_grad()
     def predict(
         self, queries: np.ndarray | torch.Tensor, batch_size: int = 2048
     ) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates ``(Q, 2)`` and confidence ``(Q,)`` for query embeddings ``(Q, D)``."""
-        if self.keys is None or self.latlon is None:
-            raise RuntimeError("KNNGeolocator is not fitted; call fit() first")
-        q = torch.nn.functional.normalize(torch.as_tensor(np.asarray(queries, dtype=np.float32)), dim=1)
         outs, confs = [], []
-        for start in range(0, len(q), batch_size):
-            s, i = chunked_topk(q[start : start + batch_size], self.keys, self.k)
-            d = torch.sqrt((2 - 2 * s.double()).clamp(min=1e-12))
-            w = torch.exp(-self.power * torch.log(d))
-            w = w / w.sum(1, keepdim=True)
-            m, c = kde_mode(self.latlon[i], w, self.bandwidth_km)
+        for cands, w in self._neighbour_batches(queries, batch_size):
+            m, c = kde_mode(cands, w, self.bandwidth_km)
             outs.append(m)
             confs.append(c)
         return torch.cat(outs).numpy(), torch.cat(confs).numpy()

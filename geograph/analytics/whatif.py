@@ -56,7 +56,6 @@ from geograph.errors import ConfigError, DataValidationError
 from geograph.geo.distance import haversine_km
 from geograph.graph.builder import pair_features
 from geograph.graph.transforms import _apply_scale
-from geograph.nn.covisit_model import transform_pair_features
 
 from ._checks import check_lat_lon, check_naics, check_positive, check_state
 from .model_context import ModelContext, one_thread, to_visitors
@@ -209,10 +208,11 @@ def whatif(
             pos=(lat, lon),
             cell_id=cell_id,
             near=near_idx,
+            brand=venue.brand,
         )
 
     # --- scoring ------------------------------------------------------------------------------
-    pf = ctx.pair_raw(lat, lon, int(code), brand_idx, cand)
+    pf = ctx.pair_raw(lat, lon, int(code), brand_idx, cand, st)
     with one_thread():
         pred = to_visitors(ctx.score(h[new_local], h[local[cand]], pf))
     comp_pred = np.full(len(cand), np.nan)
@@ -220,7 +220,9 @@ def whatif(
     if comp is not None:
         others = cand != comp
         cpos = model.pos[comp]
-        cpf = ctx.pair_raw(float(cpos[0]), float(cpos[1]), int(model.naics[comp]), int(ctx.brand[comp]), cand[others])
+        cpf = ctx.pair_raw(
+            float(cpos[0]), float(cpos[1]), int(model.naics[comp]), int(ctx.brand[comp]), cand[others], st, own=comp
+        )
         with one_thread():
             comp_pred[others] = to_visitors(ctx.score(h[local[comp]], h[local[cand[others]]], cpf))
         comparison = {
@@ -323,6 +325,7 @@ class _WhatIfGraph:
         self.n = int(p.num_nodes)
         self.n_cell = int(d[CELL].num_nodes)
         self.brand = p.brand.numpy()
+        self.knn_km = p.knn_km.numpy() if "knn_km" in p else None
         self.x_raw = p.x_raw.double().numpy()
         self.feature_names: list[str] = list(g.index["poi_feature_names"])
         self.cell_of = p.cell.numpy()
@@ -442,6 +445,7 @@ class _WhatIfGraph:
         pos: tuple[float, float],
         cell_id: str,
         near: np.ndarray,
+        brand: str | None = None,
     ) -> tuple[torch.Tensor, np.ndarray, int]:
         """Embeddings of the closure plus the new node; returns ``(h, local_of_global, new_local)``."""
         d = self.model.graph.data
@@ -467,6 +471,8 @@ class _WhatIfGraph:
         sub[POI].x = torch.cat([p.x[pois], x_new])
         sub[POI].pos = torch.cat([p.pos[pois], torch.tensor([pos], dtype=p.pos.dtype)])
         sub[POI].naics = torch.cat([p.naics[pois], naics])
+        if "brand_idx" in p:
+            sub[POI].brand_idx = torch.cat([p.brand_idx[pois], self.pre.brand_index([brand])])
         sub[POI].num_nodes = n_p + 1
         cx_raw = d[CELL].x_raw[cells].clone()
         names = self.model.graph.index.get("cell_feature_names", [])
@@ -517,15 +523,30 @@ class _WhatIfGraph:
         return h, local, new
 
     # -- scoring --------------------------------------------------------------------------------
-    def pair_raw(self, lat: float, lon: float, code: int, brand: int, cand: np.ndarray) -> torch.Tensor:
+    def pair_raw(
+        self, lat: float, lon: float, code: int, brand: int, cand: np.ndarray, state: int, own: int | None = None
+    ) -> torch.Tensor:
         """Raw pair features of (the point ``lat, lon`` with ``code`` / ``brand``, each candidate),
-        computed by the graph builder's own :func:`~geograph.graph.builder.pair_features`."""
+        computed by the graph builder's own :func:`~geograph.graph.builder.pair_features`. The
+        point's neighbour distances are those of POI ``own`` when it is one of the graph's, else
+        measured to the POIs of ``state``."""
         m = self.model
         store = SimpleNamespace(
             pos=torch.from_numpy(np.vstack([[lat, lon], m.pos[cand]])),
             brand=torch.from_numpy(np.concatenate([[brand], self.brand[cand]]).astype(np.int64)),
             naics_code=torch.from_numpy(np.concatenate([[code], m.naics[cand]]).astype(np.int64)),
         )
+        if self.knn_km is not None:
+            # the venue's own same-state neighbour distances; the candidates keep theirs (the new
+            # venue would move a candidate's count by at most one)
+            k = self.knn_km.shape[1]
+            if own is not None:
+                mine = self.knn_km[own][None]
+            else:
+                _, dist = m.nearest(lat, lon, k, state)
+                mine = np.full((1, k), np.inf, dtype=np.float32)
+                mine[0, : len(dist)] = dist
+            store.knn_km = torch.from_numpy(np.vstack([mine, self.knn_km[cand]]))
         k = len(cand)
         return pair_features(store, torch.zeros(k, dtype=torch.long), torch.arange(1, k + 1))
 
@@ -535,7 +556,7 @@ class _WhatIfGraph:
         if h_b.size(0) == 0:
             return np.zeros(0)
         ha = h_a.reshape(1, -1).expand(h_b.size(0), -1)
-        tpf = transform_pair_features(pf)
+        tpf = self.gnn.pair_inputs(pf)
         head = self.gnn.head
         out = (self._decode(head(ha, h_b, tpf)) + self._decode(head(h_b, ha, tpf))) / 2
         return out.double().numpy()

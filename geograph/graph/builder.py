@@ -205,13 +205,16 @@ def expand_brand_covisits(
 
 
 def pair_features(graph_or_arrays, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-    """Pair features ``[distance_km, same_brand, naics_prefix_depth]`` for POI pairs.
+    """Pair features ``[distance_km, same_brand, naics_prefix_depth, neighbour_rank]`` for POI pairs.
 
     ``distance_km`` is the great-circle (haversine) distance, ``same_brand`` 1 when both POIs
     carry the same brand (never for unbranded POIs), ``naics_prefix_depth`` the number of
-    leading NAICS digits shared (2..6; 0 when the sectors differ).
+    leading NAICS digits shared (2..6; 0 when the sectors differ). ``neighbour_rank`` counts the
+    intervening opportunities (Stouffer; the ``s_ij`` of the radiation model): the number of
+    same-state POIs closer to one end than the other end is, the smaller of the two directions,
+    capped at ``rank_k`` (the width of ``poi.knn_km``; NaN when the store has no ``knn_km``).
 
-    Shapes: ``src``, ``dst`` are ``(E,)``; returns ``(E, 3)`` float32.
+    Shapes: ``src``, ``dst`` are ``(E,)``; returns ``(E, 4)`` float32.
     """
     store = graph_or_arrays.data[POI] if isinstance(graph_or_arrays, GeoGraph) else graph_or_arrays
     s, d = src.numpy(), dst.numpy()
@@ -221,8 +224,9 @@ def pair_features(graph_or_arrays, src: torch.Tensor, dst: torch.Tensor) -> torc
     lat, lon = np.radians(pos[:, 0]), np.radians(pos[:, 1])
     cos_lat = np.cos(lat)
     h = np.sin((lat[d] - lat[s]) / 2) ** 2 + cos_lat[s] * cos_lat[d] * np.sin((lon[d] - lon[s]) / 2) ** 2
-    out = np.empty((len(s), 3), dtype=np.float32)
-    out[:, 0] = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    out = np.empty((len(s), PAIR_COLUMNS), dtype=np.float32)
+    km = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    out[:, 0] = km
     brand = store.brand.numpy()
     out[:, 1] = (brand[s] == brand[d]) & (brand[s] >= 0)
     naics = store.naics_code.numpy()
@@ -233,7 +237,48 @@ def pair_features(graph_or_arrays, src: torch.Tensor, dst: torch.Tensor) -> torc
         still &= prefix[s] == prefix[d]
         depth[still] = lv
     out[:, 2] = depth
+    knn = getattr(store, "knn_km", None)
+    out[:, 3] = neighbour_rank(knn.numpy(), s, d, km) if knn is not None else np.nan
     return torch.from_numpy(out)
+
+
+PAIR_COLUMNS = 4
+"""Columns of :func:`pair_features`."""
+
+
+def neighbour_rank(knn_km: np.ndarray, s: np.ndarray, d: np.ndarray, km: np.ndarray) -> np.ndarray:
+    """``min(#{k: knn_km[s, k] < km}, #{k: knn_km[d, k] < km})`` per pair (10 cm of tolerance keeps
+    the other end itself, at exactly ``km``, out), in chunks so that 1M x 32 gathers stay small."""
+    out = np.empty(len(s), dtype=np.float32)
+    lim = (km - 1e-4)[:, None]
+    step = 1 << 18
+    for a in range(0, len(s), step):
+        b = a + step
+        r1 = (knn_km[s[a:b]] < lim[a:b]).sum(1)
+        r2 = (knn_km[d[a:b]] < lim[a:b]).sum(1)
+        out[a:b] = np.minimum(r1, r2)
+    return out
+
+
+def same_state_knn_km(lat: np.ndarray, lon: np.ndarray, state: np.ndarray, k: int) -> np.ndarray:
+    """Great-circle km to each point's ``k`` nearest same-state points, ascending; ``(N, k)``
+    float32, ``inf`` where a state has fewer than ``k + 1`` points."""
+    n = len(lat)
+    out = np.full((n, k), np.inf, dtype=np.float32)
+    if n < 2 or k == 0:
+        return out
+    xyz = unit_xyz(lat, lon)
+    order = np.argsort(state, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, state[order][1:] != state[order][:-1], True])
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        idx = order[lo:hi]
+        kk = min(k + 1, len(idx))
+        if kk < 2:
+            continue
+        chord, _ = cKDTree(xyz[idx]).query(xyz[idx], k=kk, workers=-1)
+        chord = np.asarray(chord).reshape(len(idx), kk)[:, 1:]  # column 0 is the point itself
+        out[idx, : kk - 1] = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0.0, 1.0))
+    return out
 
 
 def build_graph(world: World, config: GraphConfig | None = None, file: str = "<world>") -> GeoGraph:
@@ -329,7 +374,12 @@ def build_graph(world: World, config: GraphConfig | None = None, file: str = "<w
     # --- near ------------------------------------------------------------------------------
     near = symmetrize(knn_geo_edges(lat, lon, int(config.near_k), float(config.near_radius_km)), n)
     data[POI, NEAR, POI].edge_index = near
-    data[POI, NEAR, POI].edge_attr = pair_features(p, near[0], near[1]) if near.size(1) else torch.zeros(0, 3)
+    # from the stored (float32) positions, the ones pair_features measures pair distances on
+    pos32 = p.pos.double().numpy()
+    p.knn_km = torch.from_numpy(same_state_knn_km(pos32[:, 0], pos32[:, 1], p.state.numpy(), int(config.rank_k)))
+    data[POI, NEAR, POI].edge_attr = (
+        pair_features(p, near[0], near[1]) if near.size(1) else torch.zeros(0, PAIR_COLUMNS)
+    )
 
     # --- co-visits ----------------------------------------------------------------------------
     cov = world.covisits
@@ -364,7 +414,7 @@ def build_graph(world: World, config: GraphConfig | None = None, file: str = "<w
     cov_ei = torch.stack([cs, cd]).long()
     data[POI, COVISITS, POI].edge_index = cov_ei
     data[POI, COVISITS, POI].visitors = torch.from_numpy(vis)
-    data[POI, COVISITS, POI].edge_attr = pair_features(p, cs, cd) if len(uniq) else torch.zeros(0, 3)
+    data[POI, COVISITS, POI].edge_attr = pair_features(p, cs, cd) if len(uniq) else torch.zeros(0, PAIR_COLUMNS)
     data[POI, REV_PREFIX + COVISITS, POI].edge_index = cov_ei.flip(0)
     data[POI, REV_PREFIX + COVISITS, POI].visitors = torch.from_numpy(vis)
 

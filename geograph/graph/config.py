@@ -22,6 +22,8 @@ class GraphConfig:
         include_images: Add ``image`` nodes when the world has images.
         halo_km: Border halo of the state partitioner: POIs of other states within this distance
             join a state's subgraph as context (never as targets).
+        rank_k: Same-state neighbour distances kept per POI (``poi.knn_km``) for the
+            ``neighbour_rank`` pair feature (intervening opportunities, capped at ``rank_k``).
     """
 
     granularity: str = "poi"
@@ -32,13 +34,14 @@ class GraphConfig:
     image_k: int = 8
     include_images: bool = True
     halo_km: float = 0.0
+    rank_k: int = 32
 
     def __post_init__(self) -> None:
         if self.granularity not in ("poi", "brand"):
             raise ConfigError(f"graph.granularity must be 'poi' or 'brand', got {self.granularity!r}")
         if not 0 <= int(self.cell_resolution) <= 15:
             raise ConfigError(f"graph.cell_resolution must be 0..15, got {self.cell_resolution}")
-        for name in ("cell_k", "near_k", "image_k"):
+        for name in ("cell_k", "near_k", "image_k", "rank_k"):
             if int(getattr(self, name)) < 0:
                 raise ConfigError(f"graph.{name} must be >= 0, got {getattr(self, name)}")
         if self.near_radius_km <= 0:

@@ -4,7 +4,9 @@
 training nodes; missing values become the training mean, i.e. 0 after scaling) and turns
 6-digit NAICS codes into per-level vocabulary indices (2, 3, 4, 5, 6 digits) fitted on the
 training POIs. A code unseen in training keeps the indices of its seen ancestors and gets
-0 ("unknown") at the unseen levels, so it falls back to its parent level.
+0 ("unknown") at the unseen levels, so it falls back to its parent level. Brands get an index
+from the brands of the training POIs: ``brand_idx`` is 0 for an unbranded POI, 1 for a brand
+no training POI carries, and ``2 + k`` for the k-th training brand.
 
 Like PyG transforms, it never changes its input: ``transform`` returns a new graph.
 """
@@ -37,6 +39,14 @@ def _fit_scale(x: torch.Tensor, red: Reduction | None = None) -> tuple[torch.Ten
     return mean.float(), std.float()
 
 
+def brand_names(graph: GeoGraph, mask: torch.Tensor | None = None) -> list[str]:
+    """Brand names of the POIs selected by ``mask`` (all when None), unbranded ones left out."""
+    p = graph.data[POI]
+    names = list(graph.index.get("brands", []))
+    ids = p.brand if mask is None else p.brand[mask]
+    return [names[i] for i in torch.unique(ids[ids >= 0]).tolist()]
+
+
 def _apply_scale(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
     x = x.clone()
     if log.any():
@@ -58,6 +68,8 @@ class FeaturePreprocessor:
         self.poi_mean = self.poi_std = self.cell_mean = self.cell_std = None
         self.poi_log = self.cell_log = None
         self.vocab = NAICSVocabulary()
+        self.brands: list[str] = []
+        self._brand_pos: dict[str, int] = {}
         self.fitted = False
 
     def __repr__(self) -> str:
@@ -84,7 +96,9 @@ class FeaturePreprocessor:
         p = graph.data[POI]
         mask = torch.ones(p.num_nodes, dtype=torch.bool) if train_poi_mask is None else train_poi_mask
         cells = torch.unique(p.cell[mask])
-        return self.fit_arrays(p.x_raw[mask], graph.data[CELL].x_raw[cells], p.naics_code[mask])
+        return self.fit_arrays(
+            p.x_raw[mask], graph.data[CELL].x_raw[cells], p.naics_code[mask], brands=brand_names(graph, mask)
+        )
 
     def fit_arrays(
         self,
@@ -92,6 +106,7 @@ class FeaturePreprocessor:
         cell_x: torch.Tensor,
         naics_codes: torch.Tensor,
         reduction: Reduction | None = None,
+        brands: list[str] | None = None,
     ) -> FeaturePreprocessor:
         """Fit on training rows given directly, possibly spread over ranks.
 
@@ -101,7 +116,7 @@ class FeaturePreprocessor:
         to one process fitting on the concatenated rows.
 
         Shapes: ``poi_x`` is ``(N, F_poi)``, ``cell_x`` ``(C, F_cell)``, ``naics_codes`` ``(N,)``
-        (6-digit integers).
+        (6-digit integers); ``brands`` the brand names of the training POIs (None: no brands).
         """
         red = reduction or Reduction(enabled=False)
         self.poi_log = self._heavy(poi_x, red)
@@ -112,17 +127,34 @@ class FeaturePreprocessor:
         self.cell_mean, self.cell_std = _fit_scale(cxl, red)
         codes = sorted(set().union(*red.gather(np.unique(naics_codes.numpy()).tolist())))
         self.vocab = NAICSVocabulary().fit([f"{c:06d}" for c in codes])
+        self._set_brands(sorted(set().union(*red.gather(sorted(set(brands or []))))))
         self.fitted = True
         return self
 
+    def _set_brands(self, brands: list[str]) -> None:
+        self.brands = list(brands)
+        self._brand_pos = {b: i + 2 for i, b in enumerate(self.brands)}
+
+    def brand_index(self, names: list[str | None]) -> torch.Tensor:
+        """Brand vocabulary indices of brand names: 0 for None (unbranded), 1 for an unseen brand."""
+        return torch.tensor(
+            [0 if b is None else self._brand_pos.get(b, 1) for b in names], dtype=torch.long
+        ).reshape(-1)
+
     def transform(self, graph: GeoGraph) -> GeoGraph:
-        """A new graph with ``poi.x``, ``poi.naics`` (N, 5) and ``cell.x``; the input is untouched."""
+        """A new graph with ``poi.x``, ``poi.naics`` (N, 5), ``poi.brand_idx`` (N,) and ``cell.x``;
+        the input is untouched."""
         if not self.fitted:
             raise RuntimeError("FeaturePreprocessor.transform called before fit")
         out = GeoGraph(data=copy.copy(graph.data), index=graph.index, config=graph.config, stats=graph.stats)
         p = out.data[POI]
         p.x = _apply_scale(p.x_raw, self.poi_mean, self.poi_std, self.poi_log)
         p.naics = torch.from_numpy(self.vocab.transform([f"{c:06d}" for c in p.naics_code.tolist()]))
+        names = list(graph.index.get("brands", []))
+        # the graph's brand ids -> this vocabulary's indices (a brand the graph lists but training
+        # never saw maps to 1)
+        lut = torch.cat([torch.zeros(1, dtype=torch.long), self.brand_index(names)])
+        p.brand_idx = lut[p.brand + 1] if hasattr(p, "brand") else torch.zeros(p.num_nodes, dtype=torch.long)
         c = out.data[CELL]
         c.x = _apply_scale(c.x_raw, self.cell_mean, self.cell_std, self.cell_log)
         return out
@@ -137,6 +169,7 @@ class FeaturePreprocessor:
             "cell_std": self.cell_std,
             "cell_log": self.cell_log,
             "vocab": self.vocab.state_dict(),
+            "brands": list(self.brands),
         }
 
     @classmethod
@@ -145,5 +178,6 @@ class FeaturePreprocessor:
         for k in ("poi_mean", "poi_std", "poi_log", "cell_mean", "cell_std", "cell_log"):
             setattr(pre, k, state[k])
         pre.vocab = NAICSVocabulary.from_state_dict(state["vocab"])
+        pre._set_brands(state.get("brands", []))  # preprocessors saved before brands had none
         pre.fitted = True
         return pre

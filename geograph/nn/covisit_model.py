@@ -29,7 +29,7 @@ RELATIONS = {
     "adjacent": [(CELL, ADJACENT, CELL)],
     "similar": [(IMAGE, SIMILAR, IMAGE)],
 }
-PAIR_FEATURES = 3  # log1p(distance km), same brand, NAICS prefix depth / 6
+PAIR_FEATURES = 4  # log1p(distance km), same brand, NAICS prefix depth / 6, log1p(neighbour rank) / 4
 
 
 @dataclass
@@ -43,6 +43,9 @@ class ModelConfig:
         naics: ``"hierarchical"`` (2/3/4/5/6-digit embeddings summed), ``"flat"`` (6-digit only,
             LayerNorm: the paper's released code) or ``"none"`` (ablation).
         naics_dim: NAICS embedding size.
+        brand_dim: Size of a learnable brand embedding joined to the POI inputs (0 = none).
+            Brands are indexed from the training POIs; unbranded POIs share one vector and
+            brands unseen in training another.
         hidden: Width of node embeddings.
         layers: Message-passing layers (0 = no message passing).
         aggr: SAGE aggregation (``mean``, ``max``, ``sum``).
@@ -55,6 +58,9 @@ class ModelConfig:
         input_skip: Layers (1-based) after which the projected input is added again (paper: [2, 4]).
         head_hidden: Hidden widths of the edge head MLP.
         head_product: Feed ``h_u * h_v`` to the head besides ``h_u`` and ``h_v``.
+        pair_rank: Give the head (and the GBT baseline) the ``neighbour_rank`` pair feature
+            (intervening opportunities between the two POIs, see
+            :func:`geograph.graph.builder.pair_features`).
         jk: Jumping knowledge: the head sees ``[input projection, last layer]`` of each node,
             so a node's own NAICS / features are not washed out by neighbour averaging.
         location_freqs: Sinusoidal location-encoding frequencies per coordinate (0 disables).
@@ -74,6 +80,7 @@ class ModelConfig:
     family: str = "gnn"
     naics: str = "hierarchical"
     naics_dim: int = 16
+    brand_dim: int = 0
     hidden: int = 64
     layers: int = 2
     aggr: str = "mean"
@@ -84,6 +91,7 @@ class ModelConfig:
     input_skip: list[int] = field(default_factory=list)
     head_hidden: list[int] = field(default_factory=lambda: [64])
     head_product: bool = True
+    pair_rank: bool = True
     jk: bool = True
     location_freqs: int = 4
     relations: list[str] = field(default_factory=lambda: ["covisits", "near", "in", "adjacent"])
@@ -108,6 +116,8 @@ class ModelConfig:
         bad = sorted(set(self.relations) - set(RELATIONS))
         if bad:
             raise ConfigError(f"model.relations has unknown group(s) {bad}; known: {sorted(RELATIONS)}")
+        if self.brand_dim < 0:
+            raise ConfigError(f"model.brand_dim must be >= 0, got {self.brand_dim}")
         if self.layers < 0 or self.hidden <= 0:
             raise ConfigError(
                 f"model.layers must be >= 0 and model.hidden > 0, got {self.layers}, {self.hidden}"
@@ -160,14 +170,16 @@ def strength(edge_index: Tensor, weight: Tensor | None, n: int) -> Tensor:
 class EdgeHead(nn.Module):
     """MLP on ``[h_u, h_v, (h_u * h_v), pair features]`` predicting one number per pair.
 
-    Shapes: ``h_src``, ``h_dst`` ``(E, D)``; ``pair`` ``(E, PAIR_FEATURES)``; output ``(E,)``.
+    Shapes: ``h_src``, ``h_dst`` ``(E, D)``; ``pair`` ``(E, pair_dim)``; output ``(E,)``.
     """
 
-    def __init__(self, dim: int, hidden: list[int], product: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, hidden: list[int], product: bool = True, dropout: float = 0.0, pair_dim: int = PAIR_FEATURES
+    ) -> None:
         super().__init__()
-        self.dim, self.hidden, self.product = dim, list(hidden), product
+        self.dim, self.hidden, self.product, self.pair_dim = dim, list(hidden), product, pair_dim
         layers: list[nn.Module] = []
-        width = dim * (3 if product else 2) + PAIR_FEATURES
+        width = dim * (3 if product else 2) + pair_dim
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
             width = h
@@ -187,9 +199,19 @@ class EdgeHead(nn.Module):
         return f"EdgeHead({self.dim}, hidden={self.hidden}, product={self.product})"
 
 
-def transform_pair_features(pair: Tensor) -> Tensor:
-    """Raw ``[distance_km, same_brand, depth]`` -> model inputs ``[log1p km, same_brand, depth / 6]``."""
-    return torch.stack([torch.log1p(pair[:, 0]), pair[:, 1], pair[:, 2] / 6.0], dim=1)
+def transform_pair_features(pair: Tensor, rank: bool = True) -> Tensor:
+    """Raw ``[distance_km, same_brand, depth, neighbour_rank]`` -> model inputs ``[log1p km,
+    same_brand, depth / 6, log1p rank / 4]`` (the last one only with ``rank``)."""
+    cols = [torch.log1p(pair[:, 0]), pair[:, 1], pair[:, 2] / 6.0]
+    if rank:
+        r = pair[:, 3]
+        if torch.isnan(r).any():
+            raise ValueError(
+                "pair features have no neighbour rank: the graph was built without poi.knn_km "
+                "(before geograph added it); rebuild the graph or set model.pair_rank=false"
+            )
+        cols.append(torch.log1p(r) / 4.0)
+    return torch.stack(cols, dim=1)
 
 
 class CovisitGNN(nn.Module):
@@ -201,16 +223,26 @@ class CovisitGNN(nn.Module):
         cell_in: Number of numeric cell features.
         image_in: Image embedding size (0 when the graph has no images).
         naics_sizes: NAICS table sizes per level (from ``NAICSVocabulary.sizes()``).
+        n_brands: Brand vocabulary size including the unbranded and unseen entries
+            (``len(FeaturePreprocessor.brands) + 2``); used when ``config.brand_dim > 0``.
     """
 
     def __init__(
-        self, config: ModelConfig, poi_in: int, cell_in: int, image_in: int, naics_sizes: list[int]
+        self,
+        config: ModelConfig,
+        poi_in: int,
+        cell_in: int,
+        image_in: int,
+        naics_sizes: list[int],
+        n_brands: int = 2,
     ) -> None:
         super().__init__()
         c = self.config = config
-        self.poi_in, self.cell_in, self.image_in = poi_in, cell_in, image_in
+        self.poi_in, self.cell_in, self.image_in, self.n_brands = poi_in, cell_in, image_in, n_brands
         self.naics = NAICSEncoder(naics_sizes, c.naics_dim, c.naics) if c.naics != "none" else None
+        self.brand = nn.Embedding(n_brands, c.brand_dim) if c.brand_dim > 0 else None
         n_in = poi_in + 4 * c.location_freqs + (c.naics_dim if self.naics is not None else 0)
+        n_in += c.brand_dim
         n_in += 4 if c.strength_features else 0
         self.poi_proj = nn.Sequential(nn.Linear(n_in, c.hidden), nn.ReLU(), nn.Dropout(c.dropout))
         self.cell_proj = nn.Linear(max(cell_in, 1), c.hidden)
@@ -231,7 +263,11 @@ class CovisitGNN(nn.Module):
         self.act = _act(c.activation)
         self.drop = nn.Dropout(c.dropout)
         self.head = EdgeHead(
-            c.hidden * (2 if c.jk and c.layers > 0 else 1), c.head_hidden, c.head_product, c.dropout
+            c.hidden * (2 if c.jk and c.layers > 0 else 1),
+            c.head_hidden,
+            c.head_product,
+            c.dropout,
+            PAIR_FEATURES if c.pair_rank else PAIR_FEATURES - 1,
         )
         # static relation -> CSR adjacency, keyed weakly by the edge tensor (see _adjacency)
         self._adj_cache: dict[int, tuple] = {}
@@ -241,12 +277,14 @@ class CovisitGNN(nn.Module):
         for m in self.modules():
             if m is not self and hasattr(m, "reset_parameters") and not isinstance(m, CovisitGNN):
                 m.reset_parameters()
+        if self.brand is not None:
+            nn.init.normal_(self.brand.weight, std=0.1)  # the NAICS tables' scale
 
     def __repr__(self) -> str:
         c = self.config
         return (
             f"CovisitGNN(naics={c.naics}, hidden={c.hidden}, layers={c.layers}, aggr={c.aggr}, "
-            f"relations={c.relations})"
+            f"relations={c.relations}" + (f", brand_dim={c.brand_dim}" if c.brand_dim else "") + ")"
         )
 
     def encode(self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None) -> Tensor:
@@ -256,6 +294,8 @@ class CovisitGNN(nn.Module):
         parts = [p.x, location_encoding(p.pos, self.config.location_freqs)]
         if self.naics is not None:
             parts.append(self.naics(p.naics))
+        if self.brand is not None:
+            parts.append(self.brand(p.brand_idx))
         if self.config.strength_features:
             parts.append(strength(covisit_edge_index, covisit_weight, p.x.size(0)))
         h0 = {POI: self.poi_proj(torch.cat(parts, dim=-1))}
@@ -331,7 +371,11 @@ class CovisitGNN(nn.Module):
     ) -> Tensor:
         """Predicted target for pairs ``(src, dst)`` (local POI indices); shape ``(E,)``."""
         h = self.encode(data, covisit_edge_index, covisit_weight)
-        return self.head(h[src], h[dst], transform_pair_features(pair))
+        return self.head(h[src], h[dst], self.pair_inputs(pair))
+
+    def pair_inputs(self, pair: Tensor) -> Tensor:
+        """Raw pair features (:func:`geograph.graph.builder.pair_features`) -> the head's inputs."""
+        return transform_pair_features(pair, self.config.pair_rank)
 
 
 def count_parameters(model: nn.Module) -> int:

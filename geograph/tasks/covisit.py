@@ -39,7 +39,7 @@ from geograph.graph.partition import StatePartitioner, StateSubgraph
 from geograph.graph.split import SPLITS, CovisitSplit, PairSet, split_covisits
 from geograph.graph.transforms import FeaturePreprocessor
 from geograph.metrics import ranking_metrics, regression_metrics
-from geograph.nn.covisit_model import CovisitGNN, ModelConfig, transform_pair_features
+from geograph.nn.covisit_model import CovisitGNN, ModelConfig
 from geograph.tasks.config import CovisitConfig
 from geograph.utils.device import autocast_context, select_device
 
@@ -264,7 +264,8 @@ def build_model(prep: Prepared) -> CovisitGNN:
     d = prep.graph.data
     image_in = int(d["image"].x.size(1)) if "image" in d.node_types else 0
     sizes = [prep.pre.vocab.sizes()[lv] for lv in prep.pre.vocab.levels]
-    return CovisitGNN(prep.cfg.model, int(d[POI].x.size(1)), int(d["cell"].x.size(1)), image_in, sizes)
+    n_brands = len(prep.pre.brands) + 2
+    return CovisitGNN(prep.cfg.model, int(d[POI].x.size(1)), int(d["cell"].x.size(1)), image_in, sizes, n_brands)
 
 
 def _group_to(gd: GroupData, device: torch.device):
@@ -294,12 +295,12 @@ def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: Targ
             h = model.encode(data, msg.to(device), w_arg)
             if ids.numel():
                 loc = gd.local[split_name].to(device)
-                out = model.head(h[loc[0]], h[loc[1]], transform_pair_features(feats[ids].to(device)))
+                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(feats[ids].to(device)))
                 pred[ids.numpy()] = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
             if rids.numel():
                 loc = gd.rank_local[split_name].to(device)
                 rf = prep.rank_feats[split_name][rids].to(device)
-                out = model.head(h[loc[0]], h[loc[1]], transform_pair_features(rf))
+                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(rf))
                 rank_pred[rids.numpy()] = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
     # each pair belongs to exactly one group, hence one rank: the sum is exact
     return sum_across_ranks(pred), sum_across_ranks(rank_pred)
@@ -499,7 +500,8 @@ def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst:
     """Pair-feature matrix of the non-graph baselines.
 
     ``gravity``: ``[log1p km, log1p mass_src, log1p mass_dst]``. ``gbt``: ``[log1p km,
-    same brand, NAICS prefix depth, standardised POI features of both ends]`` plus, with
+    same brand, NAICS prefix depth, neighbour rank (with ``model.pair_rank``), standardised POI
+    features of both ends]`` plus, with
     ``gbt_naics_level``, the NAICS codes of both ends at that level (categorical).
     """
     dist = np.log1p(pf[:, 0].double().numpy())
@@ -507,7 +509,8 @@ def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst:
         return np.stack([dist, _mass(cfg, graph, src), _mass(cfg, graph, dst)], axis=1)
     p = graph.data[POI]
     x = p.x.double().numpy()
-    cols = [dist[:, None], pf[:, 1:].double().numpy(), x[src.numpy()], x[dst.numpy()]]
+    rest = pf[:, 1:] if cfg.model.pair_rank else pf[:, 1:3]  # same brand, depth (, neighbour rank)
+    cols = [dist[:, None], rest.double().numpy(), x[src.numpy()], x[dst.numpy()]]
     lv = cfg.model.gbt_naics_level
     if lv:
         codes = p.naics_code.numpy() // 10 ** (6 - lv)

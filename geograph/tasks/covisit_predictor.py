@@ -27,7 +27,7 @@ from geograph.graph.geograph_data import GeoGraph
 from geograph.graph.partition import StatePartitioner
 from geograph.graph.split import PairSet
 from geograph.metrics import ranking_metrics, regression_metrics
-from geograph.nn.covisit_model import CovisitGNN, ModelConfig, transform_pair_features
+from geograph.nn.covisit_model import CovisitGNN, ModelConfig
 from geograph.tasks.config import CovisitConfig
 from geograph.utils.atomic import file_sha256
 
@@ -112,6 +112,7 @@ def save_bundle(fit_result, prep, folder: str | Path) -> Path:
             "naics_sizes": list(fit_result.model.naics.num_embeddings)
             if fit_result.model.naics is not None
             else [prep.pre.vocab.sizes()[lv] for lv in prep.pre.vocab.levels],
+            "n_brands": fit_result.model.n_brands,
         }
     elif fam == "gravity":
         est = fit_result.model
@@ -142,7 +143,10 @@ class CovisitPredictor:
         from geograph.graph.transforms import FeaturePreprocessor
         from geograph.tasks.covisit import TargetScaler
 
-        self.cfg = CovisitConfig.from_dict(state["config"])
+        config = dict(state["config"])
+        # models saved before the neighbour-rank pair feature existed were trained without it
+        config["model"] = {"pair_rank": False, **config.get("model", {})}
+        self.cfg = CovisitConfig.from_dict(config)
         self.graph = GeoGraph.from_state(state["graph"])
         self.pre = FeaturePreprocessor.from_state_dict(state["preprocessor"])
         self.message: Tensor = state["message"]
@@ -160,11 +164,12 @@ class CovisitPredictor:
         if self.family == "gnn":
             d = state["dims"]
             self.model = CovisitGNN(
-                ModelConfig.from_dict(state["config"]["model"]),
+                ModelConfig.from_dict(config["model"]),
                 d["poi_in"],
                 d["cell_in"],
                 d["image_in"],
                 d["naics_sizes"],
+                d.get("n_brands", 2),
             )
             self.model.load_state_dict(state["model"])
             self.model.eval()
@@ -238,7 +243,7 @@ class CovisitPredictor:
         pf = pair_features(self.graph, src, dst)
         if self.family == "gnn":
             h = self.embeddings()
-            out = self.model.head(h[src], h[dst], transform_pair_features(pf))
+            out = self.model.head(h[src], h[dst], self.model.pair_inputs(pf))
             if self.cfg.train.loss == "poisson":
                 return torch.log1p(torch.exp(out.clamp(max=20))).double().numpy()
             return self.scaler.decode(out).double().numpy()

@@ -50,12 +50,12 @@ from geograph.constants import CELL, COVISITS, POI
 from geograph.data.state_scan import is_state_partitioned, load_state_world, state_sizes
 from geograph.distributed import Reduction, balanced_partition, dist_info
 from geograph.errors import ConfigError
-from geograph.graph.builder import pair_features
+from geograph.graph.builder import PAIR_COLUMNS, pair_features
 from geograph.graph.cache import cached_build
 from geograph.graph.geograph_data import GeoGraph
 from geograph.graph.partition import StateSubgraph
 from geograph.graph.split import SPLITS, CovisitSplit, PairSet, _unordered_key, sample_zero_pairs
-from geograph.graph.transforms import FeaturePreprocessor
+from geograph.graph.transforms import FeaturePreprocessor, brand_names
 from geograph.tasks.config import CovisitConfig
 
 LOADING_MODES = ("auto", "whole", "per_state")
@@ -279,6 +279,7 @@ def prepare_sharded(cfg: CovisitConfig):
     # pass 1, one state in memory at a time: load, build, split; keep only what the
     # transforms and the evaluation index need, spill the rest to disk
     poi_x, cell_x, codes, train_vis = [], [], [], []
+    brands: set[str] = set()
     log_nz_sum, log_nz_n = 0.0, 0
     mine_eval: dict[str, dict] = {}
     loaded_all: dict[str, dict] = {}
@@ -311,6 +312,7 @@ def prepare_sharded(cfg: CovisitConfig):
         poi_x.append(p.x_raw[m])
         cell_x.append(graph.data[CELL].x_raw[torch.unique(p.cell[m])])
         codes.append(p.naics_code[m])
+        brands.update(brand_names(graph, m))
         tr = split.pairs["train"]
         nz = torch.log1p(tr.visitors[tr.visitors > 0].double())
         log_nz_sum, log_nz_n = log_nz_sum + float(nz.sum()), log_nz_n + nz.numel()
@@ -336,7 +338,9 @@ def prepare_sharded(cfg: CovisitConfig):
         del graph, split, rank
 
     # train-only transforms and scales, reduced over ranks
-    pre = FeaturePreprocessor().fit_arrays(torch.cat(poi_x), torch.cat(cell_x), torch.cat(codes), red)
+    pre = FeaturePreprocessor().fit_arrays(
+        torch.cat(poi_x), torch.cat(cell_x), torch.cat(codes), red, brands=sorted(brands)
+    )
     del poi_x, cell_x, codes
     tot = red.sum(torch.tensor([log_nz_sum, float(log_nz_n)], dtype=torch.float64))
     weight_scale = float(tot[0] / tot[1]) if tot[1] > 0 else 1.0
@@ -367,9 +371,9 @@ def prepare_sharded(cfg: CovisitConfig):
     del everything
     eval_pairs = {k: PairSet.cat(glob[k]) for k in EVAL_SPLITS}
     rank_all = {k: PairSet.cat(glob_rank[k]) for k in EVAL_SPLITS}
-    feats = {k: torch.zeros(len(eval_pairs[k]), 3) for k in EVAL_SPLITS}
-    rank_feats = {k: torch.zeros(len(rank_all[k]), 3) for k in EVAL_SPLITS}
-    feats["train"] = torch.zeros(n_train, 3)
+    feats = {k: torch.zeros(len(eval_pairs[k]), PAIR_COLUMNS) for k in EVAL_SPLITS}
+    rank_feats = {k: torch.zeros(len(rank_all[k]), PAIR_COLUMNS) for k in EVAL_SPLITS}
+    feats["train"] = torch.zeros(n_train, PAIR_COLUMNS)
     zeros = torch.zeros(0, dtype=torch.long)
     # this rank's training pairs: only their counts and features are used (indices stay per state)
     tv = torch.cat(train_vis) if train_vis else zeros

@@ -66,7 +66,7 @@ def test_duplicated_pairs_summed_with_warning_and_count():
     assert g.stats["covisit_duplicates_summed"] == 2
     # (p2, p1) is the other direction, not a duplicate
     assert covisit_dict(g) == {("p0", "p1"): 5, ("p1", "p2"): 11, ("p2", "p1"): 7}
-    assert g.data[POI, COVISITS, POI].edge_attr.shape == (3, 3)
+    assert g.data[POI, COVISITS, POI].edge_attr.shape == (3, 4)
 
 
 def test_clean_input_warns_nothing():
@@ -88,7 +88,7 @@ def test_empty_covisit_table():
     g = build_graph(World(pois=w.pois, covisits=w.covisits.clear()), GraphConfig(image_k=0))
     store = g.data[POI, COVISITS, POI]
     assert (
-        store.edge_index.shape == (2, 0) and store.visitors.shape == (0,) and store.edge_attr.shape == (0, 3)
+        store.edge_index.shape == (2, 0) and store.visitors.shape == (0,) and store.edge_attr.shape == (0, 4)
     )
     assert g.num_pois == 8
 

@@ -109,14 +109,45 @@ def test_poi_near_poi_symmetric_within_radius(k, radius, want):
     got = pairs(store.edge_index)
     full = want | {(b, a) for a, b in want}
     assert got == sorted(full)  # sorted, symmetric, no duplicates
-    assert store.edge_attr.shape == (len(full), 3)
+    assert store.edge_attr.shape == (len(full), 4)
     pos = poi_pos(world)
     for (s, t), attr in zip(got, store.edge_attr.tolist(), strict=True):
         assert attr[0] == pytest.approx(abs(LINE_KM[s] - LINE_KM[t]), abs=1e-3)
         # positions are stored as float32 (~0.4 m at this latitude), hence 1 m
         assert attr[0] == pytest.approx(ref_haversine_km(pos[s], pos[t]), abs=1e-3)
         assert attr[0] <= radius
-        assert attr[1:] == [0.0, 6.0]  # no brand; one NAICS code
+        assert attr[1:3] == [0.0, 6.0]  # no brand; one NAICS code
+        assert attr[3] == line_rank(s, t)
+
+
+def line_rank(s: int, t: int) -> int:
+    """Intervening opportunities on the line world (one state), by brute force."""
+    d = abs(LINE_KM[s] - LINE_KM[t])
+
+    def closer(a: int) -> int:
+        return sum(1 for j in range(len(LINE_KM)) if j != a and abs(LINE_KM[j] - LINE_KM[a]) < d - 1e-6)
+
+    return min(closer(s), closer(t))
+
+
+def test_neighbour_rank_counts_same_state_pois_and_caps():
+    world = line_world()
+    g = build_graph(world, GraphConfig(image_k=0, rank_k=2))
+    knn = g.data[POI].knn_km
+    assert knn.shape == (len(LINE_KM), 2)
+    # each row ascending, the k nearest distances on the line
+    for i in range(len(LINE_KM)):
+        want = sorted(abs(LINE_KM[j] - LINE_KM[i]) for j in range(len(LINE_KM)) if j != i)[:2]
+        assert knn[i].tolist() == pytest.approx(want, abs=1e-3)
+    n = len(LINE_KM)
+    src = torch.tensor([s for s in range(n) for t in range(n) if s != t])
+    dst = torch.tensor([t for s in range(n) for t in range(n) if s != t])
+    rank = pair_features(g, src, dst)[:, 3]
+    assert rank.tolist() == [min(line_rank(s, t), 2) for s, t in zip(src.tolist(), dst.tolist(), strict=True)]
+    # without neighbour distances (a store from before they existed) the column is NaN
+    store = g.data[POI]
+    bare = type("Store", (), {k: store[k] for k in ("pos", "brand", "naics_code")})
+    assert torch.isnan(pair_features(bare, src, dst)[:, 3]).all()
 
 
 def test_near_matches_brute_force_on_hand_made_world():
@@ -146,10 +177,10 @@ def test_poi_covisits_poi_visitors_and_edge_attr(cell_graph):
     # a-d Bluebird/none 722515/721110 -> 0, 2; c-d 722330/721110 -> 0, 2; e-f 722515/445110 -> 0, 0
     want = {(0, 1): (1, 5), (0, 2): (0, 3), (0, 3): (0, 2), (1, 0): (1, 5), (2, 3): (0, 2), (4, 5): (0, 0)}
     pos = poi_pos(cell_world())
-    assert store.edge_attr.shape == (6, 3) and store.edge_attr.dtype == torch.float32
+    assert store.edge_attr.shape == (6, 4) and store.edge_attr.dtype == torch.float32
     for (s, t), attr in zip(pairs(store.edge_index), store.edge_attr.tolist(), strict=True):
         assert attr[0] == pytest.approx(ref_haversine_km(pos[s], pos[t]), abs=1e-3)
-        assert tuple(attr[1:]) == want[(s, t)]
+        assert tuple(attr[1:3]) == want[(s, t)]
     # a -> b is 0.0005 degrees of latitude: ~56 m
     assert store.edge_attr[0, 0].item() == pytest.approx(0.0556, abs=1e-3)
     rev = d[POI, REV_PREFIX + COVISITS, POI]
@@ -198,7 +229,7 @@ def test_without_images_or_near():
     assert IMAGE not in g.data.node_types
     assert g.num_cells == 4  # c4 only held an image
     assert g.data[POI, NEAR, POI].edge_index.shape == (2, 0)
-    assert g.data[POI, NEAR, POI].edge_attr.shape == (0, 3)
+    assert g.data[POI, NEAR, POI].edge_attr.shape == (0, 4)
     g2 = build_graph(cell_world(), GraphConfig(cell_resolution=7, include_images=False))
     assert IMAGE not in g2.data.node_types
 

@@ -113,3 +113,19 @@ def test_state_dict_round_trip_and_unfitted_error(graph):
     a, b = pre.transform(graph).data, again.transform(graph).data
     assert torch.equal(a[POI].x, b[POI].x) and torch.equal(a[POI].naics, b[POI].naics)
     assert "fitted=True" in repr(pre)
+
+
+def test_brand_vocabulary_from_train_pois_only(graph):
+    # train a, b, d, e: Bluebird only (c, the one Crust POI, is held out; d and f are unbranded)
+    train = torch.tensor([True, True, False, True, True, False])
+    pre = FeaturePreprocessor().fit(graph, train)
+    assert pre.brands == ["Bluebird"]
+    idx = pre.transform(graph).data[POI].brand_idx
+    # a, b, e Bluebird -> 2; c Crust, unseen in training -> 1; d, f unbranded -> 0
+    assert idx.tolist() == [2, 2, 1, 0, 2, 0]
+    assert pre.brand_index(["Bluebird", None, "Nowhere Coffee"]).tolist() == [2, 0, 1]
+    again = FeaturePreprocessor.from_state_dict(pre.state_dict())
+    assert torch.equal(again.transform(graph).data[POI].brand_idx, idx)
+    # a preprocessor saved before brands existed knows none: every brand counts as unseen
+    old = {k: v for k, v in pre.state_dict().items() if k != "brands"}
+    assert FeaturePreprocessor.from_state_dict(old).transform(graph).data[POI].brand_idx.tolist() == [1, 1, 1, 0, 1, 0]

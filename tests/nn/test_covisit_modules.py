@@ -1,9 +1,12 @@
+import math
+
 import pytest
 import torch
 from torch_geometric.nn import SAGEConv
 
 from geograph.errors import ConfigError
 from geograph.nn import CovisitGNN, EdgeHead, ModelConfig, NAICSEncoder, WeightedSAGEConv, location_encoding
+from geograph.nn.covisit_model import transform_pair_features
 
 
 def test_naics_encoder_hierarchical_shapes_repr_and_parent_fallback():
@@ -45,9 +48,35 @@ def test_weighted_sage_equals_sage_without_weights_and_scales_messages():
 
 def test_edge_head_shapes_and_repr():
     head = EdgeHead(8, [16], product=True)
-    out = head(torch.randn(5, 8), torch.randn(5, 8), torch.randn(5, 3))
+    out = head(torch.randn(5, 8), torch.randn(5, 8), torch.randn(5, 4))
     assert out.shape == (5,)
     assert str(head) == "EdgeHead(8, hidden=[16], product=True)"
+
+
+def test_pair_inputs_with_and_without_neighbour_rank():
+    raw = torch.tensor([[2.0, 1.0, 6.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
+    with_rank = transform_pair_features(raw)
+    torch.testing.assert_close(with_rank[0], torch.tensor([math.log1p(2.0), 1.0, 1.0, math.log1p(3.0) / 4]))
+    assert transform_pair_features(raw, rank=False).shape == (2, 3)
+    model = CovisitGNN(ModelConfig(hidden=8, layers=1, pair_rank=False), 2, 3, 0, [3] * 5)
+    assert model.head.pair_dim == 3 and model.pair_inputs(raw).shape == (2, 3)
+    with pytest.raises(ValueError, match="neighbour rank"):
+        transform_pair_features(torch.tensor([[1.0, 0.0, 2.0, float("nan")]]))
+
+
+def test_brand_embedding_feeds_the_poi_inputs():
+    torch.manual_seed(0)
+    model = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0, brand_dim=4), 2, 3, 0, [3] * 5, n_brands=4).eval()
+    assert model.brand.weight.shape == (4, 4) and str(model).endswith("brand_dim=4)")
+    d = _tiny_hetero()
+    d["poi"].brand_idx = torch.tensor([0, 1, 2, 3, 2, 0])
+    msg = torch.zeros(2, 0, dtype=torch.long)
+    a = model.encode(d, msg, None)
+    d["poi"].brand_idx = torch.tensor([0, 1, 2, 3, 2, 3])  # POI 5 now carries brand 3
+    b = model.encode(d, msg, None)
+    assert not torch.allclose(a[5], b[5])
+    with pytest.raises(ConfigError, match="brand_dim"):
+        ModelConfig(brand_dim=-1)
 
 
 def test_location_encoding_shape_and_zero_freqs():
@@ -89,7 +118,7 @@ def test_covisit_gnn_shapes_and_repr(layers, jk):
     msg = torch.tensor([[0, 2], [1, 5]])
     h = model.encode(d, msg, torch.ones(2))
     assert h.shape == (6, 16 if (jk and layers) else 8)
-    out = model(d, msg, torch.ones(2), torch.tensor([0, 1]), torch.tensor([3, 4]), torch.rand(2, 3))
+    out = model(d, msg, torch.ones(2), torch.tensor([0, 1]), torch.tensor([3, 4]), torch.rand(2, 4))
     assert out.shape == (2,)
     assert str(model).startswith(f"CovisitGNN(naics=hierarchical, hidden=8, layers={layers}")
 
@@ -128,7 +157,7 @@ def test_covisit_gnn_sparse_path_matches_gather_scatter_forward_and_gradients():
     for sparse in (True, False):
         torch.manual_seed(0)
         model = CovisitGNN(ModelConfig(hidden=8, layers=2, dropout=0.0, sparse=sparse), 2, 3, 0, [3] * 5)
-        out = model(d, msg, w, torch.tensor([0, 1, 4]), torch.tensor([3, 4, 5]), torch.rand(3, 3))
+        out = model(d, msg, w, torch.tensor([0, 1, 4]), torch.tensor([3, 4, 5]), torch.rand(3, 4))
         out.sum().backward()
         outs.append(out.detach())
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))

@@ -19,7 +19,8 @@ the same prepared data, with the same batches:
 
 The training step is the one of ``fit_gnn`` (copied here so that both models run it): each epoch
 walks the state groups in a seeded random order; each group's training pairs are cut into
-``round(1 / split.hide_frac)`` folds; each fold is one optimizer step that encodes the whole group
+``round(1 / split.hide_frac)`` folds (``hiding_folds``, by pair or by source as ``split.hide_by``
+says); each fold is one optimizer step that encodes the whole group
 with the fold's own pairs removed from the message graph and scores the fold's pairs (AdamW,
 gradient clipping, the config's loss). Both models draw the same permutations (the generator is
 seeded by ``(seed, epoch)`` as in ``fit_gnn``), so they see identical batches of target pairs.
@@ -165,7 +166,9 @@ def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] |
             )
             width = mc.hidden if project else in_dim
             self.gnn = GraphSAGE(width, mc.hidden, num_layers=mc.layers, dropout=mc.dropout, aggr=mc.aggr)
-            self.head = EdgeHead(mc.hidden, mc.head_hidden, mc.head_product, mc.dropout)
+            self.head = EdgeHead(
+                mc.hidden, mc.head_hidden, mc.head_product, mc.dropout, transform_pair_features(torch.zeros(1, 4), mc.pair_rank).size(1)
+            )
 
             self.naics = naics
 
@@ -173,7 +176,7 @@ def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] |
             if self.naics is not None:
                 x = torch.cat([x, self.naics(naics)], dim=-1)
             h = self.gnn(x if self.proj is None else self.proj(x), edge_index)
-            return self.head(h[src], h[dst], transform_pair_features(pair))
+            return self.head(h[src], h[dst], transform_pair_features(pair, mc.pair_rank))
 
     return PlainSAGE()
 
@@ -204,6 +207,8 @@ def _steps(prep, epoch: int):
     """
     import torch
 
+    from geograph.tasks.covisit import hiding_folds
+
     tc = prep.cfg.train
     hide = prep.cfg.split.hide_frac
     n_folds = max(1, int(round(1.0 / hide))) if hide > 0 else 1
@@ -216,7 +221,7 @@ def _steps(prep, epoch: int):
         perm = torch.randperm(ids.numel(), generator=gen)  # drawn before the skip, as fit_gnn does
         if ids.numel() == 0:
             continue
-        for fold in perm.chunk(min(n_folds, ids.numel())):
+        for fold in hiding_folds(gd.local["train"][0], perm, n_folds, prep.cfg.split.hiding):
             yield gd, fold
 
 

@@ -141,6 +141,11 @@ class SplitConfig:
         rank_negatives: Extra non-co-visited candidates per source for NDCG@10 / Recall@10.
         hide_frac: Share of training pairs hidden from the message graph at each step (their
             own edges are never visible to the encoder when they are the targets).
+        hide_by: ``"pair"`` (each step hides a random ``hide_frac`` of the training pairs),
+            ``"source"`` (each step hides every pair sent by a random ``hide_frac`` of the
+            source POIs) or ``"auto"``: hide the way evaluation does, ``source`` under the
+            ``edges`` protocol (a held-out source sends no visible row) and ``pair`` under
+            ``states`` / ``h3`` (a held-out group shows a random ``observed_frac`` of its pairs).
     """
 
     protocol: str = "edges"
@@ -150,6 +155,18 @@ class SplitConfig:
     observed_frac: float = 0.5
     rank_negatives: int = 20
     hide_frac: float = 0.2
+    hide_by: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.hide_by not in ("auto", "pair", "source"):
+            raise ConfigError(f"split.hide_by must be 'auto', 'pair' or 'source', got {self.hide_by!r}")
+
+    @property
+    def hiding(self) -> str:
+        """``hide_by`` with ``auto`` resolved for this protocol."""
+        if self.hide_by != "auto":
+            return self.hide_by
+        return "source" if self.protocol == "edges" else "pair"
 
 
 @dataclass

@@ -336,6 +336,27 @@ class FitResult:
     resumed_from: int | None = None
 
 
+def hiding_folds(src: Tensor, perm: Tensor, n_folds: int, hide_by: str) -> list[Tensor]:
+    """The training steps of one group: each fold's pairs are scored while hidden from messages.
+
+    ``hide_by="pair"`` cuts the permuted pairs ``perm`` into ``n_folds`` chunks. ``"source"``
+    puts all pairs of a source POI (``src``, local index per pair) in one fold, sources dealt to
+    the folds in the order they first appear in ``perm``: a fold's sources then see none of their
+    own rows as messages, only the rows other POIs send them, as a held-out source at test time.
+    Uses no random draws beyond ``perm``.
+    """
+    if hide_by == "pair" or src.numel() == 0:
+        return list(perm.chunk(min(n_folds, max(perm.numel(), 1))))
+    uniq, inv = torch.unique(src, return_inverse=True)
+    first = torch.full((len(uniq),), perm.numel(), dtype=torch.long)
+    first.scatter_reduce_(0, inv[perm], torch.arange(perm.numel()), reduce="amin")
+    k = min(n_folds, len(uniq))
+    fold_of = torch.empty(len(uniq), dtype=torch.long)
+    fold_of[torch.argsort(first)] = torch.arange(len(uniq)) % k
+    pair_fold = fold_of[inv[perm]]
+    return [perm[pair_fold == f] for f in range(k)]
+
+
 def default_checkpoint_dir(cfg: CovisitConfig) -> Path:
     return Path(cfg.train.checkpoint_dir or Path("mlruns") / "checkpoints" / f"{cfg.name}-{cfg.hash()}")
 
@@ -418,7 +439,7 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) 
                 n_local = gd.sub.data[POI].num_nodes
                 msg, w = gd.message["train"]
                 msg_keys = msg[0] * n_local + msg[1]
-                for fold in perm.chunk(min(n_folds, ids.numel())):
+                for fold in hiding_folds(gd.local["train"][0], perm, n_folds, cfg.split.hiding):
                     loc = gd.local["train"][:, fold]
                     keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
                     w_arg = w[keep].to(device) if cfg.model.weighted_covisits else None

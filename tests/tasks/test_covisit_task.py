@@ -62,6 +62,42 @@ def test_prepare_separates_supervision_from_messages(world, tmp_path):
     assert not (set((rk.src * n + rk.dst).tolist()) & row_keys)
 
 
+@pytest.mark.parametrize("hide_by", ["pair", "source"])
+def test_hiding_folds_partition_the_pairs(hide_by):
+    src = torch.tensor([0, 0, 1, 2, 2, 2, 3, 5, 5, 7])
+    perm = torch.randperm(len(src), generator=torch.Generator().manual_seed(4))
+    folds = C.hiding_folds(src, perm, 3, hide_by)
+    assert len(folds) == 3
+    assert sorted(torch.cat(folds).tolist()) == list(range(len(src)))  # every pair once
+    if hide_by == "source":
+        owner = {}
+        for f, fold in enumerate(folds):
+            for s in src[fold].tolist():
+                assert owner.setdefault(s, f) == f  # all of a source's pairs share one fold
+        assert sorted(len(set(src[f].tolist())) for f in folds) == [2, 2, 2]  # 6 sources dealt evenly
+    else:
+        assert [len(f) for f in folds] == [4, 4, 2]
+    with pytest.raises(ConfigError, match="split.hide_by"):
+        CovisitConfig.from_dict({"split": {"hide_by": "state"}})
+    # auto hides the way each protocol evaluates
+    assert CovisitConfig.from_dict({"split": {"protocol": "edges"}}).split.hiding == "source"
+    assert CovisitConfig.from_dict({"split": {"protocol": "states"}}).split.hiding == "pair"
+    assert CovisitConfig.from_dict({"split": {"protocol": "states", "hide_by": "source"}}).split.hiding == "source"
+
+
+def test_training_by_source_folds_improves_and_resumes_identically(world, tmp_path):
+    runs = []
+    for name, stop in (("a", None), ("b", 2)):
+        cfg = _cfg(tmp_path / name, train={"epochs": 4}, split={"hide_by": "source"})
+        fr = C.fit(C.prepare(cfg, world), stop_after_epoch=stop)
+        if stop:
+            cfg.train.resume = True
+            fr = C.fit(C.prepare(cfg, world))
+        runs.append([h["train_loss"] for h in fr.history])
+    assert runs[0][-1] < runs[0][0]
+    assert runs[1] == pytest.approx(runs[0], abs=1e-6)
+
+
 def test_training_improves_over_first_epoch(world, tmp_path):
     prep = C.prepare(_cfg(tmp_path, train={"epochs": 8}), world)
     fr = C.fit(prep)

@@ -69,6 +69,10 @@ class ModelConfig:
         strength_features: Add each POI's degree and strength (sum of message weights) in the
             co-visit message graph, in and out, as inputs (computed from the message edges of
             each step, so a scored pair never contributes to them).
+        residual_features: Add each POI's mean residual over its visible co-visit rows, sent and
+            received: ``log1p(visitors)`` minus a gravity fit on the training pairs
+            (:mod:`geograph.tasks.covisit_messages`), an estimate of the venue's own pull. The
+            co-visit weights are then ``(M, 2)``: ``[weight, residual]``.
         sparse: Aggregate neighbours as a sparse-dense matrix product over a CSR adjacency
             (same function as PyG's gather-scatter, several times faster on CPU; ``mean`` and
             ``sum`` aggregation only, ``max`` always uses gather-scatter).
@@ -97,6 +101,7 @@ class ModelConfig:
     relations: list[str] = field(default_factory=lambda: ["covisits", "near", "in", "adjacent"])
     weighted_covisits: bool = True
     strength_features: bool = True
+    residual_features: bool = True
     sparse: bool = True
     mass_feature: str = "visits"
     gbt_naics_level: int = 4
@@ -116,6 +121,8 @@ class ModelConfig:
         bad = sorted(set(self.relations) - set(RELATIONS))
         if bad:
             raise ConfigError(f"model.relations has unknown group(s) {bad}; known: {sorted(RELATIONS)}")
+        if self.residual_features and not self.weighted_covisits:
+            raise ConfigError("model.residual_features needs model.weighted_covisits: true")
         if self.brand_dim < 0:
             raise ConfigError(f"model.brand_dim must be >= 0, got {self.brand_dim}")
         if self.layers < 0 or self.hidden <= 0:
@@ -153,6 +160,16 @@ def location_encoding(pos: Tensor, freqs: int) -> Tensor:
     scales = 2.0 ** torch.arange(freqs, dtype=torch.float32, device=pos.device) * (180.0 / 10.0)
     ang = rad.unsqueeze(-1) * scales  # (N, 2, F): periods from 10 degrees down
     return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1).flatten(1)
+
+
+def residual_means(edge_index: Tensor, residual: Tensor, n: int) -> Tensor:
+    """Mean residual of each node's edges as source and as target (0 without edges); ``(n, 2)``."""
+    cols = []
+    for side in (0, 1):
+        total = residual.new_zeros(n).index_add_(0, edge_index[side], residual.float())
+        count = residual.new_zeros(n).index_add_(0, edge_index[side], torch.ones_like(residual, dtype=torch.float32))
+        cols.append(total / count.clamp(min=1))
+    return torch.stack(cols, dim=1)
 
 
 def strength(edge_index: Tensor, weight: Tensor | None, n: int) -> Tensor:
@@ -244,6 +261,7 @@ class CovisitGNN(nn.Module):
         n_in = poi_in + 4 * c.location_freqs + (c.naics_dim if self.naics is not None else 0)
         n_in += c.brand_dim
         n_in += 4 if c.strength_features else 0
+        n_in += 2 if c.residual_features else 0
         self.poi_proj = nn.Sequential(nn.Linear(n_in, c.hidden), nn.ReLU(), nn.Dropout(c.dropout))
         self.cell_proj = nn.Linear(max(cell_in, 1), c.hidden)
         self.image_proj = nn.Linear(image_in, c.hidden) if image_in > 0 else None
@@ -296,6 +314,17 @@ class CovisitGNN(nn.Module):
             parts.append(self.naics(p.naics))
         if self.brand is not None:
             parts.append(self.brand(p.brand_idx))
+        if self.config.residual_features:
+            if covisit_weight is None and covisit_edge_index.size(1) == 0:
+                covisit_weight = p.x.new_zeros(0, 2)  # no message edges: no residuals to average
+            if covisit_weight is None or covisit_weight.dim() != 2:
+                raise ValueError(
+                    "model.residual_features needs (M, 2) co-visit weights [weight, residual] "
+                    "(geograph.tasks.covisit_messages.message_weights with a baseline)"
+                )
+            parts.append(residual_means(covisit_edge_index, covisit_weight[:, 1], p.x.size(0)))
+        if covisit_weight is not None and covisit_weight.dim() == 2:
+            covisit_weight = covisit_weight[:, 0]
         if self.config.strength_features:
             parts.append(strength(covisit_edge_index, covisit_weight, p.x.size(0)))
         h0 = {POI: self.poi_proj(torch.cat(parts, dim=-1))}

@@ -41,6 +41,7 @@ from geograph.graph.transforms import FeaturePreprocessor
 from geograph.metrics import ranking_metrics, regression_metrics
 from geograph.nn.covisit_model import CovisitGNN, ModelConfig
 from geograph.tasks.config import CovisitConfig
+from geograph.tasks.covisit_messages import GravityBaseline, gravity_design, message_weights
 from geograph.utils.device import autocast_context, select_device
 
 # ----------------------------------------------------------------------------------------
@@ -94,6 +95,7 @@ class Prepared:
     fingerprint: str
     weight_scale: float
     shard: object | None = None  # covisit_sharded.ShardInfo when this rank loaded only its states
+    baseline: GravityBaseline | None = None  # residuals of message rows (model.residual_features)
 
 
 def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor) -> PairSet:
@@ -155,27 +157,28 @@ def prepare(cfg: CovisitConfig, world: World | None = None, progress: bool = Fal
     rank_feats = {k: pair_features(g, rank[k].src, rank[k].dst) for k in rank}
     nz = split.pairs["train"].visitors[split.pairs["train"].visitors > 0].double()
     weight_scale = float(torch.log1p(nz).mean()) if nz.numel() else 1.0
-    groups = _make_groups(g, split, rank, cfg, weight_scale)
-    return Prepared(cfg, g, split, pre, feats, rank, rank_feats, groups, world.fingerprint(), weight_scale)
+    baseline = None
+    if cfg.model.family == "gnn" and cfg.model.residual_features:
+        tr = split.pairs["train"]
+        baseline = GravityBaseline.fit(g, tr.src, tr.dst, tr.visitors, cfg.model.mass_feature, feats["train"])
+    groups = _make_groups(g, split, rank, cfg, weight_scale, baseline)
+    return Prepared(cfg, g, split, pre, feats, rank, rank_feats, groups, world.fingerprint(), weight_scale, baseline=baseline)
 
 
-def _make_groups(g: GeoGraph, split: CovisitSplit, rank: dict[str, PairSet], cfg: CovisitConfig, weight_scale: float) -> list[GroupData]:
+def _make_groups(
+    g: GeoGraph,
+    split: CovisitSplit,
+    rank: dict[str, PairSet],
+    cfg: CovisitConfig,
+    weight_scale: float,
+    baseline: GravityBaseline | None = None,
+) -> list[GroupData]:
     part = StatePartitioner(g, cfg.graph.halo_km)
     n_per_state = torch.bincount(g.data[POI].state, minlength=len(part.states)).tolist()
     weights = dict(zip(part.states, n_per_state, strict=True))
-    covisits = g.data[POI, "covisits", POI]
-    ei = covisits.edge_index
-    n = g.num_pois
-    keys = (ei[0] * n + ei[1]).numpy()
-    order = np.argsort(keys)
-    keys_sorted = keys[order]
-    vis_sorted = covisits.visitors.numpy()[order]
 
     def weights_for(msg: Tensor) -> Tensor:
-        k = (msg[0] * n + msg[1]).numpy()
-        pos = np.searchsorted(keys_sorted, k)
-        w = vis_sorted[np.clip(pos, 0, len(vis_sorted) - 1)]
-        return torch.log1p(torch.from_numpy(w).float()) / weight_scale
+        return message_weights(g, msg, weight_scale, baseline)
 
     out = []
     max_pois = cfg.train.max_group_pois
@@ -508,15 +511,6 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None) 
 # ----------------------------------------------------------------------------------------
 
 
-def _mass(cfg: CovisitConfig, graph: GeoGraph, idx: Tensor) -> np.ndarray:
-    names = graph.index["poi_feature_names"]
-    mf = cfg.model.mass_feature
-    if mf not in names:
-        raise ConfigError(f"model.mass_feature {mf!r} is not a POI feature; have {names}")
-    raw = graph.data[POI].x_raw[:, names.index(mf)].double().numpy()
-    return np.log1p(np.clip(np.nan_to_num(raw[idx.numpy()]), 0, None))
-
-
 def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst: Tensor, pf: Tensor) -> np.ndarray:
     """Pair-feature matrix of the non-graph baselines.
 
@@ -525,9 +519,9 @@ def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst:
     features of both ends]`` plus, with
     ``gbt_naics_level``, the NAICS codes of both ends at that level (categorical).
     """
-    dist = np.log1p(pf[:, 0].double().numpy())
     if cfg.model.family == "gravity":
-        return np.stack([dist, _mass(cfg, graph, src), _mass(cfg, graph, dst)], axis=1)
+        return gravity_design(cfg.model.mass_feature, graph, src, dst, pf)
+    dist = np.log1p(pf[:, 0].double().numpy())
     p = graph.data[POI]
     x = p.x.double().numpy()
     rest = pf[:, 1:] if cfg.model.pair_rank else pf[:, 1:3]  # same brand, depth (, neighbour rank)

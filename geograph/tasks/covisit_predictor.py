@@ -29,6 +29,7 @@ from geograph.graph.split import PairSet
 from geograph.metrics import ranking_metrics, regression_metrics
 from geograph.nn.covisit_model import CovisitGNN, ModelConfig
 from geograph.tasks.config import CovisitConfig
+from geograph.tasks.covisit_messages import GravityBaseline, message_weights
 from geograph.utils.atomic import file_sha256
 
 BUNDLE = "bundle.pt"
@@ -85,6 +86,7 @@ def save_bundle(fit_result, prep, folder: str | Path) -> Path:
         "preprocessor": prep.pre.state_dict(),
         "message": prep.split.message["test"],
         "weight_scale": prep.weight_scale,
+        "baseline": None if prep.baseline is None else {"coef": list(prep.baseline.coef), "mass_feature": prep.baseline.mass_feature},
         "groups": [gd.sub.state.split("+") for gd in prep.groups],
         "scaler": {
             "mode": fit_result.scaler.mode,
@@ -144,13 +146,16 @@ class CovisitPredictor:
         from geograph.tasks.covisit import TargetScaler
 
         config = dict(state["config"])
-        # models saved before the neighbour-rank pair feature existed were trained without it
-        config["model"] = {"pair_rank": False, **config.get("model", {})}
+        # models saved before the neighbour-rank pair feature and the residual inputs existed
+        # were trained without them
+        config["model"] = {"pair_rank": False, "residual_features": False, **config.get("model", {})}
         self.cfg = CovisitConfig.from_dict(config)
         self.graph = GeoGraph.from_state(state["graph"])
         self.pre = FeaturePreprocessor.from_state_dict(state["preprocessor"])
         self.message: Tensor = state["message"]
         self.weight_scale = float(state["weight_scale"])
+        b = state.get("baseline")
+        self.baseline = GravityBaseline(**b) if b else None
         self.groups: list[list[str]] = state["groups"]
         self.scaler = TargetScaler(**state["scaler"])
         self.eval_pairs = state["eval"]
@@ -227,13 +232,7 @@ class CovisitPredictor:
         return emb
 
     def _weights(self, msg: Tensor) -> Tensor:
-        store = self.graph.data[POI, "covisits", POI]
-        n = self.graph.num_pois
-        keys = store.edge_index[0] * n + store.edge_index[1]
-        order = torch.argsort(keys)
-        pos = torch.searchsorted(keys[order], msg[0] * n + msg[1]).clamp(max=len(keys) - 1)
-        vis = store.visitors[order][pos]
-        return torch.log1p(vis.float()) / self.weight_scale
+        return message_weights(self.graph, msg, self.weight_scale, self.baseline)
 
     @torch.no_grad()
     def predict_log1p(self, src: Tensor, dst: Tensor) -> np.ndarray:

@@ -57,6 +57,7 @@ from geograph.graph.partition import StateSubgraph
 from geograph.graph.split import SPLITS, CovisitSplit, PairSet, _unordered_key, sample_zero_pairs
 from geograph.graph.transforms import FeaturePreprocessor, brand_names
 from geograph.tasks.config import CovisitConfig
+from geograph.tasks.covisit_messages import GravityBaseline, gravity_design, message_weights
 
 LOADING_MODES = ("auto", "whole", "per_state")
 EVAL_SPLITS = ("val", "test")
@@ -200,17 +201,6 @@ class ShardInfo:
     peak_state_pois: int = 0
 
 
-def _covisit_weights(graph: GeoGraph, msg: Tensor, weight_scale: float) -> Tensor:
-    store = graph.data[POI, COVISITS, POI]
-    n = graph.num_pois
-    keys = (store.edge_index[0] * n + store.edge_index[1]).numpy()
-    order = np.argsort(keys)
-    vis = store.visitors.numpy()[order]
-    pos = np.searchsorted(keys[order], (msg[0] * n + msg[1]).numpy())
-    w = vis[np.clip(pos, 0, max(len(vis) - 1, 0))] if len(vis) else np.zeros(0)
-    return torch.log1p(torch.from_numpy(w).float()) / weight_scale
-
-
 def disjoint_union(graphs: list[HeteroData]) -> tuple[HeteroData, list[int]]:
     """One ``HeteroData`` holding ``graphs`` side by side (no edge between them); returns it and
     each graph's first POI index. Node attributes are concatenated, edge indices and the
@@ -281,6 +271,8 @@ def prepare_sharded(cfg: CovisitConfig):
     poi_x, cell_x, codes, train_vis = [], [], [], []
     brands: set[str] = set()
     log_nz_sum, log_nz_n = 0.0, 0
+    use_baseline = cfg.model.family == "gnn" and cfg.model.residual_features
+    ata, aty = np.zeros((4, 4)), np.zeros(4)  # normal equations of the residual baseline
     mine_eval: dict[str, dict] = {}
     loaded_all: dict[str, dict] = {}
     core_pois: dict[str, int] = {}
@@ -316,6 +308,10 @@ def prepare_sharded(cfg: CovisitConfig):
         tr = split.pairs["train"]
         nz = torch.log1p(tr.visitors[tr.visitors > 0].double())
         log_nz_sum, log_nz_n = log_nz_sum + float(nz.sum()), log_nz_n + nz.numel()
+        if use_baseline and len(tr):
+            x = gravity_design(cfg.model.mass_feature, graph, tr.src, tr.dst)
+            a, b = GravityBaseline.normal_equations(x, np.log1p(tr.visitors.double().numpy()))
+            ata, aty = ata + a, aty + b
         train_start[name] = n_train
         n_train += len(tr)
         n_msg += int(split.message["train"].size(1))
@@ -344,6 +340,10 @@ def prepare_sharded(cfg: CovisitConfig):
     del poi_x, cell_x, codes
     tot = red.sum(torch.tensor([log_nz_sum, float(log_nz_n)], dtype=torch.float64))
     weight_scale = float(tot[0] / tot[1]) if tot[1] > 0 else 1.0
+    baseline = None
+    if use_baseline:  # the same least-squares fit as one process over all training pairs
+        sums = red.sum(torch.from_numpy(np.concatenate([ata.ravel(), aty])))
+        baseline = GravityBaseline.solve(sums[:16].reshape(4, 4).numpy(), sums[16:].numpy(), cfg.model.mass_feature)
 
     # global val / test index space: every state's pairs (ids and counts only), in state order
     everything: dict[str, dict] = {}
@@ -419,7 +419,7 @@ def prepare_sharded(cfg: CovisitConfig):
                 ids.append(torch.arange(first, first + len(src)))
                 loc.append(torch.stack([src, dst]) + off)
                 msgs.append(st["message"][k] + off)
-                ws.append(_covisit_weights(g, st["message"][k], weight_scale))
+                ws.append(message_weights(g, st["message"][k], weight_scale, baseline))
             out["pairs"][k] = torch.cat(ids)
             out["local"][k] = torch.cat(loc, 1)
             out["message"][k] = (torch.cat(msgs, 1), torch.cat(ws))
@@ -470,7 +470,7 @@ def prepare_sharded(cfg: CovisitConfig):
         {},
     )
     return Prepared(
-        cfg, graph, split, pre, feats, rank_all, rank_feats, groups, fingerprint, weight_scale, shard
+        cfg, graph, split, pre, feats, rank_all, rank_feats, groups, fingerprint, weight_scale, shard, baseline
     )
 
 

@@ -64,6 +64,27 @@ def test_pair_inputs_with_and_without_neighbour_rank():
         transform_pair_features(torch.tensor([[1.0, 0.0, 2.0, float("nan")]]))
 
 
+def test_residual_features_average_each_nodes_message_residuals():
+    from geograph.nn.covisit_model import residual_means
+
+    ei = torch.tensor([[0, 0, 1], [1, 2, 2]])
+    got = residual_means(ei, torch.tensor([1.0, 3.0, -2.0]), 4)
+    # as source: node 0 sends 1 and 3, node 1 sends -2; as target: node 1 gets 1, node 2 gets 3 and -2
+    torch.testing.assert_close(got, torch.tensor([[2.0, 0.0], [-2.0, 1.0], [0.0, 0.5], [0.0, 0.0]]))
+    torch.manual_seed(0)
+    model = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0), 2, 3, 0, [3] * 5).eval()
+    d = _tiny_hetero()
+    msg = torch.tensor([[0], [5]])
+    a = model.encode(d, msg, torch.tensor([[1.0, 0.0]]))
+    b = model.encode(d, msg, torch.tensor([[1.0, 2.0]]))  # same weight, another residual
+    assert not torch.allclose(a[5], b[5]) and torch.allclose(a[3], b[3])
+    with pytest.raises(ValueError, match=r"\(M, 2\)"):
+        model.encode(d, msg, torch.tensor([1.0]))
+    with pytest.raises(ConfigError, match="weighted_covisits"):
+        ModelConfig(weighted_covisits=False)
+    assert ModelConfig(weighted_covisits=False, residual_features=False).residual_features is False
+
+
 def test_brand_embedding_feeds_the_poi_inputs():
     torch.manual_seed(0)
     model = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0, brand_dim=4), 2, 3, 0, [3] * 5, n_brands=4).eval()
@@ -116,9 +137,9 @@ def test_covisit_gnn_shapes_and_repr(layers, jk):
     model = CovisitGNN(cfg, poi_in=2, cell_in=3, image_in=0, naics_sizes=[3, 3, 3, 3, 3])
     d = _tiny_hetero()
     msg = torch.tensor([[0, 2], [1, 5]])
-    h = model.encode(d, msg, torch.ones(2))
+    h = model.encode(d, msg, torch.ones(2, 2))
     assert h.shape == (6, 16 if (jk and layers) else 8)
-    out = model(d, msg, torch.ones(2), torch.tensor([0, 1]), torch.tensor([3, 4]), torch.rand(2, 4))
+    out = model(d, msg, torch.ones(2, 2), torch.tensor([0, 1]), torch.tensor([3, 4]), torch.rand(2, 4))
     assert out.shape == (2,)
     assert str(model).startswith(f"CovisitGNN(naics=hierarchical, hidden=8, layers={layers}")
 
@@ -128,7 +149,7 @@ def test_covisit_gnn_message_edges_change_embeddings():
     model = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0), 2, 3, 0, [3, 3, 3, 3, 3]).eval()
     d = _tiny_hetero()
     a = model.encode(d, torch.zeros(2, 0, dtype=torch.long), None)
-    b = model.encode(d, torch.tensor([[0], [5]]), torch.ones(1))
+    b = model.encode(d, torch.tensor([[0], [5]]), torch.ones(1, 2))
     assert not torch.allclose(a[5], b[5])  # node 5 received a co-visit message
     assert torch.allclose(a[3], b[3])  # node 3 did not
 
@@ -152,7 +173,7 @@ def test_sparse_adjacency_aggregation_equals_gather_scatter(aggr):
 
 def test_covisit_gnn_sparse_path_matches_gather_scatter_forward_and_gradients():
     d = _tiny_hetero()
-    msg, w = torch.tensor([[0, 2, 2], [1, 5, 1]]), torch.tensor([1.0, 2.0, 0.5])
+    msg, w = torch.tensor([[0, 2, 2], [1, 5, 1]]), torch.tensor([[1.0, 0.3], [2.0, -1.0], [0.5, 0.0]])
     outs, grads = [], []
     for sparse in (True, False):
         torch.manual_seed(0)
@@ -172,17 +193,17 @@ def test_static_adjacency_is_cached_per_edge_tensor_and_rebuilt_when_it_changes(
     model = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0), 2, 3, 0, [3] * 5).eval()
     d = _tiny_hetero()
     msg = torch.tensor([[0], [5]])
-    a = model.encode(d, msg, torch.ones(1))
+    a = model.encode(d, msg, torch.ones(1, 2))
     n_cached = len(model._adj_cache)
     assert n_cached == 4  # near, in, rev_in, adjacent; co-visit edges are never cached
-    model.encode(d, msg, torch.ones(1))
+    model.encode(d, msg, torch.ones(1, 2))
     assert len(model._adj_cache) == n_cached
     d["poi", "near", "poi"].edge_index[1, 0] = 4  # in-place change: the cached CSR is stale
-    b = model.encode(d, msg, torch.ones(1))
+    b = model.encode(d, msg, torch.ones(1, 2))
     ref = CovisitGNN(ModelConfig(hidden=8, layers=1, dropout=0.0, sparse=False), 2, 3, 0, [3] * 5).eval()
     ref.load_state_dict(model.state_dict())
-    torch.testing.assert_close(b, ref.encode(d, msg, torch.ones(1)))
+    torch.testing.assert_close(b, ref.encode(d, msg, torch.ones(1, 2)))
     assert not torch.allclose(a, b)
     clone = copy.deepcopy(model)  # the cache is not copied (weak references)
     assert clone._adj_cache == {}
-    torch.testing.assert_close(clone.encode(d, msg, torch.ones(1)), b)
+    torch.testing.assert_close(clone.encode(d, msg, torch.ones(1, 2)), b)

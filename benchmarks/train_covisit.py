@@ -83,9 +83,10 @@ MODELS = ("geograph", "plain_sage", "plain_sage_naics")
 ABLATIONS = {
     "no_naics": {"naics": "none"},
     "no_strength": {"strength_features": False},
+    "no_residual": {"residual_features": False},
     "no_location": {"location_freqs": 0},
     "poi_edges_only": {"relations": ["covisits", "near"]},
-    "unweighted": {"weighted_covisits": False},
+    "unweighted": {"weighted_covisits": False, "residual_features": False},
     "no_layernorm": {"norm": "none"},
     "no_jk": {"jk": False},
     "no_dropout": {"dropout": 0.0},
@@ -96,6 +97,7 @@ ABLATIONS = {
     "all_off": {
         "naics": "none",
         "strength_features": False,
+        "residual_features": False,
         "location_freqs": 0,
         "relations": ["covisits", "near"],
         "weighted_covisits": False,
@@ -324,7 +326,8 @@ def _breakdown(prep, geo_model, ctx: dict, repeats: int) -> dict:
 
     gd = max(prep.groups, key=lambda g: g.sub.data[POI].num_nodes)
     data = gd.sub.data
-    msg, w = gd.message["train"]
+    msg, w2 = gd.message["train"]
+    w = w2[:, 0] if w2.dim() == 2 else w2  # [weight, residual] with model.residual_features
     n_poi = int(data[POI].num_nodes)
     m = geo_model
     res: dict[str, float] = {}
@@ -345,6 +348,11 @@ def _breakdown(prep, geo_model, ctx: dict, repeats: int) -> dict:
         timed("location_encoding", lambda: location_encoding(p.pos, m.config.location_freqs))
         parts = [p.x, location_encoding(p.pos, m.config.location_freqs)]
         parts += [m.naics(p.naics)] if m.naics is not None else []
+        if getattr(m.config, "residual_features", False):
+            from geograph.nn.covisit_model import residual_means
+
+            timed("residual_features", lambda: residual_means(msg, w2[:, 1], p.x.size(0)))
+            parts.append(residual_means(msg, w2[:, 1], p.x.size(0)))
         if getattr(m.config, "strength_features", False):
             from geograph.nn.covisit_model import strength
 
@@ -378,7 +386,7 @@ def _breakdown(prep, geo_model, ctx: dict, repeats: int) -> dict:
                 lambda c=c, et=et, ei=ei[:, order], kw=kw: c((h[et[0]], h[et[2]]), ei, **kw),
             )
         timed("layer1_heteroconv_total", lambda: conv(h, edges, edge_weight_dict=weights))
-        timed("encode_total", lambda: m.encode(data, msg, w))
+        timed("encode_total", lambda: m.encode(data, msg, w2))
         order = torch.argsort(msg[1] * n_poi + msg[0])
         timed(
             "encode_total, co-visit message edges sorted by destination",

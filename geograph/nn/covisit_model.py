@@ -72,7 +72,9 @@ class ModelConfig:
         residual_features: Add each POI's mean residual over its visible co-visit rows, sent and
             received: ``log1p(visitors)`` minus a gravity fit on the training pairs
             (:mod:`geograph.tasks.covisit_messages`), an estimate of the venue's own pull. The
-            co-visit weights are then ``(M, 2)``: ``[weight, residual]``.
+            co-visit weights are then ``(M, 2)``: ``[weight, residual]``. ``"auto"`` (default):
+            on, except that a :class:`~geograph.tasks.config.CovisitConfig` turns it off under
+            the ``states`` / ``h3`` protocols (see there) and without ``weighted_covisits``.
         sparse: Aggregate neighbours as a sparse-dense matrix product over a CSR adjacency
             (same function as PyG's gather-scatter, several times faster on CPU; ``mean`` and
             ``sum`` aggregation only, ``max`` always uses gather-scatter).
@@ -101,7 +103,7 @@ class ModelConfig:
     relations: list[str] = field(default_factory=lambda: ["covisits", "near", "in", "adjacent"])
     weighted_covisits: bool = True
     strength_features: bool = True
-    residual_features: bool = True
+    residual_features: bool | str = "auto"
     sparse: bool = True
     mass_feature: str = "visits"
     gbt_naics_level: int = 4
@@ -121,7 +123,11 @@ class ModelConfig:
         bad = sorted(set(self.relations) - set(RELATIONS))
         if bad:
             raise ConfigError(f"model.relations has unknown group(s) {bad}; known: {sorted(RELATIONS)}")
-        if self.residual_features and not self.weighted_covisits:
+        if self.residual_features not in (True, False, "auto"):
+            raise ConfigError(f"model.residual_features must be true, false or auto, got {self.residual_features!r}")
+        if self.residual_features == "auto" and not self.weighted_covisits:
+            self.residual_features = False
+        if self.residual_features is True and not self.weighted_covisits:
             raise ConfigError("model.residual_features needs model.weighted_covisits: true")
         if self.brand_dim < 0:
             raise ConfigError(f"model.brand_dim must be >= 0, got {self.brand_dim}")

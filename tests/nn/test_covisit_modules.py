@@ -81,8 +81,8 @@ def test_residual_features_average_each_nodes_message_residuals():
     with pytest.raises(ValueError, match=r"\(M, 2\)"):
         model.encode(d, msg, torch.tensor([1.0]))
     with pytest.raises(ConfigError, match="weighted_covisits"):
-        ModelConfig(weighted_covisits=False)
-    assert ModelConfig(weighted_covisits=False, residual_features=False).residual_features is False
+        ModelConfig(weighted_covisits=False, residual_features=True)
+    assert ModelConfig(weighted_covisits=False).residual_features is False  # auto: off without weights
 
 
 def test_brand_embedding_feeds_the_poi_inputs():

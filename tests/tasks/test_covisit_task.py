@@ -79,6 +79,15 @@ def test_hiding_folds_partition_the_pairs(hide_by):
         assert [len(f) for f in folds] == [4, 4, 2]
     with pytest.raises(ConfigError, match="split.hide_by"):
         CovisitConfig.from_dict({"split": {"hide_by": "state"}})
+    # residual inputs: auto is on under edges, off under states and without weighted co-visits
+    assert CovisitConfig.from_dict({"split": {"protocol": "edges"}}).model.residual_features is True
+    assert CovisitConfig.from_dict({"split": {"protocol": "states"}}).model.residual_features is False
+    off = {"split": {"protocol": "edges"}, "model": {"weighted_covisits": False}}
+    assert CovisitConfig.from_dict(off).model.residual_features is False
+    on = {"split": {"protocol": "states"}, "model": {"residual_features": True}}
+    assert CovisitConfig.from_dict(on).model.residual_features is True
+    with pytest.raises(ConfigError, match="residual_features"):
+        CovisitConfig.from_dict({"model": {"residual_features": "sometimes"}})
     # auto hides the way each protocol evaluates
     assert CovisitConfig.from_dict({"split": {"protocol": "edges"}}).split.hiding == "source"
     assert CovisitConfig.from_dict({"split": {"protocol": "states"}}).split.hiding == "pair"

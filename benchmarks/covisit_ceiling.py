@@ -37,50 +37,23 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geograph.constants import BRAND_COL, NAICS_CODE, POI, POI_ID  # noqa: E402
-from geograph.data.synthetic import generate_world_with_truth  # noqa: E402
-from geograph.geo.distance import haversine_km  # noqa: E402
+from geograph.constants import POI, POI_ID  # noqa: E402
+from geograph.data.synthetic import generate_world_with_truth, pair_log_rate  # noqa: E402
 from geograph.tasks.config import CovisitConfig, load_config_file  # noqa: E402
 from geograph.tasks.covisit import evaluate_predictions, fit, prepare  # noqa: E402
 
 
 class TrueRates:
-    """``log lambda`` of any POI pair of a generated world, by graph POI index."""
+    """``log lambda`` of any POI pair of a generated world, by graph POI index
+    (:func:`geograph.data.synthetic.pair_log_rate` after mapping graph rows to world rows)."""
 
     def __init__(self, world, truth, graph_poi_ids: list[str]) -> None:
-        p = world.meta["params"]
         pos = {pid: i for i, pid in enumerate(world.pois[POI_ID].to_list())}
-        row = np.array([pos[pid] for pid in graph_poi_ids])
-        code_index = {c: i for i, c in enumerate(truth.codes)}
-        self.kind = np.array([code_index[c] for c in world.pois[NAICS_CODE].to_list()])[row]
-        brands = world.pois[BRAND_COL].to_list()
-        names = sorted({b for b in brands if b is not None})
-        bid = {b: i for i, b in enumerate(names)}
-        self.brand = np.array([bid[b] if b is not None else -1 for b in brands])[row]
-        self.lat = world.pois["latitude"].to_numpy()[row]
-        self.lon = world.pois["longitude"].to_numpy()[row]
-        self.log_m = truth.poi_log_mass[row]
-        self.z = truth.poi_latent[row]
-        self.v = truth.poi_brand_effect[row]
-        self.A = truth.affinity
-        self.b0 = truth.b0
-        self.a, self.gamma, self.d0 = p["mass_exponent"], p["distance_decay"], p["distance_scale_km"]
-        self.beta = p["same_brand_effect"]
+        self.row = np.array([pos[pid] for pid in graph_poi_ids])
+        self.world, self.truth = world, truth
 
     def log_rate(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        d = haversine_km(self.lat[src], self.lon[src], self.lat[dst], self.lon[dst])
-        same = (self.brand[src] >= 0) & (self.brand[src] == self.brand[dst])
-        return (
-            self.b0
-            + self.a * (self.log_m[src] + self.log_m[dst])
-            - self.gamma * np.log1p(d / self.d0)
-            + self.A[self.kind[src], self.kind[dst]]
-            + self.beta * same
-            + self.v[src]
-            + self.v[dst]
-            + self.z[src]
-            + self.z[dst]
-        )
+        return pair_log_rate(self.world, self.truth, self.row[src], self.row[dst])
 
 
 def _is_row(graph, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

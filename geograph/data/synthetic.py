@@ -96,6 +96,7 @@ __all__ = [
     "GroundTruth",
     "WorldConfig",
     "covisit_r2_diagnostics",
+    "pair_log_rate",
     "generate_world",
     "generate_world_with_truth",
     "print_world_summary",
@@ -1120,6 +1121,31 @@ def _images(
 
 
 # --- diagnostics -------------------------------------------------------------------------------------
+
+
+def pair_log_rate(world: World, truth: GroundTruth, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """True ``log lambda`` of POI pairs ``(a[k], b[k])`` (row indices into ``world.pois``) under
+    the world's law, for any same-state pair, listed as a co-visit row or not (oracle baselines:
+    ``benchmarks/covisit_ceiling.py``). On the listed rows it equals ``truth.covisit_log_rate``."""
+    p = world.meta["params"]
+    pois = world.pois
+    lat, lon = pois[LAT].to_numpy(), pois[LON].to_numpy()
+    code_index = {c: i for i, c in enumerate(truth.codes)}
+    kind = np.array([code_index[c] for c in pois[NAICS_CODE].to_list()])
+    brand = pois[BRAND_COL].to_numpy()
+    same = (brand[a] == brand[b]) & (brand[a] != None)  # noqa: E711 (elementwise on object arrays)
+    d = _haversine(lat[a], lon[a], lat[b], lon[b])
+    return (
+        truth.b0
+        + p["mass_exponent"] * (truth.poi_log_mass[a] + truth.poi_log_mass[b])
+        - p["distance_decay"] * np.log1p(d / p["distance_scale_km"])
+        + truth.affinity[kind[a], kind[b]]
+        + p["same_brand_effect"] * same
+        + truth.poi_brand_effect[a]
+        + truth.poi_brand_effect[b]
+        + truth.poi_latent[a]
+        + truth.poi_latent[b]
+    )
 
 
 def covisit_r2_diagnostics(world: World, truth: GroundTruth) -> dict[str, float]:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,7 +112,16 @@ def rank_failures(info: DistInfo, timeout_s: float, checkpoint: Path | None) -> 
         "when one fails; look for the first failing rank above)"
     )
 
+    raised = []
+
     def on_sigterm(signum, frame):
+        # torchrun sends SIGTERM to every rank once one fails, possibly while this rank is
+        # already ending (an error on its way up, MLflow closing the run): raising then would cut
+        # that short and leave the run RUNNING or without its reason, so only the first SIGTERM
+        # of a rank that is not already handling an error raises
+        if raised or sys.exc_info()[0] is not None:
+            return
+        raised.append(signum)
         raise _Stopped  # a BaseException: no `except Exception` on the way swallows it
 
     previous = None

@@ -41,7 +41,7 @@ from geograph.graph.transforms import FeaturePreprocessor
 from geograph.metrics import ranking_metrics, regression_metrics
 from geograph.nn.covisit_model import CovisitGNN, ModelConfig
 from geograph.tasks.config import CovisitConfig
-from geograph.tasks.covisit_messages import GravityBaseline, gravity_design, message_weights
+from geograph.tasks.covisit_messages import GravityBaseline, MessageWeights, gravity_design
 from geograph.utils.device import autocast_context, select_device
 
 # ----------------------------------------------------------------------------------------
@@ -176,9 +176,7 @@ def _make_groups(
     part = StatePartitioner(g, cfg.graph.halo_km)
     n_per_state = torch.bincount(g.data[POI].state, minlength=len(part.states)).tolist()
     weights = dict(zip(part.states, n_per_state, strict=True))
-
-    def weights_for(msg: Tensor) -> Tensor:
-        return message_weights(g, msg, weight_scale, baseline)
+    weights_for = MessageWeights(g, weight_scale, baseline)
 
     out = []
     max_pois = cfg.train.max_group_pois

@@ -73,24 +73,35 @@ class GravityBaseline:
         return self.coef[0] + x @ np.asarray(self.coef[1:])
 
 
-def row_visitors(graph: GeoGraph, msg: Tensor) -> np.ndarray:
-    """Visitors of the co-visit rows ``msg`` (``(2, M)`` indices of rows of ``graph``)."""
-    store = graph.data[POI, COVISITS, POI]
-    n = graph.num_pois
-    keys = (store.edge_index[0] * n + store.edge_index[1]).numpy()
-    order = np.argsort(keys)
-    vis = store.visitors.numpy()[order]
-    if len(vis) == 0:
-        return np.zeros(msg.size(1), dtype=np.int64)
-    pos = np.searchsorted(keys[order], (msg[0] * n + msg[1]).numpy())
-    return vis[np.clip(pos, 0, len(vis) - 1)]
+class MessageWeights:
+    """Weights of co-visit rows of one graph: ``weights(msg)`` is ``(M,)`` message weights, or
+    ``(M, 2)`` ``[weight, residual]`` with a ``baseline``. The graph's rows are sorted once here,
+    not at every call (a graph is asked once per state group and split)."""
+
+    def __init__(self, graph: GeoGraph, weight_scale: float, baseline: GravityBaseline | None = None) -> None:
+        self.graph, self.weight_scale, self.baseline = graph, weight_scale, baseline
+        store = graph.data[POI, COVISITS, POI]
+        n = graph.num_pois
+        keys = (store.edge_index[0] * n + store.edge_index[1]).numpy()
+        order = np.argsort(keys)
+        self._keys, self._vis = keys[order], store.visitors.numpy()[order]
+
+    def visitors(self, msg: Tensor) -> np.ndarray:
+        """Visitors of the co-visit rows ``msg`` (``(2, M)`` indices of rows of the graph)."""
+        if len(self._vis) == 0:
+            return np.zeros(msg.size(1), dtype=np.int64)
+        pos = np.searchsorted(self._keys, (msg[0] * self.graph.num_pois + msg[1]).numpy())
+        return self._vis[np.clip(pos, 0, len(self._vis) - 1)]
+
+    def __call__(self, msg: Tensor) -> Tensor:
+        vis = self.visitors(msg)
+        w = torch.log1p(torch.from_numpy(vis).float()) / self.weight_scale  # float32, as models were trained
+        if self.baseline is None:
+            return w
+        r = np.log1p(vis.astype(np.float64)) - self.baseline.predict(self.graph, msg[0], msg[1]) if msg.size(1) else np.zeros(0)
+        return torch.stack([w, torch.from_numpy(r).float()], dim=1)
 
 
 def message_weights(graph: GeoGraph, msg: Tensor, weight_scale: float, baseline: GravityBaseline | None = None) -> Tensor:
-    """``(M,)`` message weights, or ``(M, 2)`` ``[weight, residual]`` with a ``baseline``."""
-    vis = row_visitors(graph, msg)
-    w = torch.log1p(torch.from_numpy(vis).float()) / weight_scale  # float32, as models were trained
-    if baseline is None:
-        return w
-    r = np.log1p(vis.astype(np.float64)) - baseline.predict(graph, msg[0], msg[1]) if msg.size(1) else np.zeros(0)
-    return torch.stack([w, torch.from_numpy(r).float()], dim=1)
+    """One-off :class:`MessageWeights` call: ``(M,)`` weights, or ``(M, 2)`` with a ``baseline``."""
+    return MessageWeights(graph, weight_scale, baseline)(msg)

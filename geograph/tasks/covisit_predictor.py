@@ -29,7 +29,7 @@ from geograph.graph.split import PairSet
 from geograph.metrics import ranking_metrics, regression_metrics
 from geograph.nn.covisit_model import CovisitGNN, ModelConfig
 from geograph.tasks.config import CovisitConfig
-from geograph.tasks.covisit_messages import GravityBaseline, message_weights
+from geograph.tasks.covisit_messages import GravityBaseline, MessageWeights
 from geograph.utils.atomic import file_sha256
 
 BUNDLE = "bundle.pt"
@@ -154,13 +154,13 @@ class CovisitPredictor:
         self.pre = FeaturePreprocessor.from_state_dict(state["preprocessor"])
         self.message: Tensor = state["message"]
         self.weight_scale = float(state["weight_scale"])
-        b = state.get("baseline")
-        self.baseline = GravityBaseline(**b) if b else None
         self.groups: list[list[str]] = state["groups"]
         self.scaler = TargetScaler(**state["scaler"])
         self.eval_pairs = state["eval"]
         self.fingerprint = state.get("fingerprint")
         self.family = self.cfg.model.family
+        b = state.get("baseline")
+        self._weights = MessageWeights(self.graph, self.weight_scale, GravityBaseline(**b) if b else None)
         self._pos = {pid: i for i, pid in enumerate(self.graph.index["poi_ids"])}
         self._emb: Tensor | None = None
         self.model: CovisitGNN | None = None
@@ -230,9 +230,6 @@ class CovisitPredictor:
             emb[sub.poi_index[core]] = h[core]
         self._emb = emb
         return emb
-
-    def _weights(self, msg: Tensor) -> Tensor:
-        return message_weights(self.graph, msg, self.weight_scale, self.baseline)
 
     @torch.no_grad()
     def predict_log1p(self, src: Tensor, dst: Tensor) -> np.ndarray:

@@ -57,7 +57,7 @@ from geograph.graph.partition import StateSubgraph
 from geograph.graph.split import SPLITS, CovisitSplit, PairSet, _unordered_key, sample_zero_pairs
 from geograph.graph.transforms import FeaturePreprocessor, brand_names
 from geograph.tasks.config import CovisitConfig
-from geograph.tasks.covisit_messages import GravityBaseline, gravity_design, message_weights
+from geograph.tasks.covisit_messages import GravityBaseline, MessageWeights, gravity_design
 
 LOADING_MODES = ("auto", "whole", "per_state")
 EVAL_SPLITS = ("val", "test")
@@ -411,15 +411,16 @@ def prepare_sharded(cfg: CovisitConfig):
             "rank_ids": {},
             "rank_local": {},
         }
+        weights_of = [MessageWeights(g, weight_scale, baseline) for g in graphs]
         for k in SPLITS:
             ids, loc, msgs, ws = [], [], [], []
-            for name, g, st, off in zip(members, graphs, splits, offs, strict=True):
+            for name, weights, st, off in zip(members, weights_of, splits, offs, strict=True):
                 src, dst, _ = st["pairs"][k]
                 first = train_start[name] if k == "train" else start[name, k]
                 ids.append(torch.arange(first, first + len(src)))
                 loc.append(torch.stack([src, dst]) + off)
                 msgs.append(st["message"][k] + off)
-                ws.append(message_weights(g, st["message"][k], weight_scale, baseline))
+                ws.append(weights(st["message"][k]))
             out["pairs"][k] = torch.cat(ids)
             out["local"][k] = torch.cat(loc, 1)
             out["message"][k] = (torch.cat(msgs, 1), torch.cat(ws))

@@ -152,7 +152,7 @@ def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] |
     from torch import nn
     from torch_geometric.nn import GraphSAGE
 
-    from geograph.nn.covisit_model import EdgeHead, transform_pair_features
+    from geograph.nn.covisit_model import EdgeHead, pair_input_dim, transform_pair_features
     from geograph.nn.naics_encoder import NAICSEncoder
 
     naics = NAICSEncoder(naics_sizes, mc.naics_dim, mc.naics) if naics_sizes else None
@@ -168,9 +168,7 @@ def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] |
             )
             width = mc.hidden if project else in_dim
             self.gnn = GraphSAGE(width, mc.hidden, num_layers=mc.layers, dropout=mc.dropout, aggr=mc.aggr)
-            self.head = EdgeHead(
-                mc.hidden, mc.head_hidden, mc.head_product, mc.dropout, transform_pair_features(torch.zeros(1, 4), mc.pair_rank).size(1)
-            )
+            self.head = EdgeHead(mc.hidden, mc.head_hidden, mc.head_product, mc.dropout, pair_input_dim(mc.pair_rank))
 
             self.naics = naics
 

@@ -491,7 +491,7 @@ class _WhatIfGraph:
         sub[CELL].num_nodes = cx_raw.size(0)
         size = {POI: (pois, local, n_p + 1), CELL: (cells, local_c, cx_raw.size(0))}
         msg_local = torch.zeros(2, 0, dtype=torch.long)
-        msg_w = torch.zeros(0, 2) if self.gnn.config.residual_features else None
+        msg_w = None
         near_l = local[near]
         near_l = near_l[near_l >= 0]
         for et in self.edge_types:

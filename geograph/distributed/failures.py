@@ -127,27 +127,18 @@ def rank_failures(info: DistInfo, timeout_s: float, checkpoint: Path | None) -> 
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, on_sigterm)
-    def settle() -> None:
-        # already ending: a SIGTERM now (torchrun stopping the survivors) must not cut the
-        # end-reason tag short, which left FAILED runs without a reason under load
-        if previous is not None:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
     try:
         yield
     except _Stopped:
-        settle()
         err = DistributedError(stopped + resume_hint())
         _tag_end_reason(str(err))
         raise err from None
     except DistributedError as exc:
-        settle()
         _tag_end_reason(str(exc))
         raise
     except Exception as exc:
         if not is_lost_rank_error(exc):
             raise
-        settle()
         err = DistributedError(
             f"rank {info.rank} of {info.world_size} lost contact with another rank: it died or did not "
             f"answer within train.dist_timeout_s={timeout_s:g} s ({_first_line(exc)}){resume_hint()}"

@@ -222,6 +222,11 @@ class EdgeHead(nn.Module):
         return f"EdgeHead({self.dim}, hidden={self.hidden}, product={self.product})"
 
 
+def pair_input_dim(rank: bool = True) -> int:
+    """Width of :func:`transform_pair_features`' output."""
+    return PAIR_FEATURES if rank else PAIR_FEATURES - 1
+
+
 def transform_pair_features(pair: Tensor, rank: bool = True) -> Tensor:
     """Raw ``[distance_km, same_brand, depth, neighbour_rank]`` -> model inputs ``[log1p km,
     same_brand, depth / 6, log1p rank / 4]`` (the last one only with ``rank``)."""
@@ -291,7 +296,7 @@ class CovisitGNN(nn.Module):
             c.head_hidden,
             c.head_product,
             c.dropout,
-            PAIR_FEATURES if c.pair_rank else PAIR_FEATURES - 1,
+            pair_input_dim(c.pair_rank),
         )
         # static relation -> CSR adjacency, keyed weakly by the edge tensor (see _adjacency)
         self._adj_cache: dict[int, tuple] = {}

@@ -257,7 +257,8 @@ class CovisitConfig:
         # mean residual there is not the quantity the model was trained on (mean best validation
         # R² of the default over seeds 0-2 fell from 0.386 to 0.349 with it, README)
         if self.model.residual_features == "auto":
-            self.model.residual_features = self.split.protocol == "edges" and self.model.weighted_covisits
+            # (ModelConfig already resolved it to False without weighted co-visits)
+            self.model.residual_features = self.split.protocol == "edges"
 
     @classmethod
     def from_dict(cls, d: dict) -> CovisitConfig:

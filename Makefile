@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow venv lint clean bench
+.PHONY: demo test test-all test-slow venv lint clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
@@ -24,17 +24,25 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m geograph demo
 
+# The import contracts ([tool.importlinter] in pyproject.toml) first, then the fast tests.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# Everything, slow tests included.
+test-all: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check geograph tests benchmarks
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/world.py
 
 clean:
-	rm -rf $(VENV) mlruns .geograph_cache
+	rm -rf $(VENV) mlruns .geograph_cache .import_linter_cache .grimp_cache

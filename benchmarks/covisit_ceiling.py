@@ -38,9 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geograph.constants import POI, POI_ID  # noqa: E402
+from geograph.covisit.config import CovisitConfig, load_config_file  # noqa: E402
+from geograph.covisit.data import prepare  # noqa: E402
+from geograph.covisit.evaluate import evaluate_predictions  # noqa: E402
+from geograph.covisit.train import fit  # noqa: E402
 from geograph.data.synthetic import generate_world_with_truth, pair_log_rate  # noqa: E402
-from geograph.tasks.config import CovisitConfig, load_config_file  # noqa: E402
-from geograph.tasks.covisit import evaluate_predictions, fit, prepare  # noqa: E402
 
 
 class TrueRates:
@@ -115,7 +117,7 @@ SCORERS = ("gravity", "geograph", "lambda_oracle", "row_oracle")
 
 
 def run(config: str, protocols: list[str], seeds: list[int], n_pois: int | None, rank_negatives: int | None, with_model: bool) -> list[dict]:
-    from geograph.tasks.covisit import predict_split
+    from geograph.covisit.evaluate import predict_split
 
     base = load_config_file(config)
     results = []

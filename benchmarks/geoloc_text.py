@@ -28,20 +28,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from geograph.config import load_config_file, undot  # noqa: E402
 from geograph.constants import GEO_THRESHOLDS_KM  # noqa: E402
+from geograph.geolocate.config import GeolocateConfig, apply_fast  # noqa: E402
+from geograph.geolocate.data import prepare  # noqa: E402
+from geograph.geolocate.evaluate import evaluate  # noqa: E402
+from geograph.geolocate.model import build_head  # noqa: E402
+from geograph.geolocate.select import select_all  # noqa: E402
+from geograph.geolocate.train import FitResult, fit  # noqa: E402
 from geograph.metrics.geo import threshold_key  # noqa: E402
-from geograph.tasks.config import load_config_file  # noqa: E402
-from geograph.tasks.geolocate import (  # noqa: E402
-    FitResult,
-    GeolocateConfig,
-    _undot,
-    apply_fast,
-    build_head,
-    evaluate,
-    fit,
-    prepare,
-    select_all,
-)
 
 # (row label, config overrides) -- encoders trained once per seed
 ENCODERS = {
@@ -169,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
-    base = _undot(load_config_file(args.config))
+    base = undot(load_config_file(args.config))
     base.setdefault("tracking", {})
     if args.quick:
         base = merge(apply_fast(base), {"data": {"max_places": 3000}})

@@ -97,7 +97,7 @@ def ensure_model(n: int, seed: int, epochs: int) -> tuple[str, str, float | None
     known = json.loads(book.read_text()) if book.is_file() else {}
     if key in known:
         return known[key], uri, None
-    from geograph.tasks.covisit import run_from_config
+    from geograph.covisit.run import run_from_config
     from geograph.utils.atomic import atomic_write_text
 
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ partitioned by state (``pois/state=CA/part-0.parquet``). For each rank count, ``
 (gloo on CPU) starts that many workers; each reads the per-state row counts from the Parquet
 footers, takes its states (balanced by co-visit rows, largest first), scans only their
 partitions, builds and trains on them one state group at a time (``data.loading=per_state``,
-`geograph.tasks.covisit_sharded`). Reported: seconds per epoch (median of the epochs after the
+`geograph.covisit.sharded`). Reported: seconds per epoch (median of the epochs after the
 first), peak RSS of each rank, speed-up and memory ratio against one rank, the POIs each rank
 loaded, the largest state, and a projection of one epoch at the paper's scale (94.9M co-visit
 records, 48 states) from the measured cost per training pair.
@@ -42,9 +42,9 @@ def worker(args) -> None:
     import torch
 
     torch.set_num_threads(1)
+    from geograph import covisit as C
+    from geograph.covisit.config import CovisitConfig
     from geograph.distributed import init_from_env
-    from geograph.tasks import covisit as C
-    from geograph.tasks.config import CovisitConfig
 
     info = init_from_env(900)
     rss0 = _rss_mb()

@@ -3,7 +3,7 @@
 For each size (default 10K, 100K, 1M POIs) one subprocess (so that its peak resident memory is
 its own) generates the embedded world of ``experiments/covisit_naics_sage.yaml`` at that size
 (``generate_world(n, seed=data.world_seed, n_images=0)``, 10 co-visit pairs per POI: ``n * 5``
-co-visit rows), builds the graph and runs ``geograph.tasks.covisit.prepare`` (leak-free split
+co-visit rows), builds the graph and runs ``geograph.covisit.data.prepare`` (leak-free split
 with one sampled zero pair per row, train-only feature / NAICS transforms, state groups). Those
 three steps are timed and reported but are not part of the throughput. Then two models train on
 the same prepared data, with the same batches:
@@ -199,32 +199,6 @@ def _share_root(model) -> None:
             seen.add(et[2])
 
 
-def _steps(prep, epoch: int):
-    """The optimizer steps of one epoch, exactly as ``fit_gnn`` draws them.
-
-    Yields ``(group, fold)``: the group and the positions (into ``group.pairs["train"]``) of the
-    pairs scored in the step. Seeds as ``fit_gnn``: ``(seed * 100_003 + epoch)``.
-    """
-    import torch
-
-    from geograph.tasks.covisit import hiding_folds
-
-    tc = prep.cfg.train
-    hide = prep.cfg.split.hide_frac
-    n_folds = max(1, int(round(1.0 / hide))) if hide > 0 else 1
-    torch.manual_seed(tc.seed * 100_003 + epoch)
-    gen = torch.Generator().manual_seed(tc.seed * 100_003 + epoch)
-    order = torch.randperm(len(prep.groups), generator=gen).tolist()
-    for gi in order:
-        gd = prep.groups[gi]
-        ids = gd.pairs["train"]
-        perm = torch.randperm(ids.numel(), generator=gen)  # drawn before the skip, as fit_gnn does
-        if ids.numel() == 0:
-            continue
-        for fold in hiding_folds(gd.local["train"][0], perm, n_folds, prep.cfg.split.hiding):
-            yield gd, fold
-
-
 def _epoch(kind: str, model, opt, prep, ctx: dict, epoch: int, max_steps: int) -> dict:
     """One training epoch of ``kind`` (the loop body of ``fit_gnn``); returns time, pairs, steps."""
     import torch
@@ -240,41 +214,41 @@ def _epoch(kind: str, model, opt, prep, ctx: dict, epoch: int, max_steps: int) -
     phase = dict.fromkeys(("select", "forward", "backward", "optimizer"), 0.0)
     clock = time.process_time
     t0, c0 = time.perf_counter(), clock()
-    for gd, fold in _steps(prep, epoch):
+    from geograph.covisit.train import epoch_steps
+
+    steps_iter = epoch_steps(prep, epoch)  # the steps of fit_gnn, drawn from (seed, epoch) as there
+    while True:
         if max_steps and steps >= max_steps:
             break
         ca = clock()
-        ids = gd.pairs["train"]
-        data = gd.sub.data.to(device)
-        n_local = gd.sub.data[POI].num_nodes
-        msg, w = gd.message["train"]
-        msg_keys = msg[0] * n_local + msg[1]
-        loc = gd.local["train"][:, fold]
-        keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
+        step = next(steps_iter, None)
+        if step is None:
+            break
+        data = step.data.to(device)
         cb = clock()
         with autocast_context(device):
             if not kind.startswith("plain_sage"):
-                w_arg = w[keep].to(device) if cfg.model.weighted_covisits else None
+                w_arg = step.weight.to(device) if cfg.model.weighted_covisits else None
                 out = model(
                     data,
-                    msg[:, keep].to(device),
+                    step.message.to(device),
                     w_arg,
-                    loc[0].to(device),
-                    loc[1].to(device),
-                    feats[ids[fold]].to(device),
+                    step.src.to(device),
+                    step.dst.to(device),
+                    feats[step.ids].to(device),
                 )
             else:
-                m = msg[:, keep]
+                m = step.message
                 ei = torch.cat([m, m.flip(0), data[POI, NEAR, POI].edge_index.cpu()], dim=1).to(device)
                 out = model(
                     data[POI].x,
                     ei,
-                    loc[0].to(device),
-                    loc[1].to(device),
-                    feats[ids[fold]].to(device),
+                    step.src.to(device),
+                    step.dst.to(device),
+                    feats[step.ids].to(device),
                     data[POI].naics,
                 )
-            loss = loss_fn(out.float(), y_scaled[ids[fold]].to(device), train.visitors[ids[fold]].to(device))
+            loss = loss_fn(out.float(), y_scaled[step.ids].to(device), train.visitors[step.ids].to(device))
         cc = clock()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -282,11 +256,11 @@ def _epoch(kind: str, model, opt, prep, ctx: dict, epoch: int, max_steps: int) -
         if cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
-        total += float(loss.detach()) * fold.numel()
+        total += float(loss.detach()) * step.ids.numel()
         ce = clock()
         for k, a, b in (("select", ca, cb), ("forward", cb, cc), ("backward", cc, cd), ("optimizer", cd, ce)):
             phase[k] += b - a
-        pairs += fold.numel()
+        pairs += step.ids.numel()
         steps += 1
     return {
         "time_s": time.perf_counter() - t0,
@@ -400,11 +374,11 @@ def child(args: argparse.Namespace) -> dict:
     import torch_geometric  # noqa: F401
     import yaml
 
-    import geograph.tasks.covisit as cv
+    import geograph.covisit.train as cv
     from geograph.constants import COVISITS, NEAR, POI
+    from geograph.covisit.config import CovisitConfig, apply_overrides
     from geograph.data.synthetic import generate_world
     from geograph.graph.builder import build_graph
-    from geograph.tasks.config import CovisitConfig, apply_overrides
 
     n = args.child
     if args.threads:

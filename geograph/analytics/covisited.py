@@ -18,9 +18,9 @@ from geograph.constants import (
     VISITORS,
 )
 from geograph.errors import ConfigError
+from geograph.geo.sphere import haversine_km
 
 from ._checks import check_choice, check_positive, check_state, poi_or_brand
-from ._expr import haversine_expr
 from .model_context import ModelContext, to_visitors
 from .world_source import WorldSource, reads_world
 
@@ -128,7 +128,7 @@ def _for_poi(
     info = source.pois_with_ids(wanted[POI_ID]).select(cols)
     out = (
         wanted.join(info, on=POI_ID, how="inner")
-        .with_columns(haversine_expr(me[LAT], me[LON], pl.col(LAT), pl.col(LON)).alias(DISTANCE))
+        .with_columns(haversine_km(me[LAT], me[LON], pl.col(LAT), pl.col(LON)).alias(DISTANCE))
     )
     if state is not None:
         out = out.filter(pl.col(STATE) == state)
@@ -179,7 +179,7 @@ def _for_brand(
     if state is not None:
         rows = rows.filter(pl.col("__st__") == state)
     if radius_km is not None:
-        rows = rows.filter(haversine_expr(pl.col("lat_a"), pl.col("lon_a"), pl.col("lat_b"), pl.col("lon_b")) <= radius_km)
+        rows = rows.filter(haversine_km(pl.col("lat_a"), pl.col("lon_a"), pl.col("lat_b"), pl.col("lon_b")) <= radius_km)
     rows_df = rows.select("me", "other", PARTNER, VISITORS)
     if model is not None:
         ia, ib = model.known(rows_df["me"].to_list()), model.known(rows_df["other"].to_list())

@@ -10,9 +10,9 @@ import polars as pl
 import torch
 from scipy.spatial import cKDTree
 
-from geograph.constants import EARTH_RADIUS_KM, POI, POI_ID
+from geograph.constants import POI, POI_ID
 from geograph.errors import ConfigError, DataValidationError
-from geograph.graph.builder import unit_xyz
+from geograph.geo.sphere import chord_to_km, km_to_chord, unit_xyz
 
 from ._checks import unknown_value_error
 
@@ -32,7 +32,7 @@ def one_thread() -> Iterator[None]:
     try:
         yield
     finally:
-        torch.set_num_threads(before)  # name under which geograph.tasks.covisit logs the pyfunc model
+        torch.set_num_threads(before)  # name under which geograph.covisit.train logs the pyfunc model
 
 
 def model_uri_for(run_id: str | None = None, model_uri: str | None = None) -> str:
@@ -48,7 +48,7 @@ def model_uri_for(run_id: str | None = None, model_uri: str | None = None) -> st
 
 
 class ModelContext:
-    """A :class:`~geograph.tasks.covisit_predictor.CovisitPredictor` plus cached lookups.
+    """A :class:`~geograph.covisit.predict.CovisitPredictor` plus cached lookups.
 
     Predictions are symmetric: the edge head scores ``(a, b)`` and ``(b, a)`` and the two
     log1p predictions are averaged, because co-visit rows are unordered pairs.
@@ -145,11 +145,11 @@ class ModelContext:
         if len(members) == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         xyz = unit_xyz(np.array([lat]), np.array([lon]))
-        ub = 2 * np.sin(radius_km / EARTH_RADIUS_KM / 2) if radius_km else np.inf
+        ub = km_to_chord(radius_km) if radius_km else np.inf
         chord, nb = tree.query(xyz, k=min(k, len(members)), distance_upper_bound=ub)
         chord, nb = np.atleast_1d(chord[0]), np.atleast_1d(nb[0])
         ok = nb < len(members)
-        km = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord[ok] / 2, 0, 1))
+        km = chord_to_km(chord[ok])
         return members[nb[ok]], km
 
     # -- scoring ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``whatif``: score a hypothetical new venue with a trained co-visitation GNN.
 
-The venue becomes a new POI node of the model's graph:
+The venue becomes a new POI node of the model's graph, placed by
+:class:`~geograph.graph.insert.PoiInserter` with the settings the graph was built with:
 
 * **features**: each numeric POI feature is the value given, or else the median of the POIs
   with the same 6-digit NAICS code in the venue's state (then in any state, then all POIs
@@ -11,7 +12,8 @@ The venue becomes a new POI node of the model's graph:
   graph lacks is created with the region features of a cell without region data and
   ``adjacent`` edges to the graph's cells within ``cell_k``);
 * **near**: edges to its ``near_k`` nearest POIs within ``near_radius_km`` (both directions;
-  the existing POIs keep their own nearest-neighbour lists);
+  the existing POIs keep their own nearest-neighbour lists, so no POI adds the venue to its
+  list: ``reverse_near=False``);
 * **co-visits**: none (a new venue has no observed co-visits: the cold-start case).
 
 Its embedding comes from the model's encoder run on the ``layers``-hop neighbourhood of the
@@ -28,7 +30,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-import h3
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -50,12 +51,14 @@ from geograph.constants import (
     POI,
     POI_ID,
     REV_PREFIX,
+    STATE,
 )
 from geograph.data.naics import NAICSTaxonomy
 from geograph.errors import ConfigError, DataValidationError
-from geograph.geo.distance import haversine_km
-from geograph.graph.builder import pair_features
-from geograph.graph.transforms import _apply_scale
+from geograph.geo.sphere import haversine_km
+from geograph.graph.insert import PoiInserter, PoiInsertion
+from geograph.graph.pairs import pair_features
+from geograph.graph.transforms import raw_features
 
 from ._checks import check_lat_lon, check_naics, check_positive, check_state
 from .model_context import ModelContext, one_thread, to_visitors
@@ -173,7 +176,9 @@ def whatif(
         notes.append(f"the nearest POI of {st_name} is {dn[0]:.0f} km away: the prediction extrapolates")
 
     # --- node inputs ------------------------------------------------------------------------
-    x_raw, feat_src = ctx.features(code, st, venue.features)
+    feat_values, feat_src = ctx.features(code, st, venue.features)
+    row = {LAT: lat, LON: lon, NAICS_CODE: code, STATE: st_name, BRAND_COL: venue.brand}
+    insertion = ctx.inserter.plan(row | dict(zip(ctx.feature_names, feat_values.tolist(), strict=True)), reverse_near=False)
     naics_idx = torch.from_numpy(ctx.pre.vocab.transform([code]))
     seen = [lv for lv, i in zip(ctx.pre.vocab.levels, naics_idx[0].tolist(), strict=True) if i > 0]
     if 6 not in seen:
@@ -188,27 +193,21 @@ def whatif(
         notes.append(f"brand {venue.brand!r} is unknown to the model; it counts as unbranded in pair features")
 
     # --- neighbourhood -------------------------------------------------------------------------
-    cfg = model.graph.config
-    near_idx, _ = model.nearest(lat, lon, int(cfg.get("near_k", 8)), -1, float(cfg.get("near_radius_km", 25.0)))
     allowed = ctx.allowed(st_name)
-    near_idx = near_idx[allowed[near_idx]]
+    near_idx = insertion.near[allowed[insertion.near]]
     cand, cand_d = model.nearest(lat, lon, candidates, st, radius_km)
     if len(cand) == 0:
         raise DataValidationError(
             f"no POI of {st_name} within {radius_km} km of ({lat}, {lon}); widen --radius-km", field="radius_km"
         )
     comp, comp_level = _comparison(model, code, lat, lon, st)
-    cell_id = h3.latlng_to_cell(lat, lon, int(cfg.get("cell_resolution", 7)))
     with one_thread():
         h, local, new_local = ctx.encode(
             seeds=np.unique(np.concatenate([cand, near_idx, [comp] if comp is not None else []]).astype(np.int64)),
             allowed=allowed,
-            x_raw=x_raw,
-            naics=naics_idx,
-            pos=(lat, lon),
-            cell_id=cell_id,
+            insertion=insertion,
             near=near_idx,
-            brand=venue.brand,
+            naics=naics_idx,
         )
 
     # --- scoring ------------------------------------------------------------------------------
@@ -275,10 +274,10 @@ def whatif(
         "naics_title": tax.title(code),
         BRAND_COL: venue.brand,
         "state": st_name,
-        "h3_cell": cell_id,
-        "new_cell": cell_id not in ctx.cell_pos,
+        "h3_cell": insertion.cell_id,
+        "new_cell": insertion.new_cell,
         "near_edges": int(len(near_idx)),
-        "features": {n: {"value": float(v), "source": s} for n, v, s in zip(ctx.feature_names, x_raw.tolist(), feat_src, strict=True)},
+        "features": {n: {"value": float(v), "source": s} for n, v, s in zip(ctx.feature_names, feat_values.tolist(), feat_src, strict=True)},
     }
     return WhatIfResult(info, neighbours, float(pred.sum()), comparison, int(len(cand)), notes)
 
@@ -326,11 +325,10 @@ class _WhatIfGraph:
         self.n_cell = int(d[CELL].num_nodes)
         self.brand = p.brand.numpy()
         self.knn_km = p.knn_km.numpy() if "knn_km" in p else None
-        self.x_raw = p.x_raw.double().numpy()
+        self.poi_raw = raw_features(p).double().numpy()
         self.feature_names: list[str] = list(g.index["poi_feature_names"])
         self.cell_of = p.cell.numpy()
-        self.cell_pos = {c: i for i, c in enumerate(g.index["cell_ids"])}
-        self.cell_k = int(g.config.get("cell_k", 1))
+        self.inserter = PoiInserter(g)  # the builder's placement, from the graph's own config
         self.edge_types = list(self.gnn.edge_types)
         self.groups = pred.groups
         # CSR per relation, rows = source nodes; data = edge position + 1 (weights looked up by it)
@@ -380,7 +378,7 @@ class _WhatIfGraph:
             else:
                 how = "no data (0)"
                 for mask, pool in pools:
-                    vals = self.x_raw[mask, j]
+                    vals = self.poi_raw[mask, j]
                     vals = vals[np.isfinite(vals)]
                     if len(vals):
                         out[j], how = round(float(np.median(vals)), 6), pool  # float32 storage noise off
@@ -440,23 +438,22 @@ class _WhatIfGraph:
         self,
         seeds: np.ndarray,
         allowed: np.ndarray,
-        x_raw: np.ndarray,
-        naics: torch.Tensor,
-        pos: tuple[float, float],
-        cell_id: str,
+        insertion: PoiInsertion,
         near: np.ndarray,
-        brand: str | None = None,
+        naics: torch.Tensor,
     ) -> tuple[torch.Tensor, np.ndarray, int]:
-        """Embeddings of the closure plus the new node; returns ``(h, local_of_global, new_local)``."""
+        """Embeddings of the closure plus the new node; returns ``(h, local_of_global, new_local)``.
+
+        ``near`` are the POIs of ``insertion.near`` the model's state group holds.
+        """
         d = self.model.graph.data
         hops = int(self.gnn.config.layers)
-        cell = self.cell_pos.get(cell_id)
+        cell = None if insertion.new_cell else insertion.cell
         if cell is not None:
             new_cell_nbrs = np.zeros(0, dtype=np.int64)
             seed_cells = np.array([cell])
         else:
-            ring = [self.cell_pos[c] for c in h3.grid_disk(cell_id, self.cell_k) if c in self.cell_pos]
-            new_cell_nbrs = np.array(sorted(ring), dtype=np.int64)
+            new_cell_nbrs = insertion.cell_neighbours
             seed_cells = new_cell_nbrs
         pois, cells = self._closure(seeds, seed_cells, allowed, max(hops, 1))
         n_p, n_c = len(pois), len(cells)
@@ -467,29 +464,22 @@ class _WhatIfGraph:
         new = n_p  # local index of the venue
         p = d[POI]
         sub = HeteroData()
-        x_new = _apply_scale(torch.from_numpy(x_raw[None]).float(), self.pre.poi_mean, self.pre.poi_std, self.pre.poi_log)
-        sub[POI].x = torch.cat([p.x[pois], x_new])
-        sub[POI].pos = torch.cat([p.pos[pois], torch.tensor([pos], dtype=p.pos.dtype)])
+        sub[POI].x = torch.cat([p.x[pois], self.pre.scale_poi(insertion.x)])
+        sub[POI].pos = torch.cat([p.pos[pois], insertion.pos.to(p.pos.dtype)])
         sub[POI].naics = torch.cat([p.naics[pois], naics])
         if "brand_idx" in p:
-            sub[POI].brand_idx = torch.cat([p.brand_idx[pois], self.pre.brand_index([brand])])
+            sub[POI].brand_idx = torch.cat([p.brand_idx[pois], self.pre.brand_index([insertion.brand])])
         sub[POI].num_nodes = n_p + 1
-        cx_raw = d[CELL].x_raw[cells].clone()
-        names = self.model.graph.index.get("cell_feature_names", [])
-        count_col = names.index("log1p_pois") if "log1p_pois" in names else None
-        if cell is not None:
+        cell_x = raw_features(d[CELL])[cells].clone()
+        if cell is not None:  # the venue's cell, with one more POI counted
             new_cell = int(local_c[cell])
-            if count_col is not None:  # one more POI in the venue's cell
-                cx_raw[new_cell, count_col] = torch.log1p(torch.expm1(cx_raw[new_cell, count_col]) + 1)
+            cell_x[new_cell] = insertion.cell_x[0]
         else:
             new_cell = n_c
-            row = torch.zeros(1, cx_raw.size(1))
-            if count_col is not None:
-                row[0, count_col] = float(np.log1p(1.0))
-            cx_raw = torch.cat([cx_raw, row])
-        sub[CELL].x = _apply_scale(cx_raw, self.pre.cell_mean, self.pre.cell_std, self.pre.cell_log)
-        sub[CELL].num_nodes = cx_raw.size(0)
-        size = {POI: (pois, local, n_p + 1), CELL: (cells, local_c, cx_raw.size(0))}
+            cell_x = torch.cat([cell_x, insertion.cell_x])
+        sub[CELL].x = self.pre.scale_cell(cell_x)
+        sub[CELL].num_nodes = cell_x.size(0)
+        size = {POI: (pois, local, n_p + 1), CELL: (cells, local_c, cell_x.size(0))}
         msg_local = torch.zeros(2, 0, dtype=torch.long)
         msg_w = None
         near_l = local[near]
@@ -527,7 +517,7 @@ class _WhatIfGraph:
         self, lat: float, lon: float, code: int, brand: int, cand: np.ndarray, state: int, own: int | None = None
     ) -> torch.Tensor:
         """Raw pair features of (the point ``lat, lon`` with ``code`` / ``brand``, each candidate),
-        computed by the graph builder's own :func:`~geograph.graph.builder.pair_features`. The
+        computed by the graph builder's own :func:`~geograph.graph.pairs.pair_features`. The
         point's neighbour distances are those of POI ``own`` when it is one of the graph's, else
         measured to the POIs of ``state``."""
         m = self.model

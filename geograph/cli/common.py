@@ -19,11 +19,12 @@ def add_config_args(p: argparse.ArgumentParser, default_config: str | None = Non
     p.add_argument("--fast", action="store_true", help="shrink data and epochs for a smoke run")
 
 
-def load_config(args) -> dict:
-    from geograph.tasks.config import apply_overrides, load_config_file
+def load_config(args, cls: type | None = None) -> dict:
+    """``--config`` with the ``--set`` overrides applied; with ``cls`` (a task's config class)
+    checked now, so that a bad key names its file (or ``--set``) before any work starts."""
+    from geograph.config import read_config
 
-    d = load_config_file(args.config) if args.config else {}
-    return apply_overrides(d, args.overrides)
+    return read_config(args.config, args.overrides, cls)
 
 
 def console():

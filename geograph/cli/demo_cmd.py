@@ -53,9 +53,10 @@ def _demo(args) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
+    from geograph.config import read_config
+    from geograph.covisit.config import CovisitConfig
+    from geograph.covisit.run import run_from_config
     from geograph.data.synthetic import generate_world, print_world_summary
-    from geograph.tasks.config import apply_overrides, load_config_file
-    from geograph.tasks.covisit import run_from_config
 
     con = console()
     t0 = time.perf_counter()
@@ -69,11 +70,10 @@ def _demo(args) -> int:
     with Progress(console=con, transient=False) as progress:
         task = progress.add_task("training models", total=len(args.configs))
         for path in args.configs:
-            d = load_config_file(path)
             sets = [f"train.seed={args.seed}", f"data.n_pois={args.pois}", f"tracking.experiment={args.experiment}"]
             if args.epochs is not None:
                 sets.append(f"train.epochs={args.epochs}")
-            d = apply_overrides(d, sets)
+            d = read_config(path, sets, CovisitConfig)
             progress.update(task, description=f"training {d.get('name', path)}")
             out = run_from_config(d, tracking_uri=args.tracking_uri, world=_covisit_world(world))
             run_ids.append(out["run_id"])

@@ -22,8 +22,8 @@ def load_predictor_from_run(run_id: str, tracking_uri: str | None = None):
     """Download the model bundle of ``run_id`` and load it as a CovisitPredictor."""
     import mlflow
 
+    from geograph.covisit.predict import CovisitPredictor
     from geograph.errors import TrackingError
-    from geograph.tasks.covisit_predictor import CovisitPredictor
     from geograph.tracking import configure
 
     configure(tracking_uri)

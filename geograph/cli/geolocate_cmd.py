@@ -121,7 +121,7 @@ def read_query_file(path: str | Path) -> tuple:
 
 
 def load_model(run_id: str | None, model_uri: str | None, tracking_uri: str | None):
-    """The :class:`~geograph.tasks.geolocate.LoadedGeolocator` behind a logged pyfunc model."""
+    """The :class:`~geograph.geolocate.predict.LoadedGeolocator` behind a logged pyfunc model."""
     import mlflow
 
     from geograph.tracking import configure

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pois", type=int, default=2000, help="embedded world size (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="embedded world seed (default 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="graph option, e.g. --set cell_resolution=8 --set granularity=brand")
+                   help="graph option, e.g. --set cell_resolution=8 --set granularity=brand (or graph.cell_resolution=8)")
     p.add_argument("--cache-dir", default=".geograph_cache", help="graph cache folder ('' disables)")
     p.set_defaults(func=_graph)
 
@@ -23,10 +23,13 @@ def _graph(args) -> int:
 
     from rich.table import Table
 
+    from geograph.config import apply_overrides
     from geograph.graph import GraphConfig, cached_build
-    from geograph.tasks.config import apply_overrides
 
-    gcfg = GraphConfig.from_dict(apply_overrides({}, args.overrides))
+    sets = apply_overrides({}, args.overrides)
+    if isinstance(sets.get("graph"), dict):  # --set graph.near_k=4 as well as --set near_k=4
+        sets = {**{k: v for k, v in sets.items() if k != "graph"}, **sets["graph"]}
+    gcfg = GraphConfig.from_dict(sets)
     if args.data:
         from geograph.data import load_world
 

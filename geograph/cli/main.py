@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "geograph.cli.geolocate_cmd",
     "geograph.cli.tracking_cmd",
     "geograph.cli.query_cmd",
+    "geograph.cli.config_cmd",
 )
 
 

@@ -66,8 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from geograph.tracking.compare import print_table
-    from geograph.tracking.suite import run_suite
+    from geograph.experiments.rendering import print_table
+    from geograph.experiments.suite import run_suite
 
     result = run_suite(
         args.suite,
@@ -96,7 +96,8 @@ def _run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from geograph.tracking.compare import print_table, report
+    from geograph.experiments.compare import report
+    from geograph.experiments.rendering import print_table
 
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()] if args.group_by else None
     rep = report(

@@ -17,14 +17,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_args(c, DEFAULTS["covisit"])
     c.add_argument("--data", default=None, help="world folder (default: the embedded world of the config)")
     c.add_argument("--seed", type=int, default=None, help="shortcut for --set train.seed=N")
-    c.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this config")
+    c.add_argument("--resume", metavar="RUN_ID", default=None,
+                   help="continue that MLflow run (id or unique prefix) from its last checkpoint")
     c.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine with torchrun's elastic launcher (states sharded over ranks)")
     c.set_defaults(func=_train_covisit)
     g = sub.add_parser("geolocate", help="geolocation retrieval head (image or text embedding -> GPS)")
     add_config_args(g, DEFAULTS["geolocate"])
     g.add_argument("--seed", type=int, default=None, help="shortcut for --set train.seed=N")
-    g.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this config")
+    g.add_argument("--resume", metavar="RUN_ID", default=None,
+                   help="continue that MLflow run (id or unique prefix) from its last checkpoint")
     g.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine with torchrun (data-parallel head, sharded gallery)")
     g.set_defaults(func=_train_geolocate)
@@ -86,7 +88,7 @@ def _report_failed_launch(rc: int, nproc: int, run_file) -> None:
     where = f"; MLflow run {rec['run_id']} is marked FAILED" if rec else "; no MLflow run was recorded"
     ckpt = Path(rec["checkpoint"]) if rec and rec.get("checkpoint") else None
     if ckpt is not None and ckpt.exists():
-        where += f"; the last checkpoint {ckpt} is kept: rerun with --resume to continue from it"
+        where += f"; the last checkpoint {ckpt} is kept: rerun with --resume {rec['run_id']} to continue from it"
     print(f"geograph: error: {reason}{where}", file=sys.stderr)
 
 
@@ -108,21 +110,23 @@ def _strip_nproc(argv: list[str]) -> list[str]:
 def _train_covisit(args) -> int:
     import sys
 
-    from geograph.tasks.config import apply_overrides
+    from geograph.config import apply_overrides
 
     if args.nproc:
         return launch_torchrun(args.nproc, _strip_nproc(sys.argv[1:]))
 
-    cfg = load_config(args)
+    from geograph.covisit.config import CovisitConfig
+
+    cfg = load_config(args, CovisitConfig)
     extra = []
     if args.data:
         extra.append(f"data.world_dir={args.data}")
     if args.seed is not None:
         extra.append(f"train.seed={args.seed}")
     if args.resume:
-        extra.append("train.resume=true")
+        extra.append(f"train.resume='{args.resume}'")  # quoted: a hex id may read as a number
     cfg = apply_overrides(cfg, extra)
-    from geograph.tasks.covisit import run_from_config
+    from geograph.covisit.run import run_from_config
 
     out = run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)
     _print_metrics(f"co-visitation: {cfg.get('name', 'covisit')}", out["run_id"], out["metrics"])
@@ -132,18 +136,20 @@ def _train_covisit(args) -> int:
 def _train_geolocate(args) -> int:
     import sys
 
-    from geograph.tasks.config import apply_overrides
+    from geograph.config import apply_overrides
 
     if args.nproc:
         return launch_torchrun(args.nproc, _strip_nproc(sys.argv[1:]))
-    cfg = load_config(args)
+    from geograph.geolocate.config import GeolocateConfig
+
+    cfg = load_config(args, GeolocateConfig)
     extra = []
     if args.seed is not None:
         extra.append(f"train.seed={args.seed}")
     if args.resume:
-        extra.append("train.resume=true")
+        extra.append(f"train.resume='{args.resume}'")  # quoted: a hex id may read as a number
     cfg = apply_overrides(cfg, extra)
-    from geograph.tasks.geolocate import run_from_config
+    from geograph.geolocate.run import run_from_config
 
     out = run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)
     _print_metrics(f"geolocation: {cfg.get('name', 'geolocate')}", out["run_id"], out["metrics"])

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from geograph.constants import DST_POI, EARTH_RADIUS_KM, LAT, LON, POI_ID, SRC_POI, STATE
+from geograph.constants import DST_POI, LAT, LON, POI_ID, SRC_POI, STATE
 from geograph.data.naics import NAICSTaxonomy
 from geograph.data.readers import (
     _READ_ERRORS,
@@ -33,6 +33,7 @@ from geograph.data.readers import (
 )
 from geograph.data.world_io import META_FILE, World, find_table, verify_world
 from geograph.errors import DataValidationError
+from geograph.geo.sphere import bounding_box, km_to_chord, unit_xyz
 
 _FILE = "__geograph_file__"
 _ROW = "__geograph_row__"
@@ -172,12 +173,8 @@ class StateLoad:
 
 def _halo_filter(lat: np.ndarray, lon: np.ndarray, halo_km: float) -> pl.Expr:
     """A bounding box around the points, widened by ``halo_km`` (a superset of the halo)."""
-    dlat = np.degrees(halo_km / EARTH_RADIUS_KM)
-    coslat = max(np.cos(np.radians(min(89.0, max(abs(lat.min()), abs(lat.max())) + dlat))), 1e-6)
-    dlon = min(180.0, dlat / coslat)
-    return pl.col(LAT).is_between(lat.min() - dlat, lat.max() + dlat) & pl.col(LON).is_between(
-        lon.min() - dlon, lon.max() + dlon
-    )
+    south, north, west, east = (pl.lit(v, pl.Float64) for v in bounding_box(lat, lon, halo_km))
+    return pl.col(LAT).is_between(south, north) & pl.col(LON).is_between(west, east)
 
 
 def load_state_world(
@@ -202,7 +199,6 @@ def load_state_world(
     """
     from scipy.spatial import cKDTree
 
-    from geograph.graph.builder import unit_xyz
 
     folder = Path(folder)
     pois_dir = _table_dir(folder, "pois")
@@ -228,7 +224,7 @@ def load_state_world(
         cand = _scan_parts(others, "pois", _halo_filter(lat, lon, halo_km))
         if cand is not None:
             cand = validate_pois(cand)
-            chord = 2 * np.sin(halo_km / EARTH_RADIUS_KM / 2)
+            chord = km_to_chord(halo_km)
             d, _ = cKDTree(unit_xyz(lat, lon)).query(
                 unit_xyz(cand[LAT].to_numpy(), cand[LON].to_numpy()), k=1, distance_upper_bound=chord
             )

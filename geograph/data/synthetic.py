@@ -88,6 +88,7 @@ from geograph.constants import (
 from geograph.data.world_io import World
 from geograph.data.world_summary import print_world_summary, summarize_world
 from geograph.errors import ConfigError
+from geograph.geo.sphere import chord_to_km, haversine_km, km_to_chord, offset_km, unit_xyz
 
 __all__ = [
     "AFFINITY_RULES",
@@ -462,25 +463,8 @@ def _validated_catalogue() -> tuple[Kind, ...]:
     return CATALOGUE
 
 
-def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Unit-sphere coordinates; chord order equals great-circle order."""
-    p, lm = np.radians(lat), np.radians(lon)
-    cp = np.cos(p)
-    return np.stack([cp * np.cos(lm), cp * np.sin(lm), np.sin(p)], axis=1)
-
-
 def _city_sigma_km(pop: np.ndarray) -> np.ndarray:
     return np.clip(2.5 * (pop / 1e5) ** 0.4, 0.8, 20.0)
-
-
-def _offset(
-    lat: np.ndarray, lon: np.ndarray, dy_km: np.ndarray, dx_km: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    km_per_deg = np.pi * EARTH_RADIUS_KM / 180.0
-    new_lat = np.clip(lat + dy_km / km_per_deg, -89.9, 89.9)
-    new_lon = lon + dx_km / (km_per_deg * np.cos(np.radians(new_lat)))
-    new_lon = (new_lon + 180.0) % 360.0 - 180.0
-    return new_lat, new_lon
 
 
 def _sector(code: str) -> str:
@@ -559,7 +543,7 @@ def _laws(
     perms = np.stack([rng.permutation(n_combo) for _ in cat])
     # Chains: per code n_chains national + 2 * n_chains regional.
     n_s = len(all_states)
-    cxyz = _xyz(state_centroids[:, 0], state_centroids[:, 1])
+    cxyz = unit_xyz(state_centroids[:, 0], state_centroids[:, 1])
     order = np.argsort(((cxyz[:, None, :] - cxyz[None, :, :]) ** 2).sum(-1), axis=1)  # states by distance
     kinds, pops, presence = [], [], []
     for ki, kind in enumerate(cat):
@@ -732,7 +716,7 @@ def _generate(cfg: WorldConfig, bar: Any) -> tuple[World, GroundTruth]:
         sel = size_class == cls
         kind[sel] = np.minimum(np.searchsorted(cdf, u[sel], side="right"), n_k - 1)
     spread = c_sigma[city] * np.where(r_poi.random(n) < 0.1, 3.0, 1.0)
-    lat, lon = _offset(
+    lat, lon = offset_km(
         c_lat[city], c_lon[city], r_poi.normal(0, 1, n) * spread, r_poi.normal(0, 1, n) * spread
     )
     state = c_state[city]
@@ -839,12 +823,12 @@ def _generate(cfg: WorldConfig, bar: Any) -> tuple[World, GroundTruth]:
     bar.step("POIs")
 
     # --- candidate pairs (unordered, within state)
-    xyz = _xyz(lat, lon)
+    xyz = unit_xyz(lat, lon)
     src, dst, is_random = _candidate_pairs(xyz, state, cfg, r_pair)
     bar.step("pairs")
 
     # --- counts
-    d_km = _haversine(lat[src], lon[src], lat[dst], lon[dst])
+    d_km = haversine_km(lat[src], lon[src], lat[dst], lon[dst])
     same_brand = (brand_idx[src] >= 0) & (brand_idx[src] == brand_idx[dst])
     eta_ij = (
         cfg.mass_exponent * (log_m[src] + log_m[dst])
@@ -910,12 +894,6 @@ def _generate(cfg: WorldConfig, bar: Any) -> tuple[World, GroundTruth]:
         "naics_edition": 2022,
     }
     return World(pois=pois, covisits=covisits, images=images, regions=regions, meta=meta), truth
-
-
-def _haversine(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    from geograph.geo.distance import haversine_km
-
-    return haversine_km(lat1, lon1, lat2, lon2)
 
 
 def _candidate_pairs(
@@ -1013,11 +991,11 @@ def _regions(
     area = cell_area_km2(cell_ids)
     # population: each city spread as a 2-D Gaussian of width sigma_c, integrated over the cell
     max_km = 4.0 * float(c_sigma.max())
-    chord = 2.0 * np.sin(max_km / (2.0 * EARTH_RADIUS_KM))
-    cxyz = _xyz(centers[:, 0], centers[:, 1])
-    pairs = cKDTree(cxyz).sparse_distance_matrix(cKDTree(_xyz(c_lat, c_lon)), chord, output_type="ndarray")
+    chord = km_to_chord(max_km)
+    cxyz = unit_xyz(centers[:, 0], centers[:, 1])
+    pairs = cKDTree(cxyz).sparse_distance_matrix(cKDTree(unit_xyz(c_lat, c_lon)), chord, output_type="ndarray")
     ci, cj = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
-    d_km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(pairs["v"] / 2.0, 0.0, 1.0))
+    d_km = chord_to_km(pairs["v"])
     s = c_sigma[cj]
     dens = c_pop[cj] * np.exp(-0.5 * (d_km / s) ** 2) / (2.0 * np.pi * s**2)
     density = np.bincount(ci, weights=dens, minlength=len(cell_ids)) + 15.0  # people / km², rural floor
@@ -1082,15 +1060,15 @@ def _images(
     base_lat = np.where(near_poi, lat[poi], c_lat[cty])
     base_lon = np.where(near_poi, lon[poi], c_lon[cty])
     sig = np.where(near_poi, 0.3, c_sigma[cty])
-    i_lat, i_lon = _offset(base_lat, base_lon, rng.normal(0, 1, m) * sig, rng.normal(0, 1, m) * sig)
-    ixyz = _xyz(i_lat, i_lon)
+    i_lat, i_lon = offset_km(base_lat, base_lon, rng.normal(0, 1, m) * sig, rng.normal(0, 1, m) * sig)
+    ixyz = unit_xyz(i_lat, i_lon)
     k = min(8, len(lat))
     _, nn = cKDTree(xyz).query(ixyz, k=k)
     nn = nn.reshape(m, k)
     i_state = state[nn[:, 0]]
     mix = np.zeros((m, len(sectors)))
     np.add.at(mix, (np.repeat(np.arange(m), k), kind_sector[kind[nn]].ravel()), 1.0 / k)
-    _, nc = cKDTree(_xyz(c_lat, c_lon)).query(ixyz, k=1)
+    _, nc = cKDTree(unit_xyz(c_lat, c_lon)).query(ixyz, k=1)
     dens = (np.log(c_pop[nc]) - 11.0) / 1.5
     rff = np.cos(ixyz @ omega.T + phase)
     noise = cfg.image_noise_std
@@ -1134,7 +1112,7 @@ def pair_log_rate(world: World, truth: GroundTruth, a: np.ndarray, b: np.ndarray
     kind = np.array([code_index[c] for c in pois[NAICS_CODE].to_list()])
     brand = pois[BRAND_COL].to_numpy()
     same = (brand[a] == brand[b]) & (brand[a] != None)  # noqa: E711 (elementwise on object arrays)
-    d = _haversine(lat[a], lon[a], lat[b], lon[b])
+    d = haversine_km(lat[a], lon[a], lat[b], lon[b])
     return (
         truth.b0
         + p["mass_exponent"] * (truth.poi_log_mass[a] + truth.poi_log_mass[b])

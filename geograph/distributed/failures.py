@@ -63,7 +63,7 @@ def is_lost_rank_error(exc: BaseException) -> bool:
 def record_run(run_id: str, tracking_uri: str | None, checkpoint: Path | None = None) -> None:
     """Remember rank 0's MLflow run (and write it, with the run's checkpoint path, to
     ``$GEOGRAPH_RUN_FILE`` when set)."""
-    _recorded.update(run_id=run_id, tracking_uri=tracking_uri)
+    _recorded.update(run_id=run_id, tracking_uri=tracking_uri, checkpoint=checkpoint)
     path = os.environ.get(RUN_FILE_ENV)
     if path:
         tmp = Path(path).with_suffix(".tmp")
@@ -87,7 +87,7 @@ def _tag_end_reason(reason: str) -> None:
 
 
 @contextlib.contextmanager
-def rank_failures(info: DistInfo, timeout_s: float, checkpoint: Path | None) -> Iterator[None]:
+def rank_failures(info: DistInfo, timeout_s: float, checkpoint: Path | None = None) -> Iterator[None]:
     """Turn a lost rank (or torchrun's SIGTERM) into a :class:`DistributedError` (see module doc).
 
     Does nothing in a single process.
@@ -95,7 +95,8 @@ def rank_failures(info: DistInfo, timeout_s: float, checkpoint: Path | None) -> 
     Args:
         info: This process's place in the job.
         timeout_s: The process-group timeout, quoted in the message.
-        checkpoint: The run's ``last.pt``, quoted in the message when it exists.
+        checkpoint: The run's ``last.pt``, quoted in the message when it exists (default: the
+            one :func:`record_run` recorded, once the run has started).
     """
     if not info.enabled:
         yield
@@ -103,8 +104,11 @@ def rank_failures(info: DistInfo, timeout_s: float, checkpoint: Path | None) -> 
     _recorded.clear()
 
     def resume_hint() -> str:
-        if checkpoint is not None and checkpoint.exists():
-            return f"; the last checkpoint {checkpoint} is kept: rerun with --resume to continue from it"
+        ckpt = checkpoint if checkpoint is not None else _recorded.get("checkpoint")
+        if ckpt is not None and Path(ckpt).exists():
+            run = _recorded.get("run_id")
+            how = f"--resume {run}" if run else "--resume RUN_ID"
+            return f"; the last checkpoint {ckpt} is kept: rerun with {how} to continue from it"
         return "; no checkpoint was written yet"
 
     stopped = (

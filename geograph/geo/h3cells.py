@@ -5,7 +5,7 @@ from __future__ import annotations
 import h3
 import numpy as np
 
-from geograph.geo.distance import check_lat_lon
+from geograph.geo.sphere import check_lat_lon
 
 
 def _check_res(resolution: int) -> None:

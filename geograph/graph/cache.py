@@ -2,7 +2,8 @@
 
 Files are written atomically and carry a SHA-256 checksum of their payload; a truncated or
 corrupt cache file is reported, deleted and rebuilt. Loading uses
-``torch.load(weights_only=True)``: nothing is unpickled.
+``torch.load(weights_only=True)``: nothing is unpickled. Caches written before node features
+moved from ``x_raw`` to ``x`` still load: :meth:`GeoGraph.from_state` renames the old key.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
+from geograph.config import from_dict
 from geograph.errors import ConfigError
 
 
@@ -50,13 +51,13 @@ class GraphConfig:
             raise ConfigError(f"graph.halo_km must be >= 0, got {self.halo_km}")
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> GraphConfig:
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown graph config key(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+    def from_dict(cls, d: dict | None, *, source: str | None = None) -> GraphConfig:
+        """Build from a dict of ``graph`` keys (see :func:`geograph.config.from_dict`).
+
+        Raises:
+            ConfigError: an unknown key (named ``graph.<key>``), a wrong type or a bad value.
+        """
+        return from_dict(cls, d, source=source, section="graph")
 
     def to_dict(self) -> dict:
         return asdict(self)

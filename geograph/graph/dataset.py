@@ -17,11 +17,19 @@ from torch_geometric.data import InMemoryDataset
 
 from geograph.graph.builder import build_graph
 from geograph.graph.config import GraphConfig
+from geograph.graph.transforms import BRAND_NAMES
 from geograph.utils.atomic import atomic_write_text
+
+FORMAT_VERSION = 2
+"""Version of the processed files, part of their name: 2 keeps node features in ``x`` (1 had
+``x_raw``) and the brand names on the graph, so older processed files are rebuilt, not loaded."""
 
 
 class GeoGraphDataset(InMemoryDataset):
     """A geograph world as a one-graph PyG dataset.
+
+    ``ds[0]`` is the built ``HeteroData`` (features in ``x``) with ``brand_names`` set, so a
+    fitted :class:`~geograph.graph.transforms.FeaturePreprocessor` works as its ``transform``.
 
     Args:
         root: Dataset folder (``processed/`` is created under it).
@@ -68,7 +76,9 @@ class GeoGraphDataset(InMemoryDataset):
             if self.world_dir is not None and self.world_dir.is_dir()
             else []
         )
-        blob = json.dumps({"src": src, "files": stamp, "config": self.graph_config.to_dict()}, sort_keys=True)
+        blob = json.dumps(
+            {"src": src, "files": stamp, "config": self.graph_config.to_dict(), "format": FORMAT_VERSION}, sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
@@ -93,6 +103,7 @@ class GeoGraphDataset(InMemoryDataset):
             world = generate_world(n_pois=self.n_pois, seed=self.seed)
         graph = build_graph(world, self.graph_config)
         data = graph.data
+        data[BRAND_NAMES] = list(graph.index["brands"])
         if self.pre_transform is not None:
             data = self.pre_transform(data)
         self.save([data], self.processed_paths[0])

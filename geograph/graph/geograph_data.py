@@ -4,6 +4,12 @@ The ``HeteroData`` carries tensors only; the string ids (POI ids, H3 cells, imag
 codes, brands, feature names) live in :attr:`GeoGraph.index`. ``to_state`` / ``from_state``
 turn a graph into plain tensors, lists and dicts, so caches load with
 ``torch.load(weights_only=True)`` and nothing is unpickled.
+
+Node features are ``x``. A graph passed through
+:class:`~geograph.graph.transforms.FeaturePreprocessor` has the model inputs in ``x`` and keeps
+the builder's values as ``x_unscaled`` (:data:`UNSCALED_X`). Graphs saved before that
+convention stored the builder's values as ``x_raw``: :meth:`GeoGraph.from_state` renames it on
+load, so older caches and model bundles keep working.
 """
 
 from __future__ import annotations
@@ -14,6 +20,12 @@ import torch
 from torch_geometric.data import HeteroData
 
 from geograph.constants import CELL, POI
+
+UNSCALED_X = "x_unscaled"
+"""Node attribute holding the builder's features once ``x`` has been standardised."""
+
+LEGACY_RAW_X = "x_raw"
+"""Node attribute of the builder's features in graphs saved before they moved to ``x``."""
 
 
 def edge_key(edge_type: tuple[str, str, str]) -> str:
@@ -68,7 +80,7 @@ class GeoGraph:
     def from_state(cls, state: dict) -> GeoGraph:
         data = HeteroData()
         for nt, attrs in state["nodes"].items():
-            for k, v in attrs.items():
+            for k, v in _upgrade_node_attrs(attrs).items():
                 data[nt][k] = v
         for key, attrs in state["edges"].items():
             et = parse_edge_key(key)
@@ -84,6 +96,17 @@ class GeoGraph:
     def __repr__(self) -> str:
         parts = ", ".join(f"{nt}={int(self.data[nt].num_nodes)}" for nt in self.data.node_types)
         return f"GeoGraph({parts}, edge_types={len(self.data.edge_types)})"
+
+
+def _upgrade_node_attrs(attrs: dict) -> dict:
+    """Node attributes of a graph saved with ``x_raw``, renamed to today's names: ``x`` for a
+    built graph, ``x_unscaled`` for a preprocessed one (which also has ``x``)."""
+    if LEGACY_RAW_X not in attrs:
+        return attrs
+    attrs = dict(attrs)
+    raw = attrs.pop(LEGACY_RAW_X)
+    attrs[UNSCALED_X if "x" in attrs else "x"] = raw
+    return attrs
 
 
 def empty_long(n: int = 0) -> torch.Tensor:

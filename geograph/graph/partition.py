@@ -16,9 +16,9 @@ import torch
 from scipy.spatial import cKDTree
 from torch_geometric.data import HeteroData
 
-from geograph.constants import CELL, EARTH_RADIUS_KM, IMAGE, IN, POI
+from geograph.constants import CELL, IMAGE, IN, POI
 from geograph.errors import DataValidationError
-from geograph.graph.builder import unit_xyz
+from geograph.geo.sphere import km_to_chord, unit_xyz
 from geograph.graph.geograph_data import GeoGraph
 
 
@@ -84,7 +84,7 @@ class StatePartitioner:
         if len(others) == 0:
             return others
         tree = cKDTree(unit_xyz(pos[core, 0], pos[core, 1]))
-        chord = 2 * np.sin(self.halo_km / EARTH_RADIUS_KM / 2)
+        chord = km_to_chord(self.halo_km)
         d, _ = tree.query(unit_xyz(pos[others, 0], pos[others, 1]), k=1, distance_upper_bound=chord)
         return others[np.isfinite(d)]
 

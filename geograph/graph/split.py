@@ -16,7 +16,7 @@ Two protocols:
 Zero pairs: rows with ``visitors == 0`` are kept, and ``neg_ratio`` x (number of rows) extra
 pairs of POIs in the same state that have no co-visit row are sampled as zeros. During
 training the trainer also hides each batch's own targets from the message graph
-(see :mod:`geograph.tasks.covisit`).
+(see :mod:`geograph.covisit.train`).
 
 Everything is seeded: the same seed gives the same split.
 """

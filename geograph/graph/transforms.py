@@ -8,7 +8,11 @@ training POIs. A code unseen in training keeps the indices of its seen ancestors
 from the brands of the training POIs: ``brand_idx`` is 0 for an unbranded POI, 1 for a brand
 no training POI carries, and ``2 + k`` for the k-th training brand.
 
-Like PyG transforms, it never changes its input: ``transform`` returns a new graph.
+It is a PyG :class:`~torch_geometric.transforms.BaseTransform`: ``pre(graph)`` (or
+``pre.forward(graph)``, ``pre.transform(graph)``) returns a transformed copy, with the model
+inputs in ``poi.x`` / ``cell.x`` and the builder's values kept as ``x_unscaled``; the input is
+never changed. It takes a :class:`GeoGraph` or a ``HeteroData`` (whose brand names, needed
+for ``brand_idx``, are then read from ``data.brand_names``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,27 @@ import copy
 
 import numpy as np
 import torch
+from torch_geometric.data import HeteroData
+from torch_geometric.data.storage import NodeStorage
+from torch_geometric.transforms import BaseTransform
 
 from geograph.constants import CELL, POI
 from geograph.data.naics import NAICSVocabulary
 from geograph.distributed.reduce import Reduction
-from geograph.graph.geograph_data import GeoGraph
+from geograph.graph.geograph_data import UNSCALED_X, GeoGraph
+
+BRAND_NAMES = "brand_names"
+"""Graph-level attribute of a ``HeteroData`` that lists the names ``poi.brand`` indexes."""
+
+
+def raw_features(store: NodeStorage) -> torch.Tensor:
+    """The builder's features of a node store: ``x_unscaled`` once a
+    :class:`FeaturePreprocessor` has standardised ``x``, else ``x``.
+
+    Works on built and on preprocessed graphs alike (e.g. the gravity baseline's mass feature,
+    or what-if medians, read raw values from a model's preprocessed graph).
+    """
+    return store[UNSCALED_X] if UNSCALED_X in store else store.x
 
 
 def _fit_scale(x: torch.Tensor, red: Reduction | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,12 +75,16 @@ def _apply_scale(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, log: to
     return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-class FeaturePreprocessor:
+class FeaturePreprocessor(BaseTransform):
     """Standardise features and index NAICS codes with statistics of training nodes.
 
     Args:
         log_features: Apply ``sign(x) * log1p(|x|)`` before scaling to columns whose training
             values are non-negative and heavy-tailed (max > 100 x median). Default True.
+
+    Example:
+        >>> pre = FeaturePreprocessor().fit(graph, train_poi_mask)
+        >>> model_input = pre(graph)        # a new graph; ``graph`` is unchanged
     """
 
     def __init__(self, log_features: bool = True) -> None:
@@ -97,7 +121,10 @@ class FeaturePreprocessor:
         mask = torch.ones(p.num_nodes, dtype=torch.bool) if train_poi_mask is None else train_poi_mask
         cells = torch.unique(p.cell[mask])
         return self.fit_arrays(
-            p.x_raw[mask], graph.data[CELL].x_raw[cells], p.naics_code[mask], brands=brand_names(graph, mask)
+            raw_features(p)[mask],
+            raw_features(graph.data[CELL])[cells],
+            p.naics_code[mask],
+            brands=brand_names(graph, mask),
         )
 
     def fit_arrays(
@@ -141,25 +168,74 @@ class FeaturePreprocessor:
             [0 if b is None else self._brand_pos.get(b, 1) for b in names], dtype=torch.long
         ).reshape(-1)
 
-    def transform(self, graph: GeoGraph) -> GeoGraph:
-        """A new graph with ``poi.x``, ``poi.naics`` (N, 5), ``poi.brand_idx`` (N,) and ``cell.x``;
-        the input is untouched."""
+    def scale_poi(self, x: torch.Tensor) -> torch.Tensor:
+        """Model inputs of raw POI features (log where fitted, standardise, missing -> 0).
+
+        Shapes: ``x`` ``(N, F_poi)``; returns ``(N, F_poi)`` float32.
+        """
+        return _apply_scale(x, self.poi_mean, self.poi_std, self.poi_log)
+
+    def scale_cell(self, x: torch.Tensor) -> torch.Tensor:
+        """Model inputs of raw cell features. Shapes: ``x`` ``(C, F_cell)``; returns ``(C, F_cell)``."""
+        return _apply_scale(x, self.cell_mean, self.cell_std, self.cell_log)
+
+    def forward(self, data: GeoGraph | HeteroData) -> GeoGraph | HeteroData:
+        """A new graph with ``poi.x``, ``poi.naics`` (N, 5), ``poi.brand_idx`` (N,) and ``cell.x``
+        standardised or indexed, and the builder's features kept as ``x_unscaled``; the input
+        is untouched.
+
+        Args:
+            data: A built :class:`GeoGraph` (returns a :class:`GeoGraph`), or a ``HeteroData``
+                (returns a ``HeteroData``; with branded POIs it needs ``data.brand_names``).
+
+        Raises:
+            RuntimeError: called before :meth:`fit`.
+            TypeError: ``data`` is neither a :class:`GeoGraph` nor a ``HeteroData``.
+            ValueError: a ``HeteroData`` with branded POIs but no ``brand_names``.
+        """
         if not self.fitted:
             raise RuntimeError("FeaturePreprocessor.transform called before fit")
-        out = GeoGraph(data=copy.copy(graph.data), index=graph.index, config=graph.config, stats=graph.stats)
-        p = out.data[POI]
-        p.x = _apply_scale(p.x_raw, self.poi_mean, self.poi_std, self.poi_log)
+        if isinstance(data, GeoGraph):
+            out = self._transform_data(data.data, list(data.index.get("brands", [])))
+            return GeoGraph(data=out, index=data.index, config=data.config, stats=data.stats)
+        if isinstance(data, HeteroData):
+            names = data[BRAND_NAMES] if BRAND_NAMES in data else None
+            return self._transform_data(data, None if names is None else list(names))
+        raise TypeError(f"FeaturePreprocessor takes a GeoGraph or a HeteroData, got {type(data).__name__}")
+
+    def transform(self, graph: GeoGraph) -> GeoGraph:
+        """The same as :meth:`forward` (the name used before it was a PyG transform)."""
+        return self.forward(graph)
+
+    def _transform_data(self, data: HeteroData, brands: list[str] | None) -> HeteroData:
+        out = copy.copy(data)  # new stores: setting attributes below leaves ``data`` as it was
+        p = out[POI]
+        raw = raw_features(p)
+        p.x = self.scale_poi(raw)
+        p[UNSCALED_X] = raw
         p.naics = torch.from_numpy(self.vocab.transform([f"{c:06d}" for c in p.naics_code.tolist()]))
-        names = list(graph.index.get("brands", []))
-        # the graph's brand ids -> this vocabulary's indices (a brand the graph lists but training
-        # never saw maps to 1)
-        lut = torch.cat([torch.zeros(1, dtype=torch.long), self.brand_index(names)])
-        p.brand_idx = lut[p.brand + 1] if hasattr(p, "brand") else torch.zeros(p.num_nodes, dtype=torch.long)
-        c = out.data[CELL]
-        c.x = _apply_scale(c.x_raw, self.cell_mean, self.cell_std, self.cell_log)
+        if "brand" in p:
+            if brands is None:
+                if bool((p.brand >= 0).any()):
+                    raise ValueError(
+                        "FeaturePreprocessor needs the brand names of a HeteroData with branded POIs: "
+                        f"set data.{BRAND_NAMES} = graph.index['brands'], or transform the GeoGraph"
+                    )
+                brands = []
+            # the graph's brand ids -> this vocabulary's indices (a brand the graph lists but
+            # training never saw maps to 1)
+            lut = torch.cat([torch.zeros(1, dtype=torch.long), self.brand_index(brands)])
+            p.brand_idx = lut[p.brand + 1]
+        else:
+            p.brand_idx = torch.zeros(p.num_nodes, dtype=torch.long)
+        c = out[CELL]
+        raw = raw_features(c)
+        c.x = self.scale_cell(raw)
+        c[UNSCALED_X] = raw
         return out
 
     def state_dict(self) -> dict:
+        """The fitted statistics: tensors, lists and numbers only (saved in model bundles)."""
         return {
             "log_features": self.log_features,
             "poi_mean": self.poi_mean,
@@ -172,12 +248,17 @@ class FeaturePreprocessor:
             "brands": list(self.brands),
         }
 
+    def load_state_dict(self, state: dict) -> FeaturePreprocessor:
+        """Take the fitted statistics of :meth:`state_dict`; returns ``self``."""
+        self.log_features = state["log_features"]
+        for k in ("poi_mean", "poi_std", "poi_log", "cell_mean", "cell_std", "cell_log"):
+            setattr(self, k, state[k])
+        self.vocab = NAICSVocabulary.from_state_dict(state["vocab"])
+        self._set_brands(state.get("brands", []))  # preprocessors saved before brands had none
+        self.fitted = True
+        return self
+
     @classmethod
     def from_state_dict(cls, state: dict) -> FeaturePreprocessor:
-        pre = cls(log_features=state["log_features"])
-        for k in ("poi_mean", "poi_std", "poi_log", "cell_mean", "cell_std", "cell_log"):
-            setattr(pre, k, state[k])
-        pre.vocab = NAICSVocabulary.from_state_dict(state["vocab"])
-        pre._set_brands(state.get("brands", []))  # preprocessors saved before brands had none
-        pre.fitted = True
-        return pre
+        """A fitted preprocessor from :meth:`state_dict`."""
+        return cls(log_features=state["log_features"]).load_state_dict(state)

@@ -15,7 +15,7 @@ import h3
 import numpy as np
 
 from geograph.constants import GEO_THRESHOLDS_KM
-from geograph.geo.distance import check_lat_lon, haversine_km
+from geograph.geo.sphere import check_lat_lon, haversine_km
 
 RVA_BUDGETS_KM2 = (1e2, 1e3, 1e4, 1e5, 1e6)
 RVA_AUC_RANGE_KM2 = (1e2, 1e6)

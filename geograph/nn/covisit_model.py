@@ -11,12 +11,13 @@ product and pair features.
 from __future__ import annotations
 
 import weakref
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import HeteroConv
 
+from geograph.config import from_dict
 from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, REV_PREFIX, SIMILAR
 from geograph.errors import ConfigError
 from geograph.nn.naics_encoder import NAICSEncoder
@@ -71,9 +72,9 @@ class ModelConfig:
             each step, so a scored pair never contributes to them).
         residual_features: Add each POI's mean residual over its visible co-visit rows, sent and
             received: ``log1p(visitors)`` minus a gravity fit on the training pairs
-            (:mod:`geograph.tasks.covisit_messages`), an estimate of the venue's own pull. The
+            (:mod:`geograph.covisit.messages`), an estimate of the venue's own pull. The
             co-visit weights are then ``(M, 2)``: ``[weight, residual]``. ``"auto"`` (default):
-            on, except that a :class:`~geograph.tasks.config.CovisitConfig` turns it off under
+            on, except that a :class:`~geograph.covisit.config.CovisitConfig` turns it off under
             the ``states`` / ``h3`` protocols (see there) and without ``weighted_covisits``.
         sparse: Aggregate neighbours as a sparse-dense matrix product over a CSR adjacency
             (same function as PyG's gather-scatter, several times faster on CPU; ``mean`` and
@@ -139,12 +140,13 @@ class ModelConfig:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> ModelConfig:
-        d = dict(d or {})
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown model config key(s) {unknown}")
-        return cls(**d)
+    def from_dict(cls, d: dict | None, *, source: str | None = None) -> ModelConfig:
+        """Build from a dict of ``model`` keys (see :func:`geograph.config.from_dict`).
+
+        Raises:
+            ConfigError: an unknown key (named ``model.<key>``), a wrong type or a bad value.
+        """
+        return from_dict(cls, d, source=source, section="model")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -331,7 +333,7 @@ class CovisitGNN(nn.Module):
             if covisit_weight is None or covisit_weight.dim() != 2:
                 raise ValueError(
                     "model.residual_features needs (M, 2) co-visit weights [weight, residual] "
-                    "(geograph.tasks.covisit_messages.message_weights with a baseline)"
+                    "(geograph.covisit.messages.message_weights with a baseline)"
                 )
             parts.append(residual_means(covisit_edge_index, covisit_weight[:, 1], p.x.size(0)))
         if covisit_weight is not None and covisit_weight.dim() == 2:

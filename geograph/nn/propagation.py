@@ -21,7 +21,7 @@ from torch import nn
 from torch_geometric.nn import APPNP
 from torch_geometric.utils import to_undirected
 
-from geograph.geo.distance import check_lat_lon
+from geograph.geo.sphere import check_lat_lon, latlon_to_xyz
 
 
 def knn_graph_latlon(latlon: np.ndarray | torch.Tensor, k: int = 10) -> torch.Tensor:
@@ -98,9 +98,7 @@ class APPNPPropagation(nn.Module):
 
 
 def _xyz(latlon: torch.Tensor) -> torch.Tensor:
-    rad = torch.deg2rad(latlon.to(torch.float64))
-    lat, lon = rad[:, 0], rad[:, 1]
-    return torch.stack([torch.cos(lat) * torch.cos(lon), torch.cos(lat) * torch.sin(lon), torch.sin(lat)], 1)
+    return latlon_to_xyz(latlon.to(torch.float64))
 
 
 class RANGEAugmentation(nn.Module):

@@ -2,7 +2,7 @@
 
 from geograph.retrieval.gallery import GALLERY_SOURCES, Gallery, geoclip_gallery_path
 from geograph.retrieval.head import RetrievalHead
-from geograph.retrieval.kde import kde_mode, latlon_to_xyz, product_kde_mode, weighted_mode, xyz_to_latlon
+from geograph.retrieval.kde import kde_mode, product_kde_mode, weighted_mode
 from geograph.retrieval.knn import KNNGeolocator
 from geograph.retrieval.predictor import GeoPredictor, Prediction, build_gallery_keys
 from geograph.retrieval.search import chunked_topk, loop_topk
@@ -18,9 +18,7 @@ __all__ = [
     "chunked_topk",
     "geoclip_gallery_path",
     "kde_mode",
-    "latlon_to_xyz",
     "loop_topk",
     "product_kde_mode",
     "weighted_mode",
-    "xyz_to_latlon",
 ]

@@ -16,8 +16,8 @@ import torch
 
 from geograph.constants import LAT, LON
 from geograph.errors import CheckpointError, DataValidationError
-from geograph.geo.distance import check_lat_lon
 from geograph.geo.h3cells import cell_centers, latlng_to_cells
+from geograph.geo.sphere import check_lat_lon
 from geograph.retrieval.search import sharded_topk
 
 GEOCLIP_GALLERY_RELPATH = ("model", "gps_gallery", "coordinates_100K.csv")

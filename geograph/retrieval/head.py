@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geograph.geo.sphere import pairwise_haversine_km
 from geograph.nn.location.base import LocationEncoderBase
 
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp on exp(logit_scale)
@@ -187,10 +188,8 @@ class RetrievalHead(nn.Module):
         if self.geo_smoothing_km is None:
             loss = F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
         else:
-            from geograph.geo.distance import haversine_km_torch
-
             a, b = latlon.double(), all_ll.double()
-            d = haversine_km_torch(a[:, None, 0], a[:, None, 1], b[None, :, 0], b[None, :, 1])
+            d = pairwise_haversine_km(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
             target = torch.softmax(-d / self.geo_smoothing_km, dim=1).to(logits.dtype)
             loss = F.cross_entropy(logits, target)
         if enqueue:

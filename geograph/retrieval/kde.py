@@ -10,28 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from geograph.constants import EARTH_RADIUS_KM
-
-
-def latlon_to_xyz(latlon: torch.Tensor) -> torch.Tensor:
-    """Unit vectors of ``(..., 2)`` degrees; returns ``(..., 3)``."""
-    rad = torch.deg2rad(latlon)
-    lat, lon = rad[..., 0], rad[..., 1]
-    return torch.stack([torch.cos(lat) * torch.cos(lon), torch.cos(lat) * torch.sin(lon), torch.sin(lat)], -1)
-
-
-def xyz_to_latlon(xyz: torch.Tensor) -> torch.Tensor:
-    """Degrees of ``(..., 3)`` vectors (normalised first); returns ``(..., 2)``."""
-    xyz = torch.nn.functional.normalize(xyz, dim=-1)
-    lat = torch.rad2deg(torch.asin(xyz[..., 2].clamp(-1.0, 1.0)))
-    lon = torch.rad2deg(torch.atan2(xyz[..., 1], xyz[..., 0]))
-    return torch.stack([lat, lon], -1)
-
-
-def _pairwise_km(a_xyz: torch.Tensor, b_xyz: torch.Tensor) -> torch.Tensor:
-    # chord -> great-circle: accurate at all distances (no acos of a dot product near 1)
-    chord = torch.cdist(a_xyz, b_xyz).clamp(max=2.0)
-    return 2.0 * EARTH_RADIUS_KM * torch.asin(chord / 2.0)
+from geograph.geo.sphere import cdist_km, latlon_to_xyz, xyz_to_latlon
 
 
 @torch.no_grad()
@@ -66,14 +45,14 @@ def kde_mode(
     x = latlon_to_xyz(cand_latlon.to(torch.float64))
     w = weights.to(torch.float64).clamp(min=0)
     w = w / w.sum(1, keepdim=True).clamp(min=1e-300)
-    d = _pairwise_km(x, x)  # (Q, k, k)
+    d = cdist_km(x, x)  # (Q, k, k)
     kern = torch.exp(-0.5 * (d / bandwidth_km) ** 2)
     dens = (kern * w[:, None, :]).sum(-1)  # (Q, k)
     best = dens.argmax(1)
     conf = dens.gather(1, best[:, None]).squeeze(1)
     mode = x[torch.arange(x.shape[0]), best]  # (Q, 3)
     for _ in range(refine_steps):
-        dm = _pairwise_km(mode[:, None, :], x).squeeze(1)  # (Q, k)
+        dm = cdist_km(mode[:, None, :], x).squeeze(1)  # (Q, k)
         kw = w * torch.exp(-0.5 * (dm / bandwidth_km) ** 2)
         mode = torch.nn.functional.normalize((kw[:, :, None] * x).sum(1), dim=-1)
     return xyz_to_latlon(mode).to(cand_latlon.dtype), conf.to(weights.dtype)
@@ -143,7 +122,7 @@ def product_kde_mode(
         xa = latlon_to_xyz(cand_a[s : s + chunk_size].to(torch.float64))
         xb = latlon_to_xyz(cand_b[s : s + chunk_size].to(torch.float64))
         x = torch.cat([xa, xb], 1)  # (C, ka + kb, 3)
-        kern = torch.exp(-0.5 * (_pairwise_km(x, x) / bandwidth_km) ** 2)
+        kern = torch.exp(-0.5 * (cdist_km(x, x) / bandwidth_km) ** 2)
         fa = torch.einsum("cij,scj->sci", kern[:, :, :ka], wa[:, s : s + chunk_size])  # (S, C, K)
         fb = torch.einsum("cij,cj->ci", kern[:, :, ka:], wb[s : s + chunk_size])  # (C, K)
         la = torch.log(fa.clamp(min=1e-300))[:, None]  # (S, 1, C, K)
@@ -181,7 +160,7 @@ def weighted_mode(
     best_d, best_i = -1.0, 0
     for start in range(0, len(cand), chunk_size):
         c = cand[start : start + chunk_size]
-        d = _pairwise_km(x[c], x)
+        d = cdist_km(x[c], x)
         dens = (torch.exp(-0.5 * (d / bandwidth_km) ** 2) * w[None, :]).sum(1)
         j = int(dens.argmax())
         if float(dens[j]) > best_d:
@@ -189,4 +168,4 @@ def weighted_mode(
     return latlon[best_i]
 
 
-__all__ = ["kde_mode", "latlon_to_xyz", "product_kde_mode", "weighted_mode", "xyz_to_latlon"]
+__all__ = ["kde_mode", "product_kde_mode", "weighted_mode"]

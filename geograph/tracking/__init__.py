@@ -1,10 +1,10 @@
-"""MLflow integration shared by every task.
+"""MLflow integration: where runs go, how they are tagged, the model registry, the UI server.
+
+It knows no task and no suite; those live in :mod:`geograph.experiments`.
 
 * :mod:`~geograph.tracking.store`: where runs go (``resolve_tracking_uri``, ``configure``,
   ``ensure_experiment``, ``start_run``, ``run_context``).
 * :mod:`~geograph.tracking.tags`: run tags (git commit, data fingerprint, device, versions).
-* :mod:`~geograph.tracking.compare`: configs x seeds -> mean ± std table, report, plots.
-* :mod:`~geograph.tracking.suite`: experiment suites (YAML), resumable.
 * :mod:`~geograph.tracking.registry`: pyfunc models, the model registry, loading by URI.
 * :mod:`~geograph.tracking.server`: ``mlflow server`` for the project's store.
 
@@ -13,9 +13,6 @@ Only the store is imported eagerly; the rest loads on first attribute access.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from geograph.tracking.store import (
     configure,
     ensure_experiment,
@@ -23,15 +20,9 @@ from geograph.tracking.store import (
     run_context,
     start_run,
 )
+from geograph.utils.lazy import lazy_getattr
 
 _LAZY = {
-    "compare_runs": "geograph.tracking.compare",
-    "report": "geograph.tracking.compare",
-    "print_table": "geograph.tracking.compare",
-    "ComparisonReport": "geograph.tracking.compare",
-    "run_suite": "geograph.tracking.suite",
-    "load_suite": "geograph.tracking.suite",
-    "SuiteRunError": "geograph.tracking.suite",
     "register_model": "geograph.tracking.registry",
     "load_model": "geograph.tracking.registry",
     "log_pyfunc_model": "geograph.tracking.registry",
@@ -44,10 +35,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'geograph.tracking' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

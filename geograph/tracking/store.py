@@ -349,6 +349,55 @@ def start_run(
         mlflow.end_run(status="FINISHED")
 
 
+def resolve_run_id(run_id: str, tracking_uri: str | None = None) -> str:
+    """The full MLflow run id of ``run_id`` or of a unique prefix of one (like git).
+
+    Raises:
+        TrackingError: no run, or more than one run, has that id / prefix.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    text = str(run_id).strip()
+    if not text or not all(c in "0123456789abcdef" for c in text.lower()):
+        raise TrackingError(f"run id must be hexadecimal (a full id or a unique prefix), got {run_id!r}")
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    if len(text) == 32:
+        try:
+            return client.get_run(text).info.run_id
+        except MlflowException as exc:
+            raise TrackingError(f"no MLflow run {text} in {client.tracking_uri}") from exc
+    ids = [e.experiment_id for e in client.search_experiments()]
+    hits = [r.info.run_id for r in client.search_runs(ids, max_results=50000) if r.info.run_id.startswith(text.lower())]
+    if not hits:
+        raise TrackingError(f"no MLflow run id starts with {text!r} in {client.tracking_uri}")
+    if len(hits) > 1:
+        raise TrackingError(f"run id prefix {text!r} is ambiguous: {', '.join(sorted(hits)[:5])}")
+    return hits[0]
+
+
+@contextlib.contextmanager
+def reopen_run(run_id: str, tracking_uri: str | None = None) -> Iterator[Any]:
+    """Continue the MLflow run ``run_id`` (same id, params kept); it ends FINISHED, or FAILED /
+    KILLED on an error as :func:`start_run` does. The caller checks that it may be resumed."""
+    import mlflow
+
+    if tracking_uri is not None:
+        mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    run = mlflow.start_run(run_id=run_id)
+    mlflow.set_tag(TAG_OWNER, owner_tag())
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
 __all__ = [
     "PROBE_ENV",
     "RunContext",
@@ -358,6 +407,8 @@ __all__ = [
     "mark_stale_runs",
     "owner_alive",
     "owner_tag",
+    "reopen_run",
+    "resolve_run_id",
     "resolve_tracking_uri",
     "run_context",
     "start_run",

@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from geograph.config import config_hash as _config_hash
+
 # --- tag keys ---------------------------------------------------------------------------
 TAG_PREFIX = "geograph."
 TAG_CONFIG_HASH = "geograph.config_hash"
@@ -56,8 +58,9 @@ def canonical_json(obj: Any) -> str:
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """Stable 16-hex-digit hash of a config mapping (key order does not matter)."""
-    return _sha256_hex(canonical_json(config).encode("utf-8"))
+    """Stable 16-hex-digit hash of a config mapping (key order does not matter): the hash of
+    :func:`canonical_json`, by :func:`geograph.config.config_hash`."""
+    return _config_hash(config, length=_FINGERPRINT_LEN, default=str, compact=True)
 
 
 def _hash_path(h: Any, path: Path) -> None:

@@ -30,7 +30,7 @@ def world_dir(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """``{"run_id", "tracking_uri"}`` of a fast GNN run trained on the hand-made world."""
-    from geograph.tasks.covisit import run_from_config
+    from geograph.covisit.run import run_from_config
 
     root = tmp_path_factory.mktemp("analytics_mlflow")
     uri = f"sqlite:///{root}/mlflow.db"

@@ -100,9 +100,12 @@ def test_whatif_local_encoding_equals_full_graph(model: ModelContext) -> None:
     full-graph pass computes it, so the local neighbourhood encoding must match it exactly."""
     ctx = _WhatIfGraph.of(model)
     cand = np.arange(8)  # the CA POIs
+    row = {"latitude": 36.0, "longitude": -118.0, "naics_code": "722515", "state": "CA", "visits": 0.0, "area_sqft": 0.0}
+    insertion = ctx.inserter.plan(row)
+    assert insertion.new_cell and insertion.cell_id == h3.latlng_to_cell(36.0, -118.0, 7) and len(insertion.near) == 0
     h, local, new = ctx.encode(
-        seeds=cand, allowed=ctx.allowed("CA"), x_raw=np.zeros(2), naics=torch.zeros(1, 5, dtype=torch.long),
-        pos=(36.0, -118.0), cell_id=h3.latlng_to_cell(36.0, -118.0, 7), near=np.zeros(0, dtype=np.int64),
+        seeds=cand, allowed=ctx.allowed("CA"), insertion=insertion, near=insertion.near,
+        naics=torch.zeros(1, 5, dtype=torch.long),
     )
     full = model.embeddings()
     assert torch.allclose(h[local[cand]], full[cand], atol=1e-5)

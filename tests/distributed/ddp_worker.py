@@ -7,7 +7,7 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from geograph.tasks.covisit import run_from_config  # noqa: E402
+from geograph.covisit.run import run_from_config  # noqa: E402
 from geograph.testing import tiny_world  # noqa: E402
 
 out = Path(sys.argv[1])

@@ -12,7 +12,7 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import geograph.data.state_scan as scan  # noqa: E402
-from geograph.tasks.covisit import run_from_config  # noqa: E402
+from geograph.covisit.run import run_from_config  # noqa: E402
 
 out, world_dir = Path(sys.argv[1]), sys.argv[2]
 read: list[str] = []

@@ -13,12 +13,12 @@ import mlflow
 import pytest
 import yaml
 
+from geograph.covisit.run import run_from_config
 from geograph.data import write_world
 from geograph.distributed import DistInfo
 from geograph.distributed.env import DistributedError
 from geograph.distributed.failures import RUN_FILE_ENV, rank_failures, record_run
 from geograph.graph.cache import load_checked
-from geograph.tasks.covisit import run_from_config
 from geograph.testing import tiny_world
 from geograph.tracking.server import free_port
 
@@ -175,9 +175,10 @@ def _rank_pid(launcher: subprocess.Popen, rank: int) -> int:
     raise AssertionError(f"no worker of rank {rank} under pid {launcher.pid}")
 
 
-def _wait_for_checkpoint(ckpt: Path, proc: subprocess.Popen, limit_s: float = 300) -> None:
+def _wait_for_checkpoint(root: Path, proc: subprocess.Popen, limit_s: float = 300) -> None:
+    """Wait for the run's checkpoint ``root/<run id>/last.pt``, then a few more epochs."""
     t0 = time.monotonic()
-    while not ckpt.exists():
+    while not any(root.glob("*/last.pt")):
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         assert time.monotonic() - t0 < limit_s, "no checkpoint written"
         time.sleep(0.1)
@@ -212,8 +213,7 @@ def test_a_lost_rank_ends_the_run_failed_and_keeps_a_resumable_checkpoint(
         cmd, env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        ckpt = tmp_path / "ckpt" / "last.pt"
-        _wait_for_checkpoint(ckpt, proc)
+        _wait_for_checkpoint(tmp_path / "ckpt", proc)
         os.kill(_rank_pid(proc, victim), sig)
         t_kill = time.monotonic()
         output, _ = proc.communicate(timeout=EXIT_BOUND_S + 60)
@@ -224,9 +224,11 @@ def test_a_lost_rank_ends_the_run_failed_and_keeps_a_resumable_checkpoint(
     print(f"{launcher}: rank {victim} {sig.name}: exit {exit_s:.1f} s after the signal")
     assert proc.returncode != 0, output[-3000:]
     assert exit_s < EXIT_BOUND_S, exit_s
+    (ckpt,) = (tmp_path / "ckpt").glob("*/last.pt")
+    run_id = ckpt.parent.name
     if launcher == "nproc":
         assert "geograph: error: torchrun exited with code 1" in output
-        assert f"the last checkpoint {ckpt} is kept: rerun with --resume" in output
+        assert f"the last checkpoint {ckpt} is kept: rerun with --resume {run_id}" in output
 
     # the one MLflow run ended FAILED, with the reason
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -243,8 +245,9 @@ def test_a_lost_rank_ends_the_run_failed_and_keeps_a_resumable_checkpoint(
     done = int(state["epoch"])
     assert 1 <= done < cfg["train"]["epochs"]
     assert [h["epoch"] for h in state["history"]] == list(range(1, done + 1))
-    resumed = run_from_config({**cfg, "train": {**cfg["train"], "resume": True}}, tracking_uri=uri,
+    resumed = run_from_config({**cfg, "train": {**cfg["train"], "resume": run_id}}, tracking_uri=uri,
                               stop_after_epoch=done + 1)  # fmt: skip
+    assert resumed["run_id"] == run_id  # the failed run continues under its own id
     run = mlflow.get_run(resumed["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.tags["geograph.resumed_from_epoch"] == str(done)

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from geograph import covisit as C
+from geograph.covisit.config import CovisitConfig
+from geograph.covisit.data import uses_state_loading
+from geograph.covisit.sharded import plan_states, state_roles
 from geograph.data import write_world
 from geograph.data.state_scan import is_state_partitioned, load_state_world, state_sizes
 from geograph.errors import ConfigError, DataValidationError
 from geograph.graph.cache import load_checked
-from geograph.tasks import covisit as C
-from geograph.tasks.config import CovisitConfig
-from geograph.tasks.covisit_sharded import plan_states, state_roles, uses_state_loading
 from geograph.testing import tiny_world
 from geograph.tracking.server import free_port
 
@@ -192,7 +193,7 @@ def test_two_ranks_load_only_their_states_and_match_one_process(tmp_path, world_
     )
     model = C.build_model(prep)
     model.load_state_dict(state["model"])
-    metrics = C.evaluate(C.FitResult(model, C.TargetScaler(**state["scaler"]), [], 0, 0.0), prep)
+    metrics = C.evaluate.evaluate(C.FitResult(model, C.TargetScaler(**state["scaler"]), [], 0, 0.0), prep)
     for k in (
         "test_r2",
         "test_mae",
@@ -206,16 +207,19 @@ def test_two_ranks_load_only_their_states_and_match_one_process(tmp_path, world_
         assert metrics[k] == pytest.approx(r[0]["metrics"][k], abs=1e-6), k
 
     # resume the 2-rank checkpoint (stopped after epoch 2 of 3) in one process
-    ckpt = load_checked(tmp_path / "ckpt" / "last.pt")
+    run_id = r[0]["run_id"]
+    ckpt = load_checked(tmp_path / "ckpt" / run_id / "last.pt")
     assert ckpt["epoch"] == 2
+    # the run stopped as if killed: mark it so (a SIGKILLed run is not FINISHED), then resume it
+    mlflow.tracking.MlflowClient(tracking_uri=uri).set_terminated(run_id, status="KILLED")
     resumed = C.run_from_config(
-        {**cfg_dict, "train": {**cfg_dict["train"], "resume": True}}, tracking_uri=uri
+        {**cfg_dict, "train": {**cfg_dict["train"], "resume": run_id}}, tracking_uri=uri
     )
-    assert resumed["world_size"] == 1
+    assert resumed["world_size"] == 1 and resumed["run_id"] == run_id
     runs = mlflow.search_runs(experiment_names=["per_state"])
     tags = runs.set_index("run_id").loc[resumed["run_id"]]
     assert tags["tags.geograph.resumed_from_epoch"] == "2"
-    hist = load_checked(tmp_path / "ckpt" / "last.pt")["history"]
+    hist = load_checked(tmp_path / "ckpt" / run_id / "last.pt")["history"]
     assert [h["epoch"] for h in hist] == [1, 2, 3]
     assert [h["train_loss"] for h in hist[:2]] == [h["train_loss"] for h in ckpt["history"]]
     assert np.isfinite(resumed["metrics"]["test_r2"])

@@ -10,6 +10,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import torch  # noqa: E402
 
 from geograph.distributed import cleanup, init_from_env  # noqa: E402
+from geograph.geolocate.run import run_from_config  # noqa: E402
 from geograph.retrieval.search import (  # noqa: E402
     chunked_topk,
     distributed_search,
@@ -17,7 +18,6 @@ from geograph.retrieval.search import (  # noqa: E402
     shard_bounds,
     sharded_topk,
 )
-from geograph.tasks.geolocate import run_from_config  # noqa: E402
 
 out = Path(sys.argv[1])
 cfg = {

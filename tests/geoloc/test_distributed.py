@@ -59,4 +59,4 @@ def test_two_rank_ddp_geolocation(tmp_path: Path):
     runs = mlflow.search_runs(experiment_names=["geo_ddp"])
     assert len(runs) == 1 and runs.iloc[0]["run_id"] == r0["run_id"] and r1["run_id"] is None
     assert runs.iloc[0]["tags.geograph.world_size"] == "2"
-    assert (tmp_path / "ckpt" / "last.pt").is_file()
+    assert (tmp_path / "ckpt" / r0["run_id"] / "last.pt").is_file()  # keyed by the run id

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from geograph.errors import ConfigError
-from geograph.geo.distance import haversine_km
+from geograph.geo import haversine_km
 from geograph.retrieval import (
     Gallery,
     GeoPredictor,
@@ -103,7 +103,7 @@ def test_predictor_fusion_matches_the_product_mode_and_checks_its_inputs():
 
 
 def test_fusion_config_is_checked():
-    from geograph.tasks.geolocate import GeolocateConfig
+    from geograph.geolocate.config import GeolocateConfig
 
     assert GeolocateConfig.from_dict({}).predict.fusion_weight == 0.0
     with pytest.raises(ConfigError, match="fusion_weight must be in"):
@@ -113,16 +113,12 @@ def test_fusion_config_is_checked():
 
 
 def test_task_selects_fusion_on_validation_and_the_bundle_round_trips(tmp_path):
-    from geograph.tasks.geolocate import (
-        GeolocateConfig,
-        apply_fast,
-        evaluate,
-        fit,
-        load_geolocator,
-        prepare,
-        save_geolocator,
-        select_all,
-    )
+    from geograph.geolocate.config import GeolocateConfig, apply_fast
+    from geograph.geolocate.data import prepare
+    from geograph.geolocate.evaluate import evaluate
+    from geograph.geolocate.predict import load_geolocator, save_geolocator
+    from geograph.geolocate.select import select_all
+    from geograph.geolocate.train import fit
 
     cfg = GeolocateConfig.from_dict(
         apply_fast(

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from geograph.errors import CheckpointError
+from geograph.geolocate.config import GeolocateConfig
+from geograph.geolocate.data import prepare
+from geograph.geolocate.train import fit
 from geograph.graph.cache import load_checked
-from geograph.tasks.geolocate import GeolocateConfig, checkpoint_path, fit, prepare
 
 EPOCHS = 5
 
@@ -23,7 +25,6 @@ def _config(tmp_path, **train) -> dict:
             "epochs": EPOCHS,
             "batch_size": 64,
             "device": "cpu",
-            "checkpoint_dir": str(tmp_path / "ckpt"),
             **train,
         },
     }
@@ -32,6 +33,10 @@ def _config(tmp_path, **train) -> dict:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return prepare(GeolocateConfig.from_dict(_config(tmp_path_factory.mktemp("d"))))
+
+
+def _ckpt(tmp_path):
+    return tmp_path / "ckpt" / "last.pt"
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +52,12 @@ def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 @pytest.mark.parametrize("stop", [1, 3])
 def test_stopped_then_resumed_equals_uninterrupted(data, uninterrupted, tmp_path, stop):
     cfg = GeolocateConfig.from_dict(_config(tmp_path))
-    part = fit(cfg, data, stop_after_epoch=stop)
+    part = fit(cfg, data, stop_after_epoch=stop, checkpoint=_ckpt(tmp_path))
     assert len(part.history) == stop and part.resumed_from is None
-    state = load_checked(checkpoint_path(cfg))
-    assert state["epoch"] == stop and int(state["head"]["queue_count"]) > 0  # the GPS queue is kept
+    state = load_checked(_ckpt(tmp_path))
+    assert state["epoch"] == stop and int(state["model"]["queue_count"]) > 0  # the GPS queue is kept
     seen = []
-    resumed = fit(
-        GeolocateConfig.from_dict(_config(tmp_path, resume=True)), data, on_epoch=lambda e, m: seen.append(e)
-    )
+    resumed = fit(cfg, data, on_epoch=lambda e, m: seen.append(e), checkpoint=_ckpt(tmp_path), resume=True)
     assert resumed.resumed_from == stop and seen == list(range(stop + 1, EPOCHS + 1))
     assert resumed.history == uninterrupted.history
     assert resumed.best_epoch == uninterrupted.best_epoch
@@ -64,26 +67,28 @@ def test_stopped_then_resumed_equals_uninterrupted(data, uninterrupted, tmp_path
 def test_resume_without_checkpoint_starts_fresh_and_no_checkpoint_writes_nothing(
     data, uninterrupted, tmp_path
 ):
-    fresh = fit(GeolocateConfig.from_dict(_config(tmp_path, resume=True, checkpoint=False)), data)
+    fresh = fit(GeolocateConfig.from_dict(_config(tmp_path, checkpoint=False)), data,
+                checkpoint=_ckpt(tmp_path), resume=True)
     assert fresh.resumed_from is None and fresh.history == uninterrupted.history
     assert not (tmp_path / "ckpt").exists()
 
 
 def test_resume_refuses_another_config_and_a_damaged_checkpoint(data, tmp_path):
-    fit(GeolocateConfig.from_dict(_config(tmp_path)), data, stop_after_epoch=1)
-    other = _config(tmp_path, resume=True, lr=0.01)
+    fit(GeolocateConfig.from_dict(_config(tmp_path)), data, stop_after_epoch=1, checkpoint=_ckpt(tmp_path))
+    other = _config(tmp_path, lr=0.01)
     with pytest.raises(CheckpointError, match="another training config"):
-        fit(GeolocateConfig.from_dict(other), data)
-    path = checkpoint_path(GeolocateConfig.from_dict(_config(tmp_path)))
+        fit(GeolocateConfig.from_dict(other), data, checkpoint=_ckpt(tmp_path), resume=True)
+    path = _ckpt(tmp_path)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
-        fit(GeolocateConfig.from_dict(_config(tmp_path, resume=True)), data)
+        fit(GeolocateConfig.from_dict(_config(tmp_path)), data, checkpoint=path, resume=True)
 
 
 def test_training_key_ignores_only_the_checkpoint_switches(tmp_path):
     a = GeolocateConfig.from_dict(_config(tmp_path))
-    b = GeolocateConfig.from_dict(_config(tmp_path / "elsewhere", resume=True, checkpoint=False))
+    b = GeolocateConfig.from_dict(
+        _config(tmp_path, resume="0123abcd", checkpoint=False, checkpoint_dir=str(tmp_path / "elsewhere"))
+    )
     assert a.training_key() == b.training_key()
     assert a.training_key() != GeolocateConfig.from_dict(_config(tmp_path, seed=1)).training_key()
-    assert checkpoint_path(a) == tmp_path / "ckpt" / "last.pt"

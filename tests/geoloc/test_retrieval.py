@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from geograph.errors import DataValidationError
+from geograph.geo import latlon_to_xyz, xyz_to_latlon
 from geograph.nn.propagation import (
     APPNPPropagation,
     RANGEAugmentation,
@@ -21,10 +22,8 @@ from geograph.retrieval import (
     KNNGeolocator,
     chunked_topk,
     kde_mode,
-    latlon_to_xyz,
     loop_topk,
     weighted_mode,
-    xyz_to_latlon,
 )
 
 

@@ -10,14 +10,11 @@ import numpy as np
 import pytest
 
 from geograph.errors import ConfigError
-from geograph.tasks.geolocate import (
-    GeolocateConfig,
-    apply_fast,
-    load_geolocator,
-    prepare,
-    query_frame,
-    run_from_config,
-)
+from geograph.geolocate.config import GeolocateConfig, apply_fast
+from geograph.geolocate.data import prepare
+from geograph.geolocate.predict import load_geolocator
+from geograph.geolocate.pyfunc import query_frame
+from geograph.geolocate.run import run_from_config
 from geograph.tracking import configure
 
 WORLD = {"source": "world", "n_pois": 300, "n_images": 500}
@@ -230,7 +227,7 @@ def test_text_config_fast_run(store):
 
 
 def test_fit_keeps_the_best_validation_epoch():
-    from geograph.tasks.geolocate import fit
+    from geograph.geolocate.train import fit
 
     cfg = GeolocateConfig.from_dict(apply_fast({**HEAD_CFG, "train": {"epochs": 3, "checkpoint": False}}))
     fr = fit(cfg, prepare(cfg))

@@ -10,10 +10,10 @@ import torch
 from graph_worlds import brand_covisit_frame, covisit_frame
 
 from geograph.constants import BRAND_COL, COVISITS, DST_BRAND, POI, SRC_BRAND, STATE, VISITORS
+from geograph.data.brands import N_LOCATIONS, to_brand_level
 from geograph.data.world_io import World
 from geograph.errors import ConfigError, DataValidationError
 from geograph.graph import GraphConfig, build_graph
-from geograph.graph.brand import N_LOCATIONS, to_brand_level
 from geograph.testing import hand_made_world
 
 CFG = GraphConfig(near_k=0, image_k=0)

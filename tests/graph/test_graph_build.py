@@ -198,23 +198,23 @@ def test_image_in_cell_and_similar(cell_graph, cell_index):
     want = [(0, cell_index["c0"]), (1, cell_index["c1"]), (2, cell_index["c3"]), (3, cell_index["c4"])]
     assert pairs(d[IMAGE, IN, CELL].edge_index) == want
     assert pairs(d[CELL, REV_PREFIX + IN, IMAGE].edge_index) == [(c, i) for i, c in want]
-    assert d[CELL].x_raw[cell_index["c4"], 0].item() == 0.0
+    assert d[CELL].x[cell_index["c4"], 0].item() == 0.0
     # cosine nearest: i0 ~ i1 and i2 ~ i3, symmetrised
     assert pairs(d[IMAGE, SIMILAR, IMAGE].edge_index) == [(0, 1), (1, 0), (2, 3), (3, 2)]
 
 
 def test_feature_shapes_and_dtypes(cell_graph):
     d = cell_graph.data
-    assert d[POI].x_raw.shape == (6, 1) and d[POI].x_raw.dtype == torch.float32
-    assert d[POI].x_raw[:, 0].tolist() == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    assert d[POI].x.shape == (6, 1) and d[POI].x.dtype == torch.float32
+    assert d[POI].x[:, 0].tolist() == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
     assert cell_graph.index["poi_feature_names"] == ["visits"]
     assert d[POI].pos.shape == (6, 2)
     assert d[POI].state.tolist() == [0, 0, 0, 0, 1, 1]
     assert d[POI].brand.tolist() == [0, 0, 1, -1, 0, -1]  # -1: no brand
     assert d[POI].naics_code.tolist() == [722515, 722513, 722330, 721110, 722515, 445110]
     assert d[POI].naics_code.dtype == torch.long
-    assert d[CELL].x_raw.shape == (5, 1) and cell_graph.index["cell_feature_names"] == ["log1p_pois"]
-    assert d[CELL].x_raw[:, 0].tolist() == pytest.approx(
+    assert d[CELL].x.shape == (5, 1) and cell_graph.index["cell_feature_names"] == ["log1p_pois"]
+    assert d[CELL].x[:, 0].tolist() == pytest.approx(
         torch.log1p(torch.tensor([2.0, 1, 1, 0, 2])).tolist()
     )
     assert d[CELL].pos.shape == (5, 2)
@@ -245,7 +245,7 @@ def test_region_features_coarser_than_cells(cell_index):
     regions = _regions([p6["c0"], p6["c3"]], {"population": [100, 300], "income": [1.5, 3.5]})
     g = build_graph(cell_world(regions), CFG)
     assert g.index["cell_feature_names"] == ["log1p_pois", "population", "income", "has_region"]
-    x = g.data[CELL].x_raw
+    x = g.data[CELL].x
     assert x.shape == (5, 4)
     want = {"c0": [100, 1.5, 1], "c1": [100, 1.5, 1], "c2": [0, 0, 0], "c3": [300, 3.5, 1], "c4": [0, 0, 0]}
     for name, row in want.items():
@@ -258,7 +258,7 @@ def test_region_features_finer_than_cells(cell_index):
     kids3 = sorted(h3.cell_to_children(cells["c3"], 8))[:2]
     regions = _regions(kids0 + kids3, {"population": [1, 2, 3, 4, 5, 6, 7, 10, 20]})
     g = build_graph(cell_world(regions), CFG)
-    x = g.data[CELL].x_raw
+    x = g.data[CELL].x
     assert g.index["cell_feature_names"] == ["log1p_pois", "population", "has_region"]
     want = {"c0": [4.0, 1], "c1": [0, 0], "c2": [0, 0], "c3": [15.0, 1], "c4": [0, 0]}  # means of children
     for name, row in want.items():
@@ -272,7 +272,7 @@ def test_region_with_null_value_still_counts_as_present(cell_index):
         {H3_CELL: [p6], "population": [None], "income": [2.5]},
         schema={H3_CELL: pl.Utf8, "population": pl.Float64, "income": pl.Float64},
     )
-    x = build_graph(cell_world(regions), CFG).data[CELL].x_raw
+    x = build_graph(cell_world(regions), CFG).data[CELL].x
     assert x[cell_index["c0"], 1:].tolist() == [0.0, 2.5, 1.0]  # null -> 0, has_region 1
     assert x[cell_index["c2"], 1:].tolist() == [0.0, 0.0, 0.0]
 
@@ -285,7 +285,7 @@ def test_region_points_are_averaged_per_cell(cell_index):
     )
     g = build_graph(cell_world(regions), CFG)
     assert g.index["cell_feature_names"] == ["log1p_pois", "population", "has_region"]
-    x = g.data[CELL].x_raw
+    x = g.data[CELL].x
     assert x[cell_index["c0"], 1:].tolist() == [20.0, 1.0]
     assert x[cell_index["c3"], 1:].tolist() == [7.0, 1.0]
     assert x[cell_index["c1"], 1:].tolist() == [0.0, 0.0]
@@ -303,7 +303,7 @@ def test_regions_of_mixed_resolution_are_an_error():
 def test_region_features_same_resolution_hand_made_world():
     world = hand_made_world()  # regions are the resolution-6 cells of the POIs
     g = build_graph(world, GraphConfig(cell_resolution=6, near_k=0, image_k=0))
-    x = g.data[CELL].x_raw
+    x = g.data[CELL].x
     reg = dict(zip(world.regions[H3_CELL], world.regions["population"], strict=True))
     for i, cid in enumerate(g.index["cell_ids"]):
         if cid in reg:

@@ -15,7 +15,16 @@ import geograph.graph.dataset as dataset_mod
 from geograph.constants import COVISITS, NEAR, POI
 from geograph.data.world_io import write_world
 from geograph.errors import CheckpointError
-from geograph.graph import GeoGraph, GeoGraphDataset, GraphConfig, build_graph, cached_build, to_networkx
+from geograph.graph import (
+    FeaturePreprocessor,
+    GeoGraph,
+    GeoGraphDataset,
+    GraphConfig,
+    build_graph,
+    cached_build,
+    raw_features,
+    to_networkx,
+)
 from geograph.graph.cache import cache_key, load_checked, save_checked
 from geograph.testing import hand_made_world
 
@@ -108,6 +117,38 @@ def test_cache_files_load_with_weights_only(tmp_path):
     assert_same_graph(GeoGraph.from_state(state), build_graph(hand_made_world(), CFG))
 
 
+def _with_legacy_key(state: dict) -> dict:
+    """A graph state as written before node features moved from ``x_raw`` to ``x``."""
+    nodes = {}
+    for nt, attrs in state["nodes"].items():
+        attrs = dict(attrs)
+        if nt != "image":  # image embeddings were always ``x``
+            if "x_unscaled" in attrs:  # a preprocessed graph kept both
+                attrs["x_raw"] = attrs.pop("x_unscaled")
+            else:
+                attrs["x_raw"] = attrs.pop("x")
+        nodes[nt] = attrs
+    return dict(state, nodes=nodes)
+
+
+def test_cache_written_with_x_raw_still_loads(tmp_path):
+    world = hand_made_world()
+    fresh = build_graph(world, CFG)
+    path = tmp_path / f"graph-{cache_key(world, CFG)}.pt"
+    save_checked(_with_legacy_key(fresh.to_state()), path)  # an older geograph's cache file
+    hit = cached_build(world, CFG, tmp_path)
+    assert hit.stats["cache"] == "hit" and "x_raw" not in hit.data[POI]
+    assert_same_graph(hit, fresh)
+
+
+def test_preprocessed_graph_saved_with_x_raw_loads_as_x_unscaled():
+    graph = build_graph(hand_made_world(), CFG)
+    done = FeaturePreprocessor().fit(graph)(graph)
+    old = GeoGraph.from_state(_with_legacy_key(done.to_state()))  # e.g. an older model bundle
+    assert_same_graph(old, done)
+    assert torch.equal(raw_features(old.data[POI]), graph.data[POI].x)
+
+
 class Custom:
     """Any class: ``torch.load(weights_only=True)`` refuses to unpickle it."""
 
@@ -154,7 +195,7 @@ def test_dataset_from_world_folder_with_transforms(tmp_path):
         return data
 
     def on_access(data):
-        data[POI].x = data[POI].x_raw * 2
+        data[POI].doubled = data[POI].x * 2
         return data
 
     ds = GeoGraphDataset(
@@ -163,12 +204,29 @@ def test_dataset_from_world_folder_with_transforms(tmp_path):
     data = ds[0]
     assert seen == ["pre"]
     assert data[POI].num_nodes == 8 and data[POI].tag.shape == (8,)
-    assert torch.equal(data[POI].x, data[POI].x_raw * 2)
+    assert torch.equal(data[POI].doubled, data[POI].x * 2)
     assert ds.index_tables["poi_ids"] == [f"p{i}" for i in range(8)]
     ref = build_graph(hand_made_world(), CFG)
     assert torch.equal(data[POI, COVISITS, POI].edge_index, ref.data[POI, COVISITS, POI].edge_index)
     GeoGraphDataset(tmp_path / "root", world_dir=folder, config=CFG, pre_transform=pre)
     assert seen == ["pre"]  # pre_transform ran once
+
+
+def test_dataset_with_a_fitted_preprocessor_as_transform(tmp_path, monkeypatch):
+    graph = build_graph(hand_made_world(), CFG)
+    pre = FeaturePreprocessor().fit(graph)
+    folder = write_world(hand_made_world(), tmp_path / "world")
+    ds = GeoGraphDataset(tmp_path / "root", world_dir=folder, config=CFG, transform=pre)
+    data = ds[0]
+    ref = pre(graph).data
+    assert data.brand_names == graph.index["brands"]
+    for key in ("x", "x_unscaled", "naics", "brand_idx"):
+        assert torch.equal(data[POI][key], ref[POI][key]), key
+    assert "x_unscaled" not in ds._data[POI]  # the stored graph is not changed by the transform
+    # processed files of an older format (x_raw) have other names: rebuilt, never loaded
+    names = ds.processed_file_names
+    monkeypatch.setattr(dataset_mod, "FORMAT_VERSION", 1)
+    assert ds.processed_file_names != names
 
 
 def test_dataset_sees_an_edited_world_folder(tmp_path):

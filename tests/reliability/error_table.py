@@ -25,6 +25,7 @@ ERRORS = {
     "error",
     "unknown_value_error",
     "_bad",
+    "_error",
 }
 
 AREAS = [
@@ -32,12 +33,17 @@ AREAS = [
     ("data/safegraph.py", "SafeGraph / Advan Monthly Patterns"),
     ("data/world_io.py", "World folders"),
     ("data/", "Embedded world and text places"),
-    ("tasks/config.py", "Configs and --set overrides"),
+    ("config.py", "Configs and --set overrides"),
+    ("covisit/config.py", "Configs and --set overrides"),
+    ("geolocate/config.py", "Configs and --set overrides"),
     ("graph/cache.py", "Caches and checkpoints"),
     ("graph/", "Graph construction and splits"),
     ("nn/", "Models"),
-    ("tasks/", "Training, evaluation and models"),
-    ("tracking/", "MLflow tracking, suites, registry, UI"),
+    ("covisit/", "Co-visitation training, evaluation and models"),
+    ("geolocate/", "Geolocation training, evaluation and models"),
+    ("train/", "Training loop, checkpoints and resume"),
+    ("tracking/", "MLflow tracking, runs, model registry, UI"),
+    ("experiments/", "Experiment suites, task registry and comparison"),
     ("distributed/", "Distributed training"),
     ("retrieval/", "Geolocation galleries"),
     ("analytics/", "Analytics queries and maps"),

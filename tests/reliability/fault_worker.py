@@ -2,7 +2,7 @@
 
     python tests/reliability/fault_worker.py world   FOLDER LAYOUT     # write_world, versions A/B
     python tests/reliability/fault_worker.py cli     FOLDER ARGS...    # `geograph world --overwrite`, A/B
-    python tests/reliability/fault_worker.py report  FOLDER            # compare.write_table, A/B
+    python tests/reliability/fault_worker.py report  FOLDER            # rendering.write_table, A/B
     python tests/reliability/fault_worker.py saved   FOLDER KINDS N SEED  # save_checked, forked children
 
 ``world`` / ``cli`` / ``report``: the versions A and B are in ``FOLDER/ref_A`` and
@@ -56,7 +56,7 @@ def cli(folder: Path, *args: str) -> None:
 def report(folder: Path) -> None:
     import polars as pl
 
-    from geograph.tracking.compare import write_table
+    from geograph.experiments.rendering import write_table
 
     def table(shift: float) -> pl.DataFrame:
         n = 2000
@@ -93,9 +93,9 @@ def _cache_states(folder: Path) -> list[dict]:
 
 
 def _checkpoint_states(folder: Path) -> list[dict]:
+    from geograph import covisit as C
+    from geograph.covisit.config import CovisitConfig
     from geograph.graph.cache import load_checked
-    from geograph.tasks import covisit as C
-    from geograph.tasks.config import CovisitConfig
     from geograph.testing import tiny_world
 
     ckpt = folder / "train_ckpt"
@@ -108,7 +108,7 @@ def _checkpoint_states(folder: Path) -> list[dict]:
     )
     states: list[dict] = []
     prep = C.prepare(cfg, tiny_world(seed=3, n_pois=200, n_images=0))
-    C.fit(prep, on_epoch=lambda epoch, m: states.append(load_checked(ckpt / "last.pt")))
+    C.fit(prep, on_epoch=lambda epoch, m: states.append(load_checked(ckpt / "last.pt")), checkpoint=ckpt / "last.pt")
     return states
 
 

@@ -40,7 +40,7 @@ def tiny_config(path: Path, checkpoint_dir: Path, epochs: int = 8, seed: int = 0
     return path
 
 
-def train_cli(config: Path, world: Path, uri: str, *, resume: bool = False, background: bool = False):
+def train_cli(config: Path, world: Path, uri: str, *, resume: str | None = None, background: bool = False):
     """Run ``geograph train covisit`` on ``world``; a Popen when ``background``, else the finished process."""
     cmd = [
         sys.executable,
@@ -54,7 +54,7 @@ def train_cli(config: Path, world: Path, uri: str, *, resume: bool = False, back
         str(world),
         "--tracking-uri",
         uri,
-        *(["--resume"] if resume else []),
+        *(["--resume", resume] if resume else []),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
     if background:

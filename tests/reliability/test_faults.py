@@ -414,8 +414,8 @@ def torch_save_planted(buf: io.BytesIO, marker: Path) -> None:
 
 
 def test_damaged_checkpoint_stops_resume_with_a_clear_error(tmp_path: Path) -> None:
-    from geograph.tasks import covisit as C
-    from geograph.tasks.config import CovisitConfig
+    from geograph import covisit as C
+    from geograph.covisit.config import CovisitConfig
 
     world = tiny_world(seed=3, n_pois=80, n_images=0)
     cfg = CovisitConfig.from_dict(
@@ -426,10 +426,9 @@ def test_damaged_checkpoint_stops_resume_with_a_clear_error(tmp_path: Path) -> N
         }
     )
     prep = C.prepare(cfg, world)
-    C.fit(prep)
     ckpt = tmp_path / "ckpt" / "last.pt"
+    C.fit(prep, checkpoint=ckpt)
     good = ckpt.read_bytes()
-    cfg.train.resume = True
     rng = random.Random(1)
     marker = tmp_path / "pwned"
     buf = io.BytesIO()
@@ -441,7 +440,7 @@ def test_damaged_checkpoint_stops_resume_with_a_clear_error(tmp_path: Path) -> N
     }.items():
         ckpt.write_bytes(data)
         with pytest.raises(CheckpointError) as ei:
-            C.fit(prep)
+            C.fit(prep, checkpoint=ckpt, resume=True)
         assert str(ckpt) in str(ei.value), what
         bump("faults.damaged_checkpoint")
     assert not marker.exists()

@@ -349,7 +349,7 @@ def test_bad_config_file_on_the_cli(tmp_path: Path, capsys) -> None:
     cfg.write_text(yaml.safe_dump({"train": {"epochs": "many"}}))
     assert main(["train", "covisit", "--config", str(cfg), "--tracking-uri", DEAD_SERVER]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("geograph: error: train.epochs must be of type int, got 'many'"), err
+    assert err.startswith(f"geograph: error: {cfg}: train.epochs must be of type int, got 'many'"), err
     assert len(err.strip().splitlines()) == 1
     bump("fuzz.cli")
 

@@ -22,8 +22,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from geograph.covisit.config import CovisitConfig, apply_overrides, load_config_file
 from geograph.errors import ConfigError
-from geograph.tasks.config import CovisitConfig, apply_overrides, load_config_file
 
 from .counting import bump
 from .fuzzlib import time_limit
@@ -283,7 +283,7 @@ def test_geolocate_config_types() -> None:
 
     with warnings.catch_warnings():  # MLflow's note on the pyfunc model's type hints, at import
         warnings.simplefilter("ignore")
-        from geograph.tasks.geolocate import GeolocateConfig
+        from geograph.geolocate.config import GeolocateConfig
 
     bad = [
         ({"train": {"lr": "abc"}}, "train.lr"),

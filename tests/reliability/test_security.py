@@ -156,9 +156,9 @@ def test_skops_loads_trust_a_fixed_list() -> None:
 
 @pytest.fixture(scope="module")
 def gbt_bundle(tmp_path_factory):
-    from geograph.tasks import covisit as C
-    from geograph.tasks.config import CovisitConfig
-    from geograph.tasks.covisit_predictor import save_bundle
+    from geograph import covisit as C
+    from geograph.covisit.config import CovisitConfig
+    from geograph.covisit.predict import save_bundle
     from geograph.testing import tiny_world
 
     cfg = CovisitConfig.from_dict(
@@ -167,7 +167,7 @@ def gbt_bundle(tmp_path_factory):
     prep = C.prepare(cfg, tiny_world(seed=3, n_pois=150, n_images=0))
     fr = C.fit(prep)
     folder = save_bundle(fr, prep, tmp_path_factory.mktemp("gbt") / "model")
-    return folder, C.evaluate(fr, prep)
+    return folder, C.evaluate.evaluate(fr, prep)
 
 
 def _copy(folder: Path, dst: Path) -> Path:
@@ -182,9 +182,9 @@ def test_gbt_bundle_loads_without_pickle(gbt_bundle, tmp_path: Path) -> None:
 
     import skops.io as sio
 
+    from geograph.covisit.predict import BUNDLE, GBT_FILE, LEGACY_GBT_FILE, CovisitPredictor
     from geograph.errors import CheckpointError
     from geograph.graph.cache import load_checked, save_checked
-    from geograph.tasks.covisit_predictor import BUNDLE, GBT_FILE, LEGACY_GBT_FILE, CovisitPredictor
 
     folder, metrics = gbt_bundle
     assert not (folder / LEGACY_GBT_FILE).exists()
@@ -457,7 +457,7 @@ def test_world_output_folder_needs_overwrite(tmp_path: Path, capsys) -> None:
 
 
 def test_checkpoint_name_cannot_escape_the_checkpoint_folder() -> None:
-    from geograph.tasks.config import CovisitConfig
+    from geograph.covisit.config import CovisitConfig
 
     for name in ("../../etc", "a/b", "..", ".hidden", "x\\y"):
         with pytest.raises(ConfigError, match="name must be a plain folder name"):

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from geograph.errors import ConfigError
-from geograph.tasks.registry import TASKS, get_task, register_task, unregister_task
+from geograph.experiments.registry import TASKS, get_task, register_task, unregister_task
 from geograph.tracking.tags import (
     NO_DATA,
     TAG_DATA_FINGERPRINT,
@@ -64,8 +64,8 @@ def test_default_and_run_tags() -> None:
 
 
 def test_task_registry() -> None:
-    assert TASKS["covisit"] == "geograph.tasks.covisit:run_from_config"
-    assert TASKS["geolocate"] == "geograph.tasks.geolocate:run_from_config"
+    assert TASKS["covisit"] == "geograph.covisit:run_from_config"
+    assert TASKS["geolocate"] == "geograph.geolocate:run_from_config"
 
     def fn(config, *, tracking_uri=None, fast=False):
         return {"run_id": "r", "metrics": {}}
@@ -79,7 +79,7 @@ def test_task_registry() -> None:
         unregister_task("unit_fn")
     with pytest.raises(ConfigError, match="unknown task 'nope'"):
         get_task("nope")
-    assert get_task("geograph.tasks.registry:available_tasks")() == sorted(TASKS)
+    assert get_task("geograph.experiments.registry:available_tasks")() == sorted(TASKS)
     register_task("unit_path", "geograph.no_such_module:run", overwrite=True)
     try:
         with pytest.raises(ConfigError, match="cannot import 'geograph.no_such_module'"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geograph.geo.sphere import latlon_to_xyz
 from geograph.nn.location.base import LocationEncoderBase
 
 
@@ -72,9 +73,10 @@ class SinusoidalLocationEncoder(LocationEncoderBase):
 
     def features(self, latlon: torch.Tensor) -> torch.Tensor:
         """The raw sinusoidal features, shape ``(N, 3 + 4 * num_frequencies)``."""
-        rad = torch.deg2rad(latlon.to(torch.float64))
+        ll = latlon.to(torch.float64)
+        rad = torch.deg2rad(ll)
         lat, lon = rad[:, :1], rad[:, 1:]
-        xyz = torch.cat([torch.cos(lat) * torch.cos(lon), torch.cos(lat) * torch.sin(lon), torch.sin(lat)], 1)
+        xyz = latlon_to_xyz(ll)
         a, b = lat * self.freqs, lon * self.freqs
         return torch.cat([xyz, torch.sin(a), torch.cos(a), torch.sin(b), torch.cos(b)], 1)
 

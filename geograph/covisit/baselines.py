@@ -1,0 +1,92 @@
+"""Non-graph baselines on pair features: gravity (log-linear) and gradient-boosted trees."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from geograph.constants import POI
+from geograph.covisit.config import CovisitConfig
+from geograph.covisit.groups import Prepared
+from geograph.covisit.messages import gravity_design
+from geograph.covisit.model import FitResult, TargetScaler
+from geograph.graph.geograph_data import GeoGraph
+
+# ----------------------------------------------------------------------------------------
+# scikit-learn families: gravity and gradient-boosted trees
+# ----------------------------------------------------------------------------------------
+
+
+def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst: Tensor, pf: Tensor) -> np.ndarray:
+    """Pair-feature matrix of the non-graph baselines.
+
+    ``gravity``: ``[log1p km, log1p mass_src, log1p mass_dst]``. ``gbt``: ``[log1p km,
+    same brand, NAICS prefix depth, neighbour rank (with ``model.pair_rank``), standardised POI
+    features of both ends]`` plus, with
+    ``gbt_naics_level``, the NAICS codes of both ends at that level (categorical).
+    """
+    if cfg.model.family == "gravity":
+        return gravity_design(cfg.model.mass_feature, graph, src, dst, pf)
+    dist = np.log1p(pf[:, 0].double().numpy())
+    p = graph.data[POI]
+    x = p.x.double().numpy()
+    rest = pf[:, 1:] if cfg.model.pair_rank else pf[:, 1:3]  # same brand, depth (, neighbour rank)
+    cols = [dist[:, None], rest.double().numpy(), x[src.numpy()], x[dst.numpy()]]
+    lv = cfg.model.gbt_naics_level
+    if lv:
+        codes = p.naics_code.numpy() // 10 ** (6 - lv)
+        cols += [codes[src.numpy()][:, None].astype(np.float64), codes[dst.numpy()][:, None].astype(np.float64)]
+    return np.concatenate(cols, axis=1)
+
+
+def sklearn_features(prep: Prepared, src: Tensor, dst: Tensor, pf: Tensor) -> np.ndarray:
+    return sklearn_features_from(prep.cfg, prep.graph, src, dst, pf)
+
+
+def fit_sklearn(prep: Prepared) -> FitResult:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+
+    t0 = time.perf_counter()
+    tr = prep.split.pairs["train"]
+    X = sklearn_features(prep, tr.src, tr.dst, prep.pair_feats["train"])
+    y = torch.log1p(tr.visitors.double()).numpy()
+    if prep.cfg.model.family == "gravity":
+        est = LinearRegression().fit(X, y)
+    else:
+        cat = [X.shape[1] - 2, X.shape[1] - 1] if prep.cfg.model.gbt_naics_level else None
+        prep_codes = {}
+        for c in cat or []:
+            # categories must be small non-negative ints: index NAICS codes seen in training
+            prep_codes[c] = np.unique(X[:, c])
+            X[:, c] = np.searchsorted(prep_codes[c], X[:, c])
+        est = HistGradientBoostingRegressor(
+            max_iter=prep.cfg.model.gbt_max_iter,
+            categorical_features=cat,
+            early_stopping=True,
+            validation_fraction=0.1,
+            random_state=prep.cfg.train.seed,
+        ).fit(X, y)
+        est.geograph_codes_ = prep_codes
+    return FitResult(est, TargetScaler(), [], 0, time.perf_counter() - t0)
+
+
+def predict_sklearn(est, prep: Prepared, split_name: str) -> tuple[np.ndarray, np.ndarray]:
+    def run(src, dst, pf):
+        if len(src) == 0:
+            return np.zeros(0)
+        X = sklearn_features(prep, src, dst, pf)
+        for c, uniq in getattr(est, "geograph_codes_", {}).items():
+            pos = np.searchsorted(uniq, X[:, c])
+            known = (pos < len(uniq)) & (uniq[np.clip(pos, 0, len(uniq) - 1)] == X[:, c])
+            X[:, c] = np.where(known, pos, np.nan)  # unseen categories -> missing
+        return est.predict(X)
+
+    pk = prep.split.pairs[split_name]
+    pred = run(pk.src, pk.dst, prep.pair_feats[split_name])
+    rk = prep.rank.get(split_name)
+    rpred = run(rk.src, rk.dst, prep.rank_feats[split_name]) if rk is not None else np.zeros(0)
+    return pred, rpred

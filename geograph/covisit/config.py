@@ -1,0 +1,231 @@
+"""Task configuration: every default in visible dataclasses, read from YAML with overrides.
+
+A config file has the sections ``data``, ``graph``, ``split``, ``model``, ``train`` and
+``tracking`` (plus ``task`` and ``name``). ``--set section.key=value`` overrides any value;
+values are parsed as YAML (``--set model.relations=[covisits,near]``). Unknown keys are errors.
+Reading, overriding, checking and hashing are :mod:`geograph.config`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from geograph.config import SAFE_NAME, apply_overrides, config_hash, from_dict, load_config_file
+from geograph.errors import ConfigError
+from geograph.graph.config import GraphConfig
+from geograph.nn.covisit_model import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the world comes from.
+
+    Attributes:
+        world_dir: A world folder (see the data contracts); None = the embedded world.
+        n_pois: Size of the embedded world.
+        world_seed: Seed of the embedded world (kept fixed across model seeds).
+        n_images: Images in the embedded world (0: co-visitation does not need them).
+        cache_dir: Graph cache folder (None disables caching).
+        loading: ``"whole"`` (load the world and build one graph), ``"per_state"`` (each rank
+            loads and builds only its own states from a world partitioned by state, see
+            :mod:`geograph.covisit.sharded`) or ``"auto"`` (per state when ``world_dir``
+            is partitioned by state and the model family is ``gnn``, else whole).
+    """
+
+    world_dir: str | None = None
+    n_pois: int = 2000
+    world_seed: int = 0
+    n_images: int = 0
+    cache_dir: str | None = ".geograph_cache"
+    loading: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.loading not in ("auto", "whole", "per_state"):
+            raise ConfigError(f"data.loading must be auto, whole or per_state, got {self.loading!r}")
+
+
+@dataclass
+class SplitConfig:
+    """Supervision split (see :mod:`geograph.graph.split`).
+
+    Attributes:
+        protocol: ``"edges"`` (held-out pairs), ``"states"`` (held-out states) or ``"h3:<res>"``.
+        val_frac: Validation share of pairs (``edges``) or of groups.
+        test_frac: Test share.
+        neg_ratio: Sampled zero pairs per co-visit row.
+        observed_frac: Share of a held-out group's non-zero pairs visible as messages.
+        rank_negatives: Extra non-co-visited candidates per source for NDCG@10 / Recall@10.
+        hide_frac: Share of training pairs hidden from the message graph at each step (their
+            own edges are never visible to the encoder when they are the targets).
+        hide_by: ``"pair"`` (each step hides a random ``hide_frac`` of the training pairs),
+            ``"source"`` (each step hides every pair sent by a random ``hide_frac`` of the
+            source POIs) or ``"auto"``: hide the way evaluation does, ``source`` under the
+            ``edges`` protocol (a held-out source sends no visible row) and ``pair`` under
+            ``states`` / ``h3`` (a held-out group shows a random ``observed_frac`` of its pairs).
+    """
+
+    protocol: str = "edges"
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+    neg_ratio: float = 1.0
+    observed_frac: float = 0.5
+    rank_negatives: int = 20
+    hide_frac: float = 0.2
+    hide_by: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.hide_by not in ("auto", "pair", "source"):
+            raise ConfigError(f"split.hide_by must be 'auto', 'pair' or 'source', got {self.hide_by!r}")
+
+    @property
+    def hiding(self) -> str:
+        """``hide_by`` with ``auto`` resolved for this protocol."""
+        if self.hide_by != "auto":
+            return self.hide_by
+        return "source" if self.protocol == "edges" else "pair"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation.
+
+    Attributes:
+        epochs: Maximum epochs.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        loss: ``"mse"``, ``"huber"`` (on log1p targets) or ``"poisson"`` (on counts).
+        target_scaling: ``"none"`` or ``"zscore"`` (mean/std of *training* targets only).
+        patience: Early-stopping patience in epochs (on validation R²).
+        lr_patience: ReduceLROnPlateau patience (factor 0.5); 0 disables the scheduler.
+        grad_clip: Gradient-norm clip (0 disables).
+        max_group_pois: States are packed into groups of at most this many POIs per forward pass.
+        seed: Seed of the split, the initialisation and the batches.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        checkpoint_dir: Folder of the per-run checkpoints: a tracked run writes
+            ``<checkpoint_dir>/<MLflow run id>/last.pt`` after every epoch (default
+            ``mlruns/checkpoints``).
+        resume: MLflow run id (or a unique prefix) to continue from its checkpoint; the run keeps
+            its id and ends as an uninterrupted run of the same seed would.
+        progress: Print one line per epoch (loss, validation R², time, ETA) on stderr.
+        dist_timeout_s: Under ``torchrun``: rendezvous / collective timeout, after which a dead
+            rank ends the run with an error instead of a hang.
+        threads: torch intra-op threads (0 = torch's default). State graphs are small, and on a
+            busy machine one thread was measured 4-5x faster per epoch than two
+            (docs/readme/train_benchmark.md).
+    """
+
+    epochs: int = 80
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    loss: str = "mse"
+    target_scaling: str = "none"
+    patience: int = 15
+    lr_patience: int = 5
+    grad_clip: float = 1.0
+    max_group_pois: int = 20000
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_dir: str | None = None
+    resume: str | None = None
+    dist_timeout_s: float = 300.0
+    threads: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("mse", "huber", "poisson"):
+            raise ConfigError(f"train.loss must be mse, huber or poisson, got {self.loss!r}")
+        if self.target_scaling not in ("none", "zscore"):
+            raise ConfigError(f"train.target_scaling must be none or zscore, got {self.target_scaling!r}")
+        if self.loss == "poisson" and self.target_scaling != "none":
+            raise ConfigError("train.loss=poisson works on counts; set train.target_scaling=none")
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow.
+
+    Attributes:
+        experiment: Experiment name.
+        run_name: Run name (default: the config's ``name`` and seed).
+        tracking_uri: Tracking URI (default: ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlruns/mlflow.db``).
+        log_model: Log the model as an MLflow pyfunc model.
+    """
+
+    experiment: str = "covisit"
+    run_name: str | None = None
+    tracking_uri: str | None = None
+    log_model: bool = True
+
+
+@dataclass
+class CovisitConfig:
+    """The whole co-visitation experiment."""
+
+    name: str = "naics_sage"
+    task: str = "covisit"
+    data: DataConfig = field(default_factory=DataConfig)
+    graph: GraphConfig = field(default_factory=lambda: GraphConfig(include_images=False))
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not SAFE_NAME.match(self.name):  # it names the checkpoint folder
+            raise ConfigError(
+                "name must be a plain folder name (no '/' or '\\', not starting with '.', <= 200 characters), "
+                f"got {self.name!r:.80}"
+            )
+        # model.residual_features "auto": on under the edges protocol, off under states / h3,
+        # where a held-out group shows only a share of its non-zero rows as messages, so the
+        # mean residual there is not the quantity the model was trained on (mean best validation
+        # R² of the default over seeds 0-2 fell from 0.386 to 0.349 with it, README)
+        if self.model.residual_features == "auto":
+            # (ModelConfig already resolved it to False without weighted co-visits)
+            self.model.residual_features = self.split.protocol == "edges"
+
+    @classmethod
+    def from_dict(cls, d: dict | None, *, source: str | None = None) -> CovisitConfig:
+        """Build from a (YAML) dict (see :func:`geograph.config.from_dict`).
+
+        Raises:
+            ConfigError: an unknown key, a value of the wrong type (named as ``section.key``)
+                or out of range, or a name that is not a plain file name (it names the
+                checkpoint folder).
+        """
+        return from_dict(cls, d, source=source)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """Hash of everything that changes results (not tracking, resume or checkpoint paths)."""
+        # data.loading "auto" resolves from the data: left out, to keep older hashes
+        auto = ("data.loading",) if self.data.loading == "auto" else ()
+        return config_hash(self, exclude=_NOT_HASHED + auto)
+
+
+_NOT_HASHED = (
+    "tracking",
+    "data.cache_dir",
+    "train.resume",
+    "train.checkpoint",
+    "train.checkpoint_dir",
+    "train.device",
+    "train.dist_timeout_s",
+    "train.threads",
+    "train.progress",
+)
+"""Keys that do not change results: left out of :meth:`CovisitConfig.hash`."""
+
+__all__ = [
+    "CovisitConfig",
+    "DataConfig",
+    "SplitConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "apply_overrides",  # re-exported from geograph.config
+    "load_config_file",
+]

@@ -1,0 +1,155 @@
+"""Co-visitation state groups: the prepared data a task run trains on.
+
+State-wise decomposition: each state (or a pack of small states) is one group with its own
+subgraph, message edges and pairs; training walks the groups, ranks own disjoint sets of them."""
+
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from geograph.constants import POI
+from geograph.covisit.config import CovisitConfig
+from geograph.covisit.messages import GravityBaseline, MessageWeights
+from geograph.distributed import balanced_partition, dist_info
+from geograph.graph.geograph_data import GeoGraph
+from geograph.graph.partition import StatePartitioner, StateSubgraph
+from geograph.graph.split import SPLITS, CovisitSplit, PairSet
+from geograph.graph.transforms import FeaturePreprocessor
+
+
+# ----------------------------------------------------------------------------------------
+# data preparation
+# ----------------------------------------------------------------------------------------
+@dataclass
+class GroupData:
+    """A group of states packed into one graph, with its pairs in local indices.
+
+    Attributes:
+        sub: The state-group subgraph.
+        pairs: Per split: indices into the global split pair list that belong to this group.
+        local: Per split: local ``(2, E)`` pair indices.
+        message: Per split: local message edges ``(2, M)`` and weights ``(M,)``.
+        rank_ids / rank_local: Ranking candidates of the test and val splits in this group.
+    """
+
+    sub: StateSubgraph
+    pairs: dict[str, Tensor] = field(default_factory=dict)
+    local: dict[str, Tensor] = field(default_factory=dict)
+    message: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    rank_ids: dict[str, Tensor] = field(default_factory=dict)
+    rank_local: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """Everything the fit / evaluate steps need."""
+
+    cfg: CovisitConfig
+    graph: GeoGraph  # preprocessed (x, naics)
+    split: CovisitSplit
+    pre: FeaturePreprocessor
+    pair_feats: dict[str, Tensor]
+    rank: dict[str, PairSet]  # extra zero candidates per split (val, test)
+    rank_feats: dict[str, Tensor]
+    groups: list[GroupData]
+    fingerprint: str
+    weight_scale: float
+    shard: object | None = None  # covisit_sharded.ShardInfo when this rank loaded only its states
+    baseline: GravityBaseline | None = None  # residuals of message rows (model.residual_features)
+
+
+def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor) -> PairSet:
+    """Sampled non-visited candidates: for each source with a positive pair, ``n`` random POIs
+    of the same state that have no co-visit row with it in either direction (relevance 0)."""
+    empty = torch.zeros(0, dtype=torch.long)
+    if n <= 0 or len(pairs) == 0:
+        return PairSet(empty, empty, empty)
+    p = graph.data[POI]
+    n_poi = p.num_nodes
+    sources = torch.unique(pairs.src[pairs.visitors > 0]).numpy()
+    state = p.state.numpy()
+    order = np.argsort(state, kind="stable")
+    bounds = np.searchsorted(state[order], np.arange(state.max() + 2))
+    rng = np.random.default_rng(seed)
+    taken = set((exclude[0] * n_poi + exclude[1]).tolist())
+    taken.update((exclude[1] * n_poi + exclude[0]).tolist())  # a row in either direction
+    taken.update((pairs.src * n_poi + pairs.dst).tolist())
+    out_s, out_d = [], []
+    for s in sources.tolist():
+        pool = order[bounds[state[s]] : bounds[state[s] + 1]]
+        k = 0
+        for d in pool[rng.permutation(len(pool))].tolist():
+            if d == s or s * n_poi + d in taken:
+                continue
+            out_s.append(s)
+            out_d.append(d)
+            taken.add(s * n_poi + d)
+            k += 1
+            if k >= n:
+                break
+    s_t = torch.tensor(out_s, dtype=torch.long)
+    return PairSet(s_t, torch.tensor(out_d, dtype=torch.long), torch.zeros(len(out_s), dtype=torch.long))
+
+
+def make_groups(
+    g: GeoGraph,
+    split: CovisitSplit,
+    rank: dict[str, PairSet],
+    cfg: CovisitConfig,
+    weight_scale: float,
+    baseline: GravityBaseline | None = None,
+) -> list[GroupData]:
+    part = StatePartitioner(g, cfg.graph.halo_km)
+    n_per_state = torch.bincount(g.data[POI].state, minlength=len(part.states)).tolist()
+    weights = dict(zip(part.states, n_per_state, strict=True))
+    weights_for = MessageWeights(g, weight_scale, baseline)
+
+    out = []
+    max_pois = cfg.train.max_group_pois
+    world_size = dist_info().world_size
+    if world_size > 1:
+        # at least two groups per rank, so every rank gets states to train
+        max_pois = min(max_pois, max(1, g.num_pois // (2 * world_size)))
+    for names in part.group_states(weights, max_pois):
+        sidx = torch.tensor([part.states.index(x) for x in names])
+        sel = {k: torch.nonzero(torch.isin(g.data[POI].state[split.pairs[k].src], sidx)).flatten() for k in SPLITS}
+        rsel = {k: torch.nonzero(torch.isin(g.data[POI].state[rank[k].src], sidx)).flatten() for k in rank}
+        ends = [split.pairs[k].dst[sel[k]] for k in SPLITS] + [rank[k].dst[rsel[k]] for k in rank]
+        msel = {k: torch.isin(g.data[POI].state[split.message[k][0]], sidx) for k in SPLITS}
+        ends += [split.message[k][1][msel[k]] for k in SPLITS]
+        sub = part.subgraph(names, torch.cat(ends))
+        gd = GroupData(sub=sub)
+        for k in SPLITS:
+            pk = split.pairs[k]
+            gd.pairs[k] = sel[k]
+            gd.local[k] = sub.to_local(pk.src[sel[k]], pk.dst[sel[k]])
+            msg = split.message[k][:, msel[k]]
+            gd.message[k] = (sub.to_local(msg[0], msg[1]), weights_for(msg))
+        for k in rank:
+            gd.rank_ids[k] = rsel[k]
+            gd.rank_local[k] = sub.to_local(rank[k].src[rsel[k]], rank[k].dst[rsel[k]])
+        out.append(gd)
+    return out
+
+
+def group_weights(prep: Prepared) -> list[int]:
+    """Training pairs per state group (the load used to shard groups over ranks)."""
+    return [int(gd.pairs["train"].numel()) + 1 for gd in prep.groups]
+
+
+def rank_groups(prep: Prepared) -> list[int]:
+    """Indices of the state groups this rank trains and scores (all of them in one process).
+
+    Groups are assigned by a balanced partition of their training-pair counts, largest first
+    (:func:`geograph.distributed.balanced_partition`).
+    """
+    info = dist_info()
+    if not info.enabled or prep.shard is not None:  # per-state loading: every group here is this rank's
+        return list(range(len(prep.groups)))
+    w = {str(i): float(x) for i, x in enumerate(group_weights(prep))}
+    return sorted(int(i) for i in balanced_partition(w, info.world_size)[info.rank])

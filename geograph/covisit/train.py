@@ -1,0 +1,189 @@
+"""Co-visitation training: the GNN fitted state group by state group on the shared loop
+(:mod:`geograph.train`); each step scores a slice of a group's training pairs while those pairs
+are hidden from the message graph. ``gravity`` / ``gbt`` fit in :mod:`~geograph.covisit.baselines`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from geograph.constants import POI
+from geograph.covisit.baselines import fit_sklearn
+from geograph.covisit.groups import Prepared, rank_groups
+from geograph.covisit.model import FitResult, TargetScaler, _loss_fn, build_model, predict_gnn
+from geograph.distributed import dist_info, sum_across_ranks
+from geograph.metrics import regression_metrics
+from geograph.train import fit_loop
+from geograph.utils.device import autocast_context, select_device
+
+
+def hiding_folds(src: Tensor, perm: Tensor, n_folds: int, hide_by: str) -> list[Tensor]:
+    """The training steps of one group: each fold's pairs are scored while hidden from messages.
+
+    ``hide_by="pair"`` cuts the permuted pairs ``perm`` into ``n_folds`` chunks. ``"source"``
+    puts all pairs of a source POI (``src``, local index per pair) in one fold, sources dealt to
+    the folds in the order they first appear in ``perm``: a fold's sources then see none of their
+    own rows as messages, only the rows other POIs send them, as a held-out source at test time.
+    Uses no random draws beyond ``perm``.
+    """
+    if hide_by == "pair" or src.numel() == 0:
+        return list(perm.chunk(min(n_folds, max(perm.numel(), 1))))
+    uniq, inv = torch.unique(src, return_inverse=True)
+    first = torch.full((len(uniq),), perm.numel(), dtype=torch.long)
+    first.scatter_reduce_(0, inv[perm], torch.arange(perm.numel()), reduce="amin")
+    k = min(n_folds, len(uniq))
+    fold_of = torch.empty(len(uniq), dtype=torch.long)
+    fold_of[torch.argsort(first)] = torch.arange(len(uniq)) % k
+    pair_fold = fold_of[inv[perm]]
+    return [perm[pair_fold == f] for f in range(k)]
+
+
+@dataclass
+class Step:
+    """One optimizer step of co-visitation training: a group's graph, its message edges with the
+    step's target pairs hidden, and those targets (local ``src`` / ``dst``, ``ids`` into the
+    split's training pairs)."""
+
+    data: HeteroData
+    message: Tensor
+    weight: Tensor
+    src: Tensor
+    dst: Tensor
+    ids: Tensor
+
+
+def epoch_steps(prep: Prepared, epoch: int, mine: set[int] | None = None) -> Iterator[Step]:
+    """The steps of one epoch, in order; every random draw comes from ``(seed, epoch)``.
+
+    The groups are walked in a seeded order; in each, the training pairs are permuted and cut
+    into ``round(1 / split.hide_frac)`` folds (:func:`hiding_folds`). The permutation is drawn
+    for every group on every rank (one RNG stream), and only groups in ``mine`` yield steps.
+    """
+    cfg = prep.cfg
+    seed = cfg.train.seed * 100_003 + epoch
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    n_folds = max(1, int(round(1.0 / cfg.split.hide_frac))) if cfg.split.hide_frac > 0 else 1
+    for gi in torch.randperm(len(prep.groups), generator=gen).tolist():
+        gd = prep.groups[gi]
+        ids = gd.pairs["train"]
+        perm = torch.randperm(ids.numel(), generator=gen)  # drawn on every rank: same RNG stream
+        if (mine is not None and gi not in mine) or ids.numel() == 0:
+            continue
+        n_local = gd.sub.data[POI].num_nodes
+        msg, w = gd.message["train"]
+        msg_keys = msg[0] * n_local + msg[1]
+        for fold in hiding_folds(gd.local["train"][0], perm, n_folds, cfg.split.hiding):
+            loc = gd.local["train"][:, fold]
+            keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
+            yield Step(gd.sub.data, msg[:, keep], w[keep], loc[0], loc[1], ids[fold])
+
+
+def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, *,
+            checkpoint: Path | None = None, resume: bool = False) -> FitResult:
+    """Train the GNN state group by state group on :func:`geograph.train.fit_loop`.
+
+    Every random draw of an epoch comes from (seed, epoch), so a resumed run equals an
+    uninterrupted one. AdamW, ReduceLROnPlateau on validation R², early stopping after
+    ``train.patience`` epochs without a better validation R², the best epoch's weights kept.
+
+    Args:
+        prep: Prepared data.
+        on_epoch: Callback ``(epoch, metrics_dict)`` after every epoch (MLflow logging).
+        stop_after_epoch: Stop (as if killed) after this epoch; used to test resume.
+        checkpoint: ``last.pt`` written after every epoch (None: no checkpoint).
+        resume: Continue from ``checkpoint`` when it exists.
+    """
+    cfg = prep.cfg
+    tc = cfg.train
+    device = select_device(tc.device)
+    if tc.threads > 0:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed)
+    model = build_model(prep).to(device)
+    info = dist_info()
+    mine = set(rank_groups(prep))
+    train_model = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # gradients are averaged over ranks; parameters start equal (same seed, and DDP broadcasts)
+        train_model = DistributedDataParallel(model, find_unused_parameters=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=tc.lr_patience)
+        if tc.lr_patience > 0
+        else None
+    )
+    scaler = TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors, across_ranks=prep.shard is not None)
+    loss_fn = _loss_fn(tc.loss)
+    train = prep.split.pairs["train"]
+    y_scaled = scaler.encode(train.visitors)
+    feats = prep.pair_feats["train"]
+    y_val = torch.log1p(prep.split.pairs["val"].visitors.double()).numpy()
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        model.train()
+        total, count = 0.0, 0
+        join = train_model.join() if info.enabled else contextlib.nullcontext()
+        with join:  # ranks may run different numbers of steps: DDP's Join keeps them in step
+            host, data = None, None
+            for step in epoch_steps(prep, epoch, mine):
+                if step.data is not host:  # a group's graph moves to the device once
+                    host, data = step.data, step.data.to(device)
+                with autocast_context(device):
+                    out = train_model(data, step.message.to(device),
+                                      step.weight.to(device) if cfg.model.weighted_covisits else None,
+                                      step.src.to(device), step.dst.to(device), feats[step.ids].to(device))
+                    loss = loss_fn(out.float(), y_scaled[step.ids].to(device), train.visitors[step.ids].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if tc.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                opt.step()
+                total += float(loss.detach()) * step.ids.numel()
+                count += step.ids.numel()
+        total, count = sum_across_ranks(np.array([total, float(count)]))
+        return {"train_loss": float(total) / max(float(count), 1.0)}
+
+    def validate(epoch: int) -> dict[str, float]:
+        val_pred, _ = predict_gnn(model, prep, "val", scaler, device)
+        vm = regression_metrics(y_val, val_pred) if len(y_val) else {"r2": 0.0, "mae": 0.0, "spearman": 0.0}
+        return {"val_r2": vm["r2"], "val_mae": vm["mae"], "val_spearman": vm["spearman"],
+                "lr": opt.param_groups[0]["lr"]}
+
+    res = fit_loop(
+        model,
+        epochs=tc.epochs,
+        train_epoch=train_epoch,
+        validate=validate,
+        score=lambda m: m["val_r2"],
+        stateful={"optimizer": opt, "scheduler": sched},
+        after_validate=(lambda m: sched.step(m["val_r2"])) if sched is not None else None,
+        patience=tc.patience,
+        checkpoint=checkpoint,
+        key=cfg.hash(),
+        resume=resume,
+        is_main=info.is_main,
+        on_epoch=on_epoch,
+        stop_after_epoch=stop_after_epoch,
+        progress=tc.progress,
+        monitor="val_r2",
+        label=cfg.name,
+    )
+    return FitResult(model, scaler, res.history, res.best_epoch, res.train_time_s, res.resumed_from)
+
+
+def fit(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, *,
+        checkpoint: Path | None = None, resume: bool = False) -> FitResult:
+    """Fit the configured model family: the GNN on the shared loop, or a scikit-learn baseline."""
+    if prep.cfg.model.family == "gnn":
+        return fit_gnn(prep, on_epoch, stop_after_epoch, checkpoint=checkpoint, resume=resume)
+    return fit_sklearn(prep)

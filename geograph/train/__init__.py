@@ -1,0 +1,35 @@
+"""The one training loop and tracked run shared by every task.
+
+* :mod:`~geograph.train.loop`: :func:`fit_loop` (epochs, validation, early stopping, best
+  weights, checkpoints, resume, progress on stderr).
+* :mod:`~geograph.train.tracked`: :func:`tracked_run` (the MLflow run, checkpoints keyed by its
+  run id, ``--resume RUN_ID``), :func:`param_checksum`, :func:`pip_requirements`.
+"""
+
+from geograph.train.loop import CHECKPOINT_FILE, LoopResult, fit_loop, format_seconds, load_checkpoint
+from geograph.train.tracked import (
+    DEFAULT_CHECKPOINT_ROOT,
+    TrackedRun,
+    check_resumable,
+    checkpoint_path,
+    log_resumed_history,
+    param_checksum,
+    pip_requirements,
+    tracked_run,
+)
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "DEFAULT_CHECKPOINT_ROOT",
+    "LoopResult",
+    "TrackedRun",
+    "check_resumable",
+    "checkpoint_path",
+    "fit_loop",
+    "format_seconds",
+    "load_checkpoint",
+    "log_resumed_history",
+    "param_checksum",
+    "pip_requirements",
+    "tracked_run",
+]

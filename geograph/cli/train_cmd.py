@@ -107,50 +107,36 @@ def _strip_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def _train_covisit(args) -> int:
+def _train(args, config_cls, run_module: str, title: str) -> int:
+    """Shared by both tasks: torchrun launch, config with --set / --seed / --resume, one tracked run."""
+    import importlib
     import sys
 
     from geograph.config import apply_overrides
 
     if args.nproc:
         return launch_torchrun(args.nproc, _strip_nproc(sys.argv[1:]))
-
-    from geograph.covisit.config import CovisitConfig
-
-    cfg = load_config(args, CovisitConfig)
+    cfg = load_config(args, config_cls)
     extra = []
-    if args.data:
+    if getattr(args, "data", None):
         extra.append(f"data.world_dir={args.data}")
     if args.seed is not None:
         extra.append(f"train.seed={args.seed}")
     if args.resume:
         extra.append(f"train.resume='{args.resume}'")  # quoted: a hex id may read as a number
     cfg = apply_overrides(cfg, extra)
-    from geograph.covisit.run import run_from_config
-
-    out = run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)
-    _print_metrics(f"co-visitation: {cfg.get('name', 'covisit')}", out["run_id"], out["metrics"])
+    out = importlib.import_module(run_module).run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)
+    _print_metrics(f"{title}: {cfg.get('name', config_cls.name)}", out["run_id"], out["metrics"])
     return 0
+
+
+def _train_covisit(args) -> int:
+    from geograph.covisit.config import CovisitConfig
+
+    return _train(args, CovisitConfig, "geograph.covisit.run", "co-visitation")
 
 
 def _train_geolocate(args) -> int:
-    import sys
-
-    from geograph.config import apply_overrides
-
-    if args.nproc:
-        return launch_torchrun(args.nproc, _strip_nproc(sys.argv[1:]))
     from geograph.geolocate.config import GeolocateConfig
 
-    cfg = load_config(args, GeolocateConfig)
-    extra = []
-    if args.seed is not None:
-        extra.append(f"train.seed={args.seed}")
-    if args.resume:
-        extra.append(f"train.resume='{args.resume}'")  # quoted: a hex id may read as a number
-    cfg = apply_overrides(cfg, extra)
-    from geograph.geolocate.run import run_from_config
-
-    out = run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)
-    _print_metrics(f"geolocation: {cfg.get('name', 'geolocate')}", out["run_id"], out["metrics"])
-    return 0
+    return _train(args, GeolocateConfig, "geograph.geolocate.run", "geolocation")

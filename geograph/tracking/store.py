@@ -332,13 +332,22 @@ def start_run(
         parent_run_id=ctx.parent_run_id if ctx is not None else None,
         tags=all_tags,
     )
-    try:
+    with _ending_run():
         if params:
             flat = {k: str(v)[:6000] for k, v in _flatten(params).items()}
             items = list(flat.items())
             for i in range(0, len(items), 100):
                 mlflow.log_params(dict(items[i : i + 100]))
         yield run
+
+
+@contextlib.contextmanager
+def _ending_run() -> Iterator[None]:
+    """End the active run FINISHED, or KILLED on Ctrl-C, FAILED on any other error (re-raised)."""
+    import mlflow
+
+    try:
+        yield
     except KeyboardInterrupt:
         mlflow.end_run(status="KILLED")
         raise
@@ -385,17 +394,9 @@ def reopen_run(run_id: str, tracking_uri: str | None = None) -> Iterator[Any]:
     if tracking_uri is not None:
         mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
     run = mlflow.start_run(run_id=run_id)
-    mlflow.set_tag(TAG_OWNER, owner_tag())
-    try:
+    with _ending_run():
+        mlflow.set_tag(TAG_OWNER, owner_tag())
         yield run
-    except KeyboardInterrupt:
-        mlflow.end_run(status="KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    else:
-        mlflow.end_run(status="FINISHED")
 
 
 __all__ = [

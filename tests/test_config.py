@@ -162,17 +162,23 @@ def test_errors_name_the_override_that_set_the_bad_key(tmp_path: Path) -> None:
 # --- one hash ------------------------------------------------------------------------------
 
 # Computed with the code before geograph.config existed: checkpoints and caches are keyed by them.
+# Co-visitation configs with the defaults of then (train.monitor=val_r2, split.neg_ratio=1,
+# split.rank_negatives=20) keep those hashes.
 COVISIT_DEFAULT_HASH = "44674132d7e35f25"
 COVISIT_STATES_HASH = "43fe677869703686"
+COVISIT_OBSERVED_DEFAULT_HASH = "44c353477ebd7ccc"  # the defaults since observed-pair selection
+OLD_DEFAULTS = {"neg_ratio": 1.0, "rank_negatives": 20}
 GEOLOCATE_DEFAULT_KEY = "654cf4c396da"
 GEOLOCATE_OTHER_KEY = "363f901e17ff"
 TAGS_HASH = "316fd28b52aed1a5"
 
 
 def test_hashes_are_unchanged() -> None:
-    assert CovisitConfig().hash() == COVISIT_DEFAULT_HASH
-    assert CovisitConfig.from_dict({}).hash() == COVISIT_DEFAULT_HASH
-    states = {"split": {"protocol": "states"}, "data": {"loading": "per_state"}, "train": {"lr": "1e-3"}}
+    assert CovisitConfig().hash() == CovisitConfig.from_dict({}).hash() == COVISIT_OBSERVED_DEFAULT_HASH
+    old = {"split": OLD_DEFAULTS, "train": {"monitor": "val_r2"}}
+    assert CovisitConfig.from_dict(old).hash() == COVISIT_DEFAULT_HASH
+    states = {"split": {"protocol": "states", **OLD_DEFAULTS}, "data": {"loading": "per_state"},
+              "train": {"lr": "1e-3", "monitor": "val_r2"}}
     assert CovisitConfig.from_dict(states).hash() == COVISIT_STATES_HASH
     assert GeolocateConfig().training_key() == GEOLOCATE_DEFAULT_KEY
     other = {

@@ -26,7 +26,7 @@ def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst:
     ``gravity``: ``[log1p km, log1p mass_src, log1p mass_dst]``. ``gbt``: ``[log1p km,
     same brand, NAICS prefix depth, neighbour rank (with ``model.pair_rank``), standardised POI
     features of both ends]`` plus, with
-    ``gbt_naics_level``, the NAICS codes of both ends at that level (categorical).
+    ``gbt_naics_level``, the NAICS codes of both ends at each level (categorical).
     """
     if cfg.model.family == "gravity":
         return gravity_design(cfg.model.mass_feature, graph, src, dst, pf)
@@ -35,11 +35,23 @@ def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst:
     x = p.x.double().numpy()
     rest = pf[:, 1:] if cfg.model.pair_rank else pf[:, 1:3]  # same brand, depth (, neighbour rank)
     cols = [dist[:, None], rest.double().numpy(), x[src.numpy()], x[dst.numpy()]]
-    lv = cfg.model.gbt_naics_level
-    if lv:
+    for lv in cfg.model.gbt_naics_levels:
         codes = p.naics_code.numpy() // 10 ** (6 - lv)
         cols += [codes[src.numpy()][:, None].astype(np.float64), codes[dst.numpy()][:, None].astype(np.float64)]
     return np.concatenate(cols, axis=1)
+
+
+MAX_CATEGORIES = 255  # HistGradientBoostingRegressor's limit on a categorical feature's cardinality
+
+
+def encode_categories(codes: dict[int, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """NAICS code columns ``c`` -> their index in ``codes[c]``, the training codes the trees know
+    as categories (an unseen code: missing)."""
+    for c, uniq in codes.items():
+        pos = np.searchsorted(uniq, X[:, c])
+        known = (pos < len(uniq)) & (uniq[np.clip(pos, 0, len(uniq) - 1)] == X[:, c])
+        X[:, c] = np.where(known, pos, np.nan)
+    return X
 
 
 def sklearn_features(prep: Prepared, src: Tensor, dst: Tensor, pf: Tensor) -> np.ndarray:
@@ -57,12 +69,12 @@ def fit_sklearn(prep: Prepared) -> FitResult:
     if prep.cfg.model.family == "gravity":
         est = LinearRegression().fit(X, y)
     else:
-        cat = [X.shape[1] - 2, X.shape[1] - 1] if prep.cfg.model.gbt_naics_level else None
-        prep_codes = {}
-        for c in cat or []:
-            # categories must be small non-negative ints: index NAICS codes seen in training
-            prep_codes[c] = np.unique(X[:, c])
-            X[:, c] = np.searchsorted(prep_codes[c], X[:, c])
+        n_code = 2 * len(prep.cfg.model.gbt_naics_levels)
+        code_cols = range(X.shape[1] - n_code, X.shape[1])
+        # categories must be small non-negative ints: index the NAICS codes seen in training
+        cat = [c for c in code_cols if len(np.unique(X[:, c])) <= MAX_CATEGORIES] or None
+        prep_codes = {c: np.unique(X[:, c]) for c in cat or []}
+        X = encode_categories(prep_codes, X)
         est = HistGradientBoostingRegressor(
             max_iter=prep.cfg.model.gbt_max_iter,
             categorical_features=cat,
@@ -78,12 +90,7 @@ def predict_sklearn(est, prep: Prepared, split_name: str) -> tuple[np.ndarray, n
     def run(src, dst, pf):
         if len(src) == 0:
             return np.zeros(0)
-        X = sklearn_features(prep, src, dst, pf)
-        for c, uniq in getattr(est, "geograph_codes_", {}).items():
-            pos = np.searchsorted(uniq, X[:, c])
-            known = (pos < len(uniq)) & (uniq[np.clip(pos, 0, len(uniq) - 1)] == X[:, c])
-            X[:, c] = np.where(known, pos, np.nan)  # unseen categories -> missing
-        return est.predict(X)
+        return est.predict(encode_categories(getattr(est, "geograph_codes_", {}), sklearn_features(prep, src, dst, pf)))
 
     pk = prep.split.pairs[split_name]
     pred = run(pk.src, pk.dst, prep.pair_feats[split_name])

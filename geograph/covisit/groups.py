@@ -64,10 +64,11 @@ class Prepared:
 
 
 def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor) -> PairSet:
-    """Sampled non-visited candidates: for each source with a positive pair, ``n`` random POIs
-    of the same state that have no co-visit row with it in either direction (relevance 0)."""
+    """Non-visited ranking candidates: for each source with a positive pair, ``n`` random POIs
+    of the same state that have no co-visit row with it in either direction (relevance 0);
+    ``n = -1``: all of them, so each source is ranked against every POI of its state."""
     empty = torch.zeros(0, dtype=torch.long)
-    if n <= 0 or len(pairs) == 0:
+    if n == 0 or len(pairs) == 0:
         return PairSet(empty, empty, empty)
     p = graph.data[POI]
     n_poi = p.num_nodes
@@ -90,7 +91,7 @@ def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude:
             out_d.append(d)
             taken.add(s * n_poi + d)
             k += 1
-            if k >= n:
+            if k == n:
                 break
     s_t = torch.tensor(out_s, dtype=torch.long)
     return PairSet(s_t, torch.tensor(out_d, dtype=torch.long), torch.zeros(len(out_s), dtype=torch.long))

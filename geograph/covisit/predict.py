@@ -27,8 +27,7 @@ from geograph.graph.builder import pair_features
 from geograph.graph.cache import load_checked, save_checked
 from geograph.graph.geograph_data import GeoGraph
 from geograph.graph.partition import StatePartitioner
-from geograph.graph.split import PairSet
-from geograph.metrics import ranking_metrics, regression_metrics
+from geograph.metrics import covisit_metrics
 from geograph.nn.covisit_model import CovisitGNN, ModelConfig
 from geograph.utils.atomic import file_sha256
 
@@ -98,6 +97,7 @@ def save_bundle(fit_result, prep, folder: str | Path) -> Path:
                 "src": prep.split.pairs[k].src,
                 "dst": prep.split.pairs[k].dst,
                 "visitors": prep.split.pairs[k].visitors,
+                "sampled": ~prep.split.pairs[k].observed,
                 "rank_src": prep.rank[k].src,
                 "rank_dst": prep.rank[k].dst,
             }
@@ -245,16 +245,12 @@ class CovisitPredictor:
             if self.cfg.train.loss == "poisson":
                 return torch.log1p(torch.exp(out.clamp(max=20))).double().numpy()
             return self.scaler.decode(out).double().numpy()
-        from geograph.covisit.baselines import sklearn_features_from
+        from geograph.covisit.baselines import encode_categories, sklearn_features_from
 
         X = sklearn_features_from(self.cfg, self.graph, src, dst, pf)
         if self.family == "gravity":
             return X @ self.gravity["coef"].double().numpy() + self.gravity["intercept"]
-        for c, uniq in getattr(self.gbt, "geograph_codes_", {}).items():
-            pos = np.searchsorted(uniq, X[:, c])
-            known = (pos < len(uniq)) & (uniq[np.clip(pos, 0, len(uniq) - 1)] == X[:, c])
-            X[:, c] = np.where(known, pos, np.nan)
-        return self.gbt.predict(X)
+        return self.gbt.predict(encode_categories(getattr(self.gbt, "geograph_codes_", {}), X))
 
     def predict_ids(self, src_ids, dst_ids) -> np.ndarray:
         """Predicted visitors (counts, >= 0) for POI id pairs."""
@@ -264,26 +260,12 @@ class CovisitPredictor:
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Re-score the stored held-out pairs of ``split`` (``val`` or ``test``)."""
         e = self.eval_pairs[split]
-        pairs = PairSet(e["src"], e["dst"], e["visitors"])
-        pred = self.predict_log1p(pairs.src, pairs.dst)
+        pred = self.predict_log1p(e["src"], e["dst"])
         rpred = self.predict_log1p(e["rank_src"], e["rank_dst"])
-        return metrics_for(pairs, pred, e["rank_src"], rpred, split)
-
-
-def metrics_for(
-    pairs: PairSet, pred: np.ndarray, rank_src: Tensor, rank_pred: np.ndarray, prefix: str
-) -> dict[str, float]:
-    """Regression metrics on ``pairs`` and ranking metrics with the extra zero candidates."""
-    y = torch.log1p(pairs.visitors.double()).numpy()
-    out = {f"{prefix}_{k}": v for k, v in regression_metrics(y, pred).items()}
-    group = np.concatenate([pairs.src.numpy(), rank_src.numpy()])
-    rel = np.concatenate([y, np.zeros(len(rank_pred))])
-    rm = ranking_metrics(group, rel, np.concatenate([pred, rank_pred]), k=10)
-    out[f"{prefix}_ndcg10"] = rm["ndcg@10"]
-    out[f"{prefix}_recall10"] = rm["recall@10"]
-    out[f"{prefix}_ranked_sources"] = float(rm["ranked_sources"])
-    out[f"{prefix}_pairs"] = float(len(y))
-    return out
+        # bundles saved before sampled zeros were marked: every pair counts as observed
+        sampled = e.get("sampled", torch.zeros(len(e["src"]), dtype=torch.bool))
+        return covisit_metrics(e["src"].numpy(), e["visitors"].numpy(), pred, (~sampled).numpy(),
+                               e["rank_src"].numpy(), rpred, split)
 
 
 try:

@@ -6,14 +6,21 @@ from pathlib import Path
 
 from geograph.covisit.config import CovisitConfig
 from geograph.covisit.data import prepare
-from geograph.covisit.evaluate import _plots, evaluate, predict_split, predictions_frame
+from geograph.covisit.evaluate import _plots, evaluate, per_state_metrics, predict_split, predictions_frame
 from geograph.covisit.groups import Prepared, group_weights, rank_groups
 from geograph.covisit.model import FitResult
 from geograph.covisit.train import fit
 from geograph.data.world_io import World
 from geograph.distributed import balanced_partition
 from geograph.nn.covisit_model import ModelConfig
-from geograph.train import checkpoint_path, log_resumed_history, param_checksum, pip_requirements, tracked_run
+from geograph.train import (
+    log_resumed_history,
+    param_checksum,
+    pip_requirements,
+    rank_session,
+    resume_checkpoint,
+    tracked_run,
+)
 from geograph.utils.device import select_device
 
 
@@ -69,19 +76,8 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
     raw = _apply_fast(config) if fast else config
     cfg = CovisitConfig.from_dict(raw)
     uri = tracking_uri or cfg.tracking.tracking_uri
-    import torch.distributed as tdist
-
-    from geograph.distributed import cleanup, init_from_env
-    from geograph.distributed.failures import rank_failures
-
-    owned = not (tdist.is_available() and tdist.is_initialized())
-    info = init_from_env(cfg.train.dist_timeout_s)
-    try:
-        with rank_failures(info, cfg.train.dist_timeout_s):
-            return _run_rank(cfg, config, info, uri, world, stop_after_epoch)
-    finally:
-        if info.enabled and owned:
-            cleanup()
+    with rank_session(cfg.train.dist_timeout_s) as info:
+        return _run_rank(cfg, config, info, uri, world, stop_after_epoch)
 
 
 def _run_rank(cfg: CovisitConfig, config: dict, info, uri: str | None, world: World | None,
@@ -95,11 +91,7 @@ def _run_rank(cfg: CovisitConfig, config: dict, info, uri: str | None, world: Wo
     if not info.is_main:
         # workers train their shard and join every collective; rank 0 alone logs and writes
         # checkpoints, but every rank resumes from the run's checkpoint
-        ckpt = None
-        if cfg.train.resume and cfg.model.family == "gnn":
-            from geograph.tracking.store import resolve_run_id
-
-            ckpt = checkpoint_path(resolve_run_id(cfg.train.resume, uri), cfg.train.checkpoint_dir)
+        ckpt = resume_checkpoint(cfg.train.resume, uri, cfg.train.checkpoint_dir) if cfg.model.family == "gnn" else None
         fr, metrics, _ = fit_and_score(prep, None, stop_after_epoch, ckpt, bool(cfg.train.resume))
         out = {"run_id": None, "metrics": metrics}
     else:
@@ -129,8 +121,8 @@ def fit_and_score(prep: Prepared, on_epoch, stop_after_epoch: int | None = None,
     (the same collectives in the same order)."""
     fr = fit(prep, on_epoch=on_epoch, stop_after_epoch=stop_after_epoch, checkpoint=checkpoint, resume=resume)
     metrics = evaluate(fr, prep)
-    test_pred, _ = predict_split(fr, prep, "test")
-    return fr, metrics, test_pred
+    test_pred, test_rank_pred = predict_split(fr, prep, "test")
+    return fr, metrics, (test_pred, test_rank_pred)
 
 
 def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | None, info, stop_after_epoch):
@@ -167,7 +159,7 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
         def on_epoch(epoch: int, m: dict) -> None:
             mlflow.log_metrics(m, step=epoch)
 
-        fr, metrics, test_pred = fit_and_score(prep, on_epoch, stop_after_epoch, ckpt, active.resumed)
+        fr, metrics, (test_pred, test_rank_pred) = fit_and_score(prep, on_epoch, stop_after_epoch, ckpt, active.resumed)
         log_resumed_history(fr.history, fr.resumed_from)
         metrics["train_time_s"] = fr.train_time_s
         metrics["best_epoch"] = float(fr.best_epoch)
@@ -190,6 +182,9 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
             pf = predictions_frame(fr, prep, "test", test_pred)
             pf.write_csv(Path(tmp) / "test_predictions.csv")
             mlflow.log_artifact(str(Path(tmp) / "test_predictions.csv"))
+            if prep.shard is None and len(prep.split.pairs["test"]):
+                per_state_metrics(prep, "test", test_pred, test_rank_pred).write_csv(Path(tmp) / "per_state_metrics.csv")
+                mlflow.log_artifact(str(Path(tmp) / "per_state_metrics.csv"))
             if cfg.tracking.log_model and prep.shard is not None:
                 # the pyfunc bundle embeds the whole country's graph, which no rank holds here:
                 # log the weights and the fitted transforms (a checksummed torch file) instead

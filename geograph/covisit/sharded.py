@@ -334,8 +334,8 @@ def prepare_sharded(cfg: CovisitConfig):
         off = len(eval_ids)
         eval_ids.extend(e["ids"])
         for k in EVAL_SPLITS:
-            s_, d_, v_ = e[k]
-            glob[k].append(PairSet(s_ + off, d_ + off, v_))
+            s_, d_, v_, z_ = e[k]
+            glob[k].append(PairSet(s_ + off, d_ + off, v_, z_))
             start[name, k] = count[k]
             count[k] += len(s_)
             rs, rd = e[f"rank_{k}"]
@@ -464,7 +464,7 @@ def _eval_entry(graph: GeoGraph, split: CovisitSplit, rank: dict[str, PairSet]) 
     out: dict = {"ids": np.asarray(graph.index["poi_ids"], dtype=object)[ends.numpy()].tolist()}
     for k in EVAL_SPLITS:
         pk = split.pairs[k]
-        out[k] = (local[pk.src], local[pk.dst], pk.visitors)
+        out[k] = (local[pk.src], local[pk.dst], pk.visitors, ~pk.observed)
         out[f"rank_{k}"] = (local[rank[k].src], local[rank[k].dst])
     return out
 

@@ -127,7 +127,9 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, 
     train = prep.split.pairs["train"]
     y_scaled = scaler.encode(train.visitors)
     feats = prep.pair_feats["train"]
-    y_val = torch.log1p(prep.split.pairs["val"].visitors.double()).numpy()
+    val = prep.split.pairs["val"]
+    y_val = torch.log1p(val.visitors.double()).numpy()
+    obs_val = val.observed.numpy()
 
     def train_epoch(epoch: int) -> dict[str, float]:
         model.train()
@@ -156,17 +158,18 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, 
     def validate(epoch: int) -> dict[str, float]:
         val_pred, _ = predict_gnn(model, prep, "val", scaler, device)
         vm = regression_metrics(y_val, val_pred) if len(y_val) else {"r2": 0.0, "mae": 0.0, "spearman": 0.0}
+        om = regression_metrics(y_val[obs_val], val_pred[obs_val]) if obs_val.any() else {"r2": 0.0}
         return {"val_r2": vm["r2"], "val_mae": vm["mae"], "val_spearman": vm["spearman"],
-                "lr": opt.param_groups[0]["lr"]}
+                "val_observed_r2_log1p": om["r2"], "lr": opt.param_groups[0]["lr"]}
 
     res = fit_loop(
         model,
         epochs=tc.epochs,
         train_epoch=train_epoch,
         validate=validate,
-        score=lambda m: m["val_r2"],
+        score=lambda m: m[tc.monitor],
         stateful={"optimizer": opt, "scheduler": sched},
-        after_validate=(lambda m: sched.step(m["val_r2"])) if sched is not None else None,
+        after_validate=(lambda m: sched.step(m[tc.monitor])) if sched is not None else None,
         patience=tc.patience,
         checkpoint=checkpoint,
         key=cfg.hash(),
@@ -175,7 +178,7 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, 
         on_epoch=on_epoch,
         stop_after_epoch=stop_after_epoch,
         progress=tc.progress,
-        monitor="val_r2",
+        monitor=tc.monitor,
         label=cfg.name,
     )
     return FitResult(model, scaler, res.history, res.best_epoch, res.train_time_s, res.resumed_from)

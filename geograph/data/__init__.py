@@ -13,7 +13,15 @@ from geograph.data.readers import (
     read_regions,
 )
 from geograph.data.safegraph import read_patterns
-from geograph.data.world_io import World, find_table, load_world, scan_table, verify_world, write_world
+from geograph.data.world_io import (
+    World,
+    find_table,
+    load_world,
+    scan_table,
+    validate_world,
+    verify_world,
+    write_world,
+)
 
 __all__ = [
     "NAICSTaxonomy",
@@ -32,6 +40,7 @@ __all__ = [
     "find_table",
     "load_world",
     "scan_table",
+    "validate_world",
     "verify_world",
     "write_world",
 ]

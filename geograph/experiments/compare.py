@@ -20,6 +20,7 @@ import polars as pl
 from geograph.experiments.grouping import (
     BEST,
     CONFIG,
+    DEFAULT_METRIC,
     SEED_KEYS,
     aggregate,
     group_labels,
@@ -44,7 +45,7 @@ TAG_BEST_CONFIG = "geograph.best_config"
 
 def compare_runs(
     experiment: str,
-    metric: str = "test_r2",
+    metric: str = DEFAULT_METRIC,
     tracking_uri: str | None = None,
     group_by: Sequence[str] | None = None,
     *,
@@ -112,7 +113,7 @@ def default_report_dir(experiment: str) -> Path:
 
 def report(
     experiment: str,
-    metric: str = "test_r2",
+    metric: str = DEFAULT_METRIC,
     *,
     tracking_uri: str | None = None,
     group_by: Sequence[str] | None = None,

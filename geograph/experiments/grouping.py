@@ -19,7 +19,9 @@ import polars as pl
 from geograph.tracking.tags import TAG_CONFIG_NAME
 
 # A metric whose name contains one of these is minimised; every other metric is maximised.
-LOWER_IS_BETTER_PARTS = ("mae", "rmse", "mse", "loss", "error", "median_km")
+LOWER_IS_BETTER_PARTS = ("mae", "rmse", "mse", "loss", "error", "median_km", "jsd")
+DEFAULT_METRIC = "test_observed_r2_log1p"
+"""What runs are ranked by unless told otherwise: co-visitation R² on observed test pairs."""
 SEED_KEYS = ("seed",)
 CURVE_PREFIXES = ("train_", "val_")
 MAX_CURVES = 4

@@ -14,7 +14,7 @@ from geograph.geolocate.select import select
 from geograph.geolocate.train import fit
 from geograph.metrics.geo import prefixed
 from geograph.retrieval.search import distributed_search
-from geograph.train import checkpoint_path, log_resumed_history, param_checksum, tracked_run
+from geograph.train import log_resumed_history, param_checksum, rank_session, resume_checkpoint, tracked_run
 
 # ----------------------------------------------------------------------------------------
 # the runner
@@ -40,28 +40,20 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
         ``rank``, ``world_size`` and ``param_checksum`` (equal on every rank); ``run_id`` is
         None on ranks other than 0.
     """
-    import torch.distributed as tdist
-
-    from geograph.distributed import cleanup, init_from_env
     from geograph.tracking import configure
 
     raw = apply_fast(config) if fast else config
     cfg = GeolocateConfig.from_dict(raw)
     uri = tracking_uri or cfg.tracking.tracking_uri
-    owned = not (tdist.is_available() and tdist.is_initialized())
-    info = init_from_env(cfg.train.dist_timeout_s)
-    try:
+    with rank_session(cfg.train.dist_timeout_s) as info:
         if info.is_main:
             configure(uri)  # fail before any work if the store is unreachable
             out = _tracked_run(cfg, uri, fast)
         else:  # the other ranks train their slices and join every collective; rank 0 alone logs
             data = prepare(cfg)
             with distributed_search():
-                ckpt = None
-                if cfg.train.resume and cfg.method == "head":  # every rank resumes from the run's checkpoint
-                    from geograph.tracking.store import resolve_run_id
-
-                    ckpt = checkpoint_path(resolve_run_id(cfg.train.resume, uri), cfg.train.checkpoint_dir)
+                # every rank resumes from the run's checkpoint
+                ckpt = resume_checkpoint(cfg.train.resume, uri, cfg.train.checkpoint_dir)
                 fr = fit(cfg, data, checkpoint=ckpt, resume=ckpt is not None) if cfg.method == "head" else None
                 sel = select(cfg, data, fr)
                 test_m, _, _ = evaluate(cfg, data, sel, "test")
@@ -73,9 +65,6 @@ def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool
         head = out.pop("head", None)
         out.update(rank=info.rank, world_size=info.world_size, param_checksum=param_checksum(head))
         return out
-    finally:
-        if info.enabled and owned:
-            cleanup()
 
 
 def _tracked_run(cfg: GeolocateConfig, uri: str | None, fast: bool) -> dict:

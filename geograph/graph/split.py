@@ -38,21 +38,37 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class PairSet:
-    """Supervision pairs. Shapes: every tensor is ``(E,)``."""
+    """Supervision pairs. Shapes: every tensor is ``(E,)``.
+
+    ``sampled`` marks the zero pairs drawn by :func:`sample_zero_pairs` (pairs with no co-visit
+    row); the others are *observed* rows of the co-visit table. None: all observed.
+    """
 
     src: torch.Tensor
     dst: torch.Tensor
     visitors: torch.Tensor
+    sampled: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.src.numel())
 
+    @property
+    def observed(self) -> torch.Tensor:
+        """``(E,)`` bool: the pairs that are rows of the co-visit table (not sampled zeros)."""
+        if self.sampled is None:
+            return torch.ones(len(self), dtype=torch.bool)
+        return ~self.sampled
+
     def select(self, mask: torch.Tensor) -> PairSet:
-        return PairSet(self.src[mask], self.dst[mask], self.visitors[mask])
+        return PairSet(self.src[mask], self.dst[mask], self.visitors[mask],
+                       None if self.sampled is None else self.sampled[mask])
 
     @staticmethod
     def cat(parts: list[PairSet]) -> PairSet:
-        return PairSet(*(torch.cat([getattr(p, k) for p in parts]) for k in ("src", "dst", "visitors")))
+        src, dst, vis = (torch.cat([getattr(p, k) for p in parts]) for k in ("src", "dst", "visitors"))
+        if all(p.sampled is None for p in parts):
+            return PairSet(src, dst, vis)
+        return PairSet(src, dst, vis, torch.cat([~p.observed for p in parts]))
 
 
 @dataclass
@@ -106,7 +122,8 @@ def sample_zero_pairs(
     if among is not None:
         weights[-1] = 0
     if count <= 0 or weights.sum() == 0:
-        return PairSet(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+        return PairSet(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long),
+                       torch.zeros(0, dtype=torch.bool))
     out_s: list[np.ndarray] = []
     out_d: list[np.ndarray] = []
     got = 0
@@ -130,7 +147,7 @@ def sample_zero_pairs(
             break
     s = torch.from_numpy(np.concatenate(out_s)).long()
     d = torch.from_numpy(np.concatenate(out_d)).long()
-    return PairSet(s, d, torch.zeros(len(s), dtype=torch.long))
+    return PairSet(s, d, torch.zeros(len(s), dtype=torch.long), torch.ones(len(s), dtype=torch.bool))
 
 
 def _unordered_key(src, dst, n: int):

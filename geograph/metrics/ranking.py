@@ -50,7 +50,8 @@ def ndcg_at_k(y_true: np.ndarray, y_score: np.ndarray, k: int = 10) -> float:
 def ranking_metrics(
     group: np.ndarray, relevance: np.ndarray, score: np.ndarray, k: int = 10
 ) -> dict[str, float]:
-    """Mean NDCG@k and Recall@k over groups (sources) that have a positive candidate.
+    """Mean NDCG@k, Recall@k, Hit@k (a positive in the top k) and MRR (reciprocal rank of the
+    first positive, stable order on ties) over groups (sources) that have a positive candidate.
 
     Shapes: all ``(E,)``; ``group`` holds the source id of each candidate.
     """
@@ -60,14 +61,17 @@ def ranking_metrics(
     order = np.argsort(group, kind="stable")
     g, rel, sc = group[order], relevance[order], score[order]
     bounds = np.flatnonzero(np.diff(g)) + 1
-    ndcgs, recalls = [], []
+    ndcgs, recalls, hits, rr = [], [], [], []
     for r_part, s_part in zip(np.split(rel, bounds), np.split(sc, bounds), strict=True):
         pos = r_part > 0
         if not pos.any():
             continue
         ndcgs.append(ndcg_at_k(r_part, s_part, k))
-        top = np.argsort(-s_part, kind="stable")[:k]
-        recalls.append(float(pos[top].sum() / pos.sum()))
+        ranked = np.argsort(-s_part, kind="stable")
+        recalls.append(float(pos[ranked[:k]].sum() / pos.sum()))
+        hits.append(float(pos[ranked[:k]].any()))
+        rr.append(1.0 / (1 + int(np.flatnonzero(pos[ranked])[0])))
     if not ndcgs:
-        return {f"ndcg@{k}": 0.0, f"recall@{k}": 0.0, "ranked_sources": 0}
-    return {f"ndcg@{k}": float(np.mean(ndcgs)), f"recall@{k}": float(np.mean(recalls)), "ranked_sources": len(ndcgs)}
+        return {f"ndcg@{k}": 0.0, f"recall@{k}": 0.0, f"hit@{k}": 0.0, "mrr": 0.0, "ranked_sources": 0}
+    return {f"ndcg@{k}": float(np.mean(ndcgs)), f"recall@{k}": float(np.mean(recalls)), f"hit@{k}": float(np.mean(hits)),
+            "mrr": float(np.mean(rr)), "ranked_sources": len(ndcgs)}

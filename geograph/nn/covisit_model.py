@@ -80,7 +80,9 @@ class ModelConfig:
             (same function as PyG's gather-scatter, several times faster on CPU; ``mean`` and
             ``sum`` aggregation only, ``max`` always uses gather-scatter).
         mass_feature: POI feature used as mass by the gravity model.
-        gbt_naics_level: NAICS digits given to the GBT baseline as categorical features (0 = none).
+        gbt_naics_level: NAICS digits given to the GBT baseline as categorical features of both
+            ends (0 = none), or a list of levels (``[2, 3, 4, 6]``); a level with more than 255
+            distinct training codes is given as an ordinal number instead (the trees' limit).
         gbt_max_iter: Boosting iterations of the GBT baseline.
     """
 
@@ -107,10 +109,19 @@ class ModelConfig:
     residual_features: bool | str = "auto"
     sparse: bool = True
     mass_feature: str = "visits"
-    gbt_naics_level: int = 4
+    gbt_naics_level: int | list[int] = 4
     gbt_max_iter: int = 300
 
+    @property
+    def gbt_naics_levels(self) -> list[int]:
+        """``gbt_naics_level`` as a list (empty: no NAICS columns)."""
+        lv = self.gbt_naics_level
+        return [int(v) for v in lv] if isinstance(lv, list) else ([int(lv)] if lv else [])
+
     def __post_init__(self) -> None:
+        bad = [v for v in self.gbt_naics_levels if not 2 <= v <= 6]
+        if bad:
+            raise ConfigError(f"model.gbt_naics_level values must be NAICS levels 2..6, got {bad}")
         checks = {
             "family": ("gnn", "gravity", "gbt"),
             "naics": ("hierarchical", "flat", "none"),

@@ -15,6 +15,8 @@ from geograph.train.tracked import (
     log_resumed_history,
     param_checksum,
     pip_requirements,
+    rank_session,
+    resume_checkpoint,
     tracked_run,
 )
 
@@ -31,5 +33,7 @@ __all__ = [
     "log_resumed_history",
     "param_checksum",
     "pip_requirements",
+    "rank_session",
+    "resume_checkpoint",
     "tracked_run",
 ]

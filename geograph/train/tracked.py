@@ -109,6 +109,36 @@ def tracked_run(
         yield TrackedRun(run_id, ckpt, bool(resume))
 
 
+@contextlib.contextmanager
+def rank_session(timeout_s: float) -> Iterator[Any]:
+    """This process's part of one run under ``torchrun`` (or alone): the process group set up
+    from the environment (and torn down at the end if this call made it), and a lost rank or
+    torchrun's SIGTERM turned into a ``DistributedError`` naming the checkpoint to resume from
+    (:func:`geograph.distributed.failures.rank_failures`). Yields the ``DistInfo``."""
+    import torch.distributed as tdist
+
+    from geograph.distributed import cleanup, init_from_env
+    from geograph.distributed.failures import rank_failures
+
+    owned = not (tdist.is_available() and tdist.is_initialized())
+    info = init_from_env(timeout_s)
+    try:
+        with rank_failures(info, timeout_s):
+            yield info
+    finally:
+        if info.enabled and owned:
+            cleanup()
+
+
+def resume_checkpoint(resume: str | None, tracking_uri: str | None, root: str | Path | None) -> Path | None:
+    """The checkpoint a rank other than 0 resumes from (rank 0 opens the run and checks it)."""
+    if not resume:
+        return None
+    from geograph.tracking.store import resolve_run_id
+
+    return checkpoint_path(resolve_run_id(resume, tracking_uri), root)
+
+
 def log_resumed_history(history: list[dict], resumed_from: int | None) -> None:
     """Tag the resume and log the epochs before ``resumed_from`` that this process did not train."""
     import mlflow
@@ -152,5 +182,7 @@ __all__ = [
     "log_resumed_history",
     "param_checksum",
     "pip_requirements",
+    "rank_session",
+    "resume_checkpoint",
     "tracked_run",
 ]

@@ -111,15 +111,17 @@ def test_training_improves_over_first_epoch(world, tmp_path):
     fr = C.fit(prep)
     losses = [h["train_loss"] for h in fr.history]
     assert losses[-1] < losses[0]
-    assert max(h["val_r2"] for h in fr.history) > fr.history[0]["val_r2"]
-    assert fr.best_epoch == int(np.argmax([h["val_r2"] for h in fr.history])) + 1
+    key = "val_observed_r2_log1p"  # train.monitor: early stopping and the kept epoch
+    assert max(h[key] for h in fr.history) > fr.history[0][key]
+    assert fr.best_epoch == int(np.argmax([h[key] for h in fr.history])) + 1
 
 
 def test_test_metrics_come_from_best_validation_state(world, tmp_path):
     prep = C.prepare(_cfg(tmp_path, train={"epochs": 5}), world)
     fr = C.fit(prep)
-    best = max(fr.history, key=lambda h: h["val_r2"])
+    best = max(fr.history, key=lambda h: h["val_observed_r2_log1p"])
     m = C.evaluate.evaluate(fr, prep)
+    assert m["val_observed_r2_log1p"] == pytest.approx(best["val_observed_r2_log1p"], abs=1e-6)
     assert m["val_r2"] == pytest.approx(best["val_r2"], abs=1e-6)
 
 
@@ -207,3 +209,15 @@ def test_states_protocol_holds_out_whole_states(world, tmp_path):
     test_states = {states[i] for i in st[prep.split.pairs["test"].src].unique().tolist()}
     assert test_states == set(g["test"])
     assert not torch.isin(st[prep.split.pairs["train"].src], torch.tensor([states.index(s) for s in g["test"]])).any()
+
+
+def test_observed_metrics_leave_sampled_zeros_out(world, tmp_path):
+    prep = C.prepare(_cfg(tmp_path, split={"neg_ratio": 1.0}, train={"epochs": 2}), world)
+    test = prep.split.pairs["test"]
+    assert (~test.observed).any() and (test.visitors[~test.observed] == 0).all()  # sampled zeros exist
+    m = C.evaluate.evaluate(C.fit(prep), prep)
+    assert m["test_observed_pairs"] == float(test.observed.sum()) < m["test_pairs"]
+    for k in ("r2_log1p", "mae_log1p", "rmse_log1p", "spearman", "r2_raw", "cpc", "jsd"):
+        assert np.isfinite(m[f"test_observed_{k}"]), k
+    for k in ("ndcg10", "recall10", "hit10", "mrr"):
+        assert 0.0 <= m[f"test_{k}"] <= 1.0, k

@@ -526,9 +526,13 @@ def test_load_world_round_trip(tmp_path, world):
     loaded = load_world(tmp_path / "w")
     assert loaded.fingerprint() == world.fingerprint()
     assert loaded.meta["source"]["files"]["pois"].endswith("pois.parquet")
-    (tmp_path / "w" / "meta.json").write_text('{"generator": "test", "seed": 3}')
+    world.meta = {"generator": "test", "seed": 3}
+    write_world(world, tmp_path / "w", overwrite=True)
     assert load_world(tmp_path / "w").meta["seed"] == 3
     (tmp_path / "w" / "meta.json").write_text("{oops")
+    with pytest.raises(DataValidationError, match="does not match manifest.json"):
+        load_world(tmp_path / "w")  # meta.json is covered by the manifest's checksums
+    (tmp_path / "w" / "manifest.json").unlink()  # a folder edited by hand: read unchecked
     with pytest.raises(DataValidationError, match="meta.json is not valid JSON"):
         load_world(tmp_path / "w")
 

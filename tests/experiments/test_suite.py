@@ -35,6 +35,7 @@ def write_suite(path: Path, task: str, experiment: str, names=("a", "b", "c"), s
         "seeds": list(seeds),
         "configs": [{"name": n, "config": {"name": n, "alpha": alphas[n], "noise": 0.3}} for n in names],
         "report_dir": str(path.parent / "report"),
+        "metric": "test_r2",  # what the toy tasks log
         **extra,
     }
     path.write_text(yaml.safe_dump(suite, sort_keys=False))

@@ -29,7 +29,7 @@ ERRORS = {
 }
 
 AREAS = [
-    ("data/readers.py", "Reading tables (POIs, co-visits, images, regions)"),
+    ("data/readers/", "Reading tables (POIs, co-visits, images, regions)"),
     ("data/safegraph.py", "SafeGraph / Advan Monthly Patterns"),
     ("data/world_io.py", "World folders"),
     ("data/", "Embedded world and text places"),

@@ -1,0 +1,194 @@
+"""Column checks of the table readers: each returns the normalised column or raises naming the row."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from geograph.constants import NAICS_CODE, STATE
+from geograph.data.naics import NAICSTaxonomy
+from geograph.data.readers.loading import _Ctx, _exc_line, _first, _show
+
+US_STATES: frozenset[str] = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
+    "NJ NM NY NC ND OH OK OR PA PR RI SC SD TN TX UT VT VA WA WV WI WY".split()
+)
+"""USPS codes of the 50 states, the District of Columbia and Puerto Rico."""
+
+
+# ---------------------------------------------------------------------------------------
+# column checks (each returns the normalised column)
+# ---------------------------------------------------------------------------------------
+def _string_col(df: pl.DataFrame, col: str, ctx: _Ctx, *, required: bool = True) -> pl.Series:
+    """Text column; integer ids are turned into strings. ``required``: no null / empty values."""
+    s = df[col]
+    if s.dtype in (pl.Categorical, pl.Enum) or s.dtype.is_integer():
+        s = s.cast(pl.String)
+    elif s.dtype != pl.String and s.dtype != pl.Null:
+        i = _first(s.is_not_null())
+        raise ctx.error(
+            f"{col} must be text (or integer ids), got a {s.dtype} column (first value {_show(s[i or 0])})",
+            row=i,
+            field=col,
+        )
+    s = s.cast(pl.String)
+    if required:
+        i = _first(s.is_null() | (s.str.len_chars() == 0))
+        if i is not None:
+            raise ctx.error(
+                f"missing {col} ({_show(s[i])}); every row needs a non-empty {col}", row=i, field=col
+            )
+    return s
+
+
+def _float_col(
+    df: pl.DataFrame, col: str, ctx: _Ctx, lo: float | None = None, hi: float | None = None
+) -> pl.Series:
+    """Float64 column without nulls / NaN / inf, inside ``[lo, hi]`` when given."""
+    s = df[col]
+    if s.dtype == pl.String:
+        f = s.str.strip_chars().cast(pl.Float64, strict=False)
+        i = _first(f.is_null() & s.is_not_null())
+        if i is not None:
+            raise ctx.error(f"{col} must be a number, got {_show(s[i])}", row=i, field=col)
+    elif s.dtype.is_numeric() or s.dtype == pl.Null:
+        f = s.cast(pl.Float64)
+    else:
+        i = _first(s.is_not_null())
+        raise ctx.error(
+            f"{col} must be numeric (Float64), got a {s.dtype} column (first value {_show(s[i or 0])})",
+            row=i,
+            field=col,
+        )
+    i = _first(f.is_null() | f.is_nan())
+    if i is not None:
+        raise ctx.error(f"missing {col} ({f[i]}); every row needs a number", row=i, field=col)
+    if lo is not None and hi is not None:
+        i = _first((f < lo) | (f > hi) | f.is_infinite())
+        if i is not None:
+            raise ctx.error(f"{col} must be in [{lo:g}, {hi:g}], got {f[i]}", row=i, field=col)
+    else:
+        i = _first(f.is_infinite())
+        if i is not None:
+            raise ctx.error(f"{col} must be finite, got {f[i]}", row=i, field=col)
+    return f.rename(col)
+
+
+def _count_col(df: pl.DataFrame, col: str, ctx: _Ctx) -> pl.Series:
+    """Int64 column of non-negative whole numbers (whole floats such as ``3.0`` are accepted)."""
+    s = df[col]
+    if s.dtype == pl.String:
+        f = s.str.strip_chars().cast(pl.Float64, strict=False)
+        i = _first(f.is_null() & s.is_not_null())
+        if i is not None:
+            raise ctx.error(
+                f"{col} must be a non-negative integer count, got {_show(s[i])}", row=i, field=col
+            )
+    elif s.dtype.is_numeric() or s.dtype == pl.Null:
+        f = s
+    else:
+        i = _first(s.is_not_null())
+        raise ctx.error(
+            f"{col} must be an integer count, got a {s.dtype} column (first value {_show(s[i or 0])})",
+            row=i,
+            field=col,
+        )
+    if f.dtype.is_float():
+        i = _first(f.is_null() | f.is_nan())
+        if i is None:
+            i = _first(f.is_infinite() | (f != f.floor()))
+            if i is not None:
+                raise ctx.error(f"{col} must be a whole number of visitors, got {f[i]}", row=i, field=col)
+    else:
+        i = _first(f.is_null())
+    if i is not None:
+        raise ctx.error(f"missing {col} ({f[i]}); every row needs a count", row=i, field=col)
+    i = _first(f < 0)
+    if i is not None:
+        raise ctx.error(f"{col} must be >= 0, got {f[i]}", row=i, field=col)
+    too_big = f >= 2.0**63 if f.dtype.is_float() else f > 2**63 - 1 if f.dtype == pl.UInt64 else None
+    i = _first(too_big) if too_big is not None else None
+    if i is not None:
+        raise ctx.error(f"{col} does not fit in a 64-bit integer, got {f[i]}", row=i, field=col)
+    try:
+        return f.cast(pl.Int64).rename(col)
+    except pl.exceptions.InvalidOperationError as exc:  # e.g. UInt64 above 2**63
+        raise ctx.error(f"{col} does not fit in a 64-bit integer ({_exc_line(exc)})", field=col) from exc
+
+
+def _unique(s: pl.Series, col: str, ctx: _Ctx) -> None:
+    j = _first(~s.is_first_distinct())
+    if j is not None:
+        value = s[j]
+        i = _first(s == value)
+        assert i is not None
+        raise ctx.error(
+            f"duplicate {col} {_show(value)} in {ctx.rows_ref(i, j)}; every {col} must be unique",
+            row=j,
+            field=col,
+        )
+
+
+def _naics_col(df: pl.DataFrame, ctx: _Ctx, taxonomy: NAICSTaxonomy) -> pl.Series:
+    """6-digit 2022 NAICS codes as 6-char strings (from int, whole float or digit string)."""
+    s = df[NAICS_CODE]
+    if s.dtype.is_integer():
+        t = s.cast(pl.String)
+    elif s.dtype.is_float():
+        i = _first(s.is_not_null() & (s.is_nan() | s.is_infinite() | (s != s.floor())))
+        if i is not None:
+            raise ctx.error(f"NAICS code must be a whole number, got {s[i]}", row=i, field=NAICS_CODE)
+        i = _first(s.abs() >= 1e15)  # no code; and beyond 2**63 the Int64 cast below would fail
+        if i is not None:
+            raise ctx.error(f"NAICS code must have 6 digits, got {s[i]}", row=i, field=NAICS_CODE)
+        t = s.cast(pl.Int64).cast(pl.String)
+    elif s.dtype == pl.String or s.dtype == pl.Null:
+        t = s.cast(pl.String).str.strip_chars().str.replace(r"\.0+$", "")
+    else:
+        raise ctx.error(
+            f"naics_code must be an integer or a digit string, got a {s.dtype} column", field=NAICS_CODE
+        )
+    i = _first(t.is_null() | (t.str.len_chars() == 0))
+    if i is not None:
+        raise ctx.error(
+            "missing naics_code (null); every POI needs a 6-digit 2022 NAICS code", row=i, field=NAICS_CODE
+        )
+    valid = pl.Series(taxonomy.codes(6), dtype=pl.String)
+    i = _first(~t.is_in(valid))
+    if i is not None:
+        code = t[i]
+        if not code.isdigit():
+            msg = (
+                f"naics_code must contain digits only, got {_show(s[i])}; expected a 6-digit 2022 NAICS code"
+            )
+        elif len(code) != 6:
+            prefix = taxonomy.closest_valid_prefix(code)
+            hint = f"; closest valid prefix is {prefix} ({taxonomy.title(prefix)})" if prefix else ""
+            msg = f"NAICS code must have 6 digits, got {code!r} ({len(code)} digits){hint}"
+        else:
+            msg = f"{taxonomy.unknown_message(code)}; expected a 6-digit 2022 NAICS code"
+        raise ctx.error(msg, row=i, field=NAICS_CODE)
+    return t.rename(NAICS_CODE)
+
+
+def _state_col(df: pl.DataFrame, ctx: _Ctx) -> pl.Series:
+    """2-letter US state codes, stripped and upper-cased."""
+    s = _string_col(df, STATE, ctx)
+    t = s.str.strip_chars().str.to_uppercase()
+    i = _first(~t.is_in(pl.Series(sorted(US_STATES), dtype=pl.String)))
+    if i is not None:
+        raise ctx.error(
+            f"state must be a 2-letter US state code (50 states, DC or PR), got {_show(s[i])}",
+            row=i,
+            field=STATE,
+        )
+    return t.rename(STATE)
+
+
+def _known_ids(df: pl.DataFrame, col: str, known: pl.Series, ctx: _Ctx) -> None:
+    i = _first(~df[col].is_in(known))
+    if i is not None:
+        raise ctx.error(
+            f"unknown POI id {_show(df[col][i])} in {col}: it is not a poi_id of the POI table ({known.len()} POIs)",
+            row=i,
+            field=col,
+        )

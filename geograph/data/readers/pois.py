@@ -1,0 +1,107 @@
+"""The POI table reader."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from geograph.constants import (
+    BRAND_COL,
+    DST_BRAND,
+    DST_POI,
+    EMBEDDING,
+    H3_CELL,
+    IMAGE_ID,
+    LAT,
+    LON,
+    NAICS_CODE,
+    NAME,
+    PATH,
+    PERIOD,
+    POI_ID,
+    POI_REQUIRED,
+    SRC_BRAND,
+    SRC_POI,
+    STATE,
+    TEXT,
+    VISITORS,
+)
+from geograph.data.naics import NAICSTaxonomy
+from geograph.data.readers.columns import _float_col, _naics_col, _state_col, _string_col, _unique
+from geograph.data.readers.loading import Source, _Ctx, _load, _require
+
+_CONTRACT_COLUMNS = frozenset(
+    (
+        *POI_REQUIRED,
+        SRC_POI,
+        DST_POI,
+        SRC_BRAND,
+        DST_BRAND,
+        VISITORS,
+        PERIOD,
+        IMAGE_ID,
+        EMBEDDING,
+        PATH,
+        TEXT,
+        H3_CELL,
+    )
+)
+
+
+def read_pois(
+    source: Source,
+    column_map: Mapping[str, str] | None = None,
+    taxonomy: NAICSTaxonomy | None = None,
+) -> pl.DataFrame:
+    """Read and validate a POI table.
+
+    Contract: ``poi_id`` (text, unique), ``name`` (text), ``brand`` (text, null allowed),
+    ``naics_code`` (6-digit 2022 NAICS, int or text), ``latitude`` / ``longitude`` (WGS84
+    degrees), ``state`` (2-letter US code incl. DC and PR). Other columns are kept after
+    these; the numeric ones are features (see :func:`feature_columns`).
+
+    Args:
+        source: CSV / Parquet path, hive-partitioned folder, or polars / pandas DataFrame.
+        column_map: Your column name -> geograph's (``{"lat": "latitude"}``). Default none.
+        taxonomy: NAICS taxonomy to check codes against (default: the 2022 edition).
+
+    Returns:
+        A new DataFrame: the seven contract columns first (``naics_code`` as a 6-char string,
+        ``latitude`` / ``longitude`` Float64, ``state`` upper-case, empty brands as null),
+        then the extra columns in input order.
+
+    Raises:
+        DataValidationError: naming file, row and field of the first problem.
+    """
+    df, ctx = _load(source, "pois", column_map, string_columns=(POI_ID, NAME, BRAND_COL, NAICS_CODE, STATE))
+    return _validate_pois(df, ctx, taxonomy)
+
+
+def _validate_pois(df: pl.DataFrame, ctx: _Ctx, taxonomy: NAICSTaxonomy | None) -> pl.DataFrame:
+    _require(df, POI_REQUIRED, ctx)
+    taxonomy = taxonomy or NAICSTaxonomy()
+    poi_id = _string_col(df, POI_ID, ctx)
+    _unique(poi_id, POI_ID, ctx)
+    brand = _string_col(df, BRAND_COL, ctx, required=False)
+    brand = pl.select(pl.when(brand.str.len_chars() > 0).then(brand)).to_series().rename(BRAND_COL)
+    cols = [
+        poi_id,
+        _string_col(df, NAME, ctx),
+        brand,
+        _naics_col(df, ctx, taxonomy),
+        _float_col(df, LAT, ctx, -90.0, 90.0),
+        _float_col(df, LON, ctx, -180.0, 180.0),
+        _state_col(df, ctx),
+    ]
+    extras = [c for c in df.columns if c not in POI_REQUIRED]
+    return pl.DataFrame(cols).hstack(df.select(extras).get_columns())
+
+
+def feature_columns(df: pl.DataFrame) -> list[str]:
+    """Numeric columns of ``df`` that are not contract columns: the node features.
+
+    ``latitude`` / ``longitude`` and count columns such as ``visitors`` are excluded; text
+    extras (e.g. ``poi_cbg``) are kept in the tables but are not features.
+    """
+    return [c for c, dt in df.schema.items() if c not in _CONTRACT_COLUMNS and dt.is_numeric()]

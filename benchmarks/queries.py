@@ -76,16 +76,14 @@ def row(query: str, data: str, times: list[float], target: float | None) -> dict
 
 def ensure_world(n: int, seed: int) -> tuple[Path, float | None]:
     from geograph.data.synthetic import generate_world
-    from geograph.data.world_io import META_FILE, write_world
-    from geograph.utils.atomic import atomic_write_text
+    from geograph.data.world_io import write_world
 
     folder = OUT / f"world_{n}_s{seed}"
     if (folder / "pois.parquet").is_file() and (folder / "covisits.parquet").is_file():
         return folder, None
     t0 = time.perf_counter()
     world = generate_world(n, seed=seed, n_images=0, progress=n >= 100_000)
-    write_world(world, folder, overwrite=True)
-    atomic_write_text(folder / META_FILE, json.dumps(world.meta, indent=2, sort_keys=True, default=str) + "\n")
+    write_world(world, folder, overwrite=True)  # meta.json too, covered by manifest.json
     return folder, time.perf_counter() - t0
 
 

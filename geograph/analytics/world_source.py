@@ -26,7 +26,7 @@ from geograph.constants import (
     VISITORS,
 )
 from geograph.data.readers import read_covisits, read_pois
-from geograph.data.world_io import World, find_table, scan_table, verify_world
+from geograph.data.world_io import World, find_table, scan_table, validate_world
 from geograph.errors import DataValidationError
 
 from ._checks import unknown_value_error
@@ -63,8 +63,10 @@ class WorldSource:
     """The POI and co-visit tables of a world, as polars LazyFrames.
 
     A folder is scanned lazily (``scan_table``): each query reads only the columns and
-    row groups it needs, and nothing is validated beyond the column names (load the folder
-    with :func:`~geograph.data.load_world` once to check its contracts). With
+    row groups it needs. Before the first query the folder is validated once, manifest or not
+    (:func:`~geograph.data.validate_world`: the POI and co-visit tables pass the readers that
+    training uses, or ``write_world`` validated them and their SHA-256 still match), so no
+    query answers from a table that breaks its contract; :meth:`check` does it at once. With
     ``cache=True`` the two tables are read into memory on first use, so repeated queries
     in one process skip the Parquet decoding. One source may be shared by threads: what it
     keeps in memory is filled under a lock and published whole.
@@ -151,9 +153,18 @@ class WorldSource:
                 self._check_columns()
                 self._checked = True
 
+    def check(self) -> None:
+        """Validate the source now instead of before the first query (a folder: its manifest,
+        then the POI and co-visit contracts; see :func:`~geograph.data.validate_world`).
+
+        Raises:
+            DataValidationError: naming the file, row and field of the first problem.
+        """
+        self._check()
+
     def _check_columns(self) -> None:
-        if self.folder is not None:  # an interrupted or changed world (SHA-256, once per source)
-            verify_world(self.folder)
+        if self.folder is not None:  # manifest (SHA-256) and contracts, once per source
+            validate_world(self.folder)
         for name, required in (("pois", POI_REQUIRED), ("covisits", COVISIT_REQUIRED)):
             schema = self._scan(name).collect_schema()
             missing = [c for c in required if c not in schema]

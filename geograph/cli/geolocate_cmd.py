@@ -122,14 +122,15 @@ def read_query_file(path: str | Path) -> tuple:
 
 def load_model(run_id: str | None, model_uri: str | None, tracking_uri: str | None):
     """The :class:`~geograph.geolocate.predict.LoadedGeolocator` behind a logged pyfunc model."""
-    import mlflow
-
     from geograph.tracking import configure
+    from geograph.tracking.registry import load_model as load_pyfunc
 
     configure(tracking_uri)
     uri = model_uri or f"runs:/{run_id}/model"
-    try:
-        model = mlflow.pyfunc.load_model(uri)
+    try:  # errors name the stored model, not the temporary copy MLflow loads it from
+        model = load_pyfunc(uri, tracking_uri=tracking_uri)
+    except GeographError:
+        raise
     except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI
         raise GeographError(f"cannot load geolocation model {uri!r}: {exc}") from exc
     inner = model.unwrap_python_model()

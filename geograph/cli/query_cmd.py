@@ -5,6 +5,11 @@ Queries: ``covisited``, ``naics-flow``, ``hotspots``, ``whatif``, ``similar`` (s
 embedded world of ``--pois`` / ``--seed``), the model options (``--run-id`` or
 ``--model-uri``, ``--tracking-uri``) and the output options (``--format``, ``--out``,
 ``--map``, ``--png``).
+
+A world folder (``--data``, or the folder a model was trained on) is validated before any
+query runs, with or without a ``manifest.json``: a table that breaks its contract is an error
+naming the file, row and field, never an answer. With ``--data`` the folder is checked before
+the model is loaded.
 """
 
 from __future__ import annotations
@@ -123,6 +128,25 @@ def _model(args: argparse.Namespace, required: bool = False):
     return ModelContext.from_mlflow(run_id=args.run_id, model_uri=args.model_uri, tracking_uri=args.tracking_uri)
 
 
+def _inputs(args: argparse.Namespace, model_required: bool = False) -> tuple[Any, Any]:
+    """``(model, source)``: with --data the folder is opened and validated first (a bad folder is
+    reported before a model is loaded); otherwise the model decides the default world."""
+    if args.data is not None:
+        source = _source(args)
+        return _model(args, required=model_required), source
+    model = _model(args, required=model_required)
+    return model, _source(args, model)
+
+
+def _folder_source(folder: Path, cache: bool):
+    """A folder's :class:`WorldSource`, validated now (manifest, then the table contracts)."""
+    from geograph.analytics import WorldSource
+
+    source = WorldSource.from_folder(folder, cache=cache)
+    source.check()
+    return source
+
+
 def _source(args: argparse.Namespace, model: Any = None):
     """The world: --data, else the model's embedded training world, else the embedded world."""
     from geograph.analytics import WorldSource
@@ -131,14 +155,14 @@ def _source(args: argparse.Namespace, model: Any = None):
     if args.data is not None:
         if args.pois is not None or args.seed is not None:
             raise ConfigError("--pois / --seed describe the embedded world; drop them when you pass --data")
-        return WorldSource.from_folder(args.data, cache=args.cache)
+        return _folder_source(args.data, args.cache)
     if args.pois is not None and args.pois <= 0:
         raise ConfigError(f"--pois must be > 0, got {args.pois}")
     n_pois, seed = args.pois, args.seed
     if model is not None and n_pois is None and seed is None:
         data = model.predictor.cfg.data
         if data.world_dir:
-            return WorldSource.from_folder(data.world_dir, cache=args.cache)
+            return _folder_source(Path(data.world_dir), args.cache)
         n_pois, seed = data.n_pois, data.world_seed
     from geograph.data.synthetic import generate_world
 
@@ -191,8 +215,7 @@ def _maps(args: argparse.Namespace, layers_fn) -> None:
 def _covisited(args: argparse.Namespace) -> int:
     from geograph.analytics import covisited, maps
 
-    model = _model(args)
-    source = _source(args, model)
+    model, source = _inputs(args)
     df = covisited(source, args.poi, args.brand, top=args.top, state=args.state, radius_km=args.radius_km,
                    model=model, rank_by=args.rank_by, candidates=args.candidates)
     what = f"POI {args.poi}" if args.poi else f"brand {args.brand}"
@@ -207,7 +230,7 @@ def _covisited(args: argparse.Namespace) -> int:
 def _naics_flow(args: argparse.Namespace) -> int:
     from geograph.analytics import flow_heatmap, naics_flow
 
-    source = _source(args, _model(args))
+    _, source = _inputs(args)
     df = naics_flow(source, args.level, state=args.state, min_visitors=args.min_visitors, top=args.top)
     where = args.state or "all states"
     _emit(args, df, f"NAICS {args.level}-digit co-visitation flow ({where})")
@@ -224,8 +247,7 @@ def _naics_flow(args: argparse.Namespace) -> int:
 def _hotspots(args: argparse.Namespace) -> int:
     from geograph.analytics import hotspots, maps
 
-    model = _model(args, required=args.by == "residual")
-    source = _source(args, model)
+    model, source = _inputs(args, model_required=args.by == "residual")
     df = hotspots(source, args.resolution, by=args.by, top=args.top, state=args.state, model=model,
                   min_pairs=args.min_pairs)
     title = f"hotspots by {args.by} (H3 resolution {args.resolution})"
@@ -258,8 +280,7 @@ def _whatif(args: argparse.Namespace) -> int:
 
     check_lat_lon(venue.latitude, venue.longitude)  # before loading a model
     check_naics(venue.naics_code)
-    model = _model(args, required=True)
-    source = _source(args, model)
+    model, source = _inputs(args, model_required=True)
     res = whatif(model, venue, source=source, top=args.top, candidates=args.candidates, radius_km=args.radius_km)
     v, c = res.venue, res.comparison
     extra = [formats.point_feature(v["latitude"], v["longitude"], {"role": "venue", **{k: v[k] for k in ("name", "naics_code", "brand", "state")},
@@ -294,8 +315,7 @@ def _whatif(args: argparse.Namespace) -> int:
 def _similar(args: argparse.Namespace) -> int:
     from geograph.analytics import maps, similar
 
-    model = _model(args, required=True)
-    source = _source(args, model)
+    model, source = _inputs(args, model_required=True)
     df = similar(model, args.poi, args.brand, top=args.top, state=args.state, source=source)
     title = f"most similar to {'POI ' + args.poi if args.poi else 'brand ' + args.brand} (cosine of embeddings)"
     _emit(args, df, title)

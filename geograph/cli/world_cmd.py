@@ -34,12 +34,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="write hive-partitioned folders (pois/state=CA/part-0.parquet) instead of one file per table",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace the tables of an existing world folder")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the world in an existing folder (only files geograph wrote, listed in its manifest.json)",
+    )
+    p.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --overwrite: a file in the folder that geograph did not write but may replace or remove "
+        "(e.g. pois.csv; repeatable)",
+    )
+    p.add_argument(
+        "--generator",
+        choices=["embedded", "latent"],
+        default="embedded",
+        help="embedded (default) or latent: the latent-community world of geograph.data.latent_world "
+        "(hidden visitor communities; no images, --images and --embedding-dim are ignored; default "
+        "states: the 48 contiguous ones)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 100K POIs)")
     p.set_defaults(func=_world)
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool, replace: list[str]) -> None:
+    from geograph.data.world_io import foreign_files, foreign_message
     from geograph.errors import DataValidationError
 
     if out.exists() and not out.is_dir():
@@ -48,6 +69,10 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise DataValidationError(
             "output folder is not empty; pass --overwrite to replace its world", file=out
         )
+    foreign = foreign_files(out, replace)
+    if foreign:
+        how = " ".join(f"--replace {f}" for f in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise DataValidationError(foreign_message(foreign, how), file=out)
 
 
 def _world(args: argparse.Namespace) -> int:
@@ -59,25 +84,33 @@ def _world(args: argparse.Namespace) -> int:
     from geograph.errors import ConfigError
 
     out: Path = args.out
-    _check_out(out, args.overwrite)  # before spending time on generation
+    _check_out(out, args.overwrite, args.replace)  # before spending time on generation
     states = None
     if args.states:
         states = [s.strip().upper() for s in args.states.split(",") if s.strip()]
         if not states:
             raise ConfigError(f"--states must list 2-letter codes, got {args.states!r}")
     t0 = time.perf_counter()
-    world = generate_world(
-        n_pois=args.pois,
-        seed=args.seed,
-        n_images=args.images,
-        embedding_dim=args.embedding_dim,
-        states=states,
-        covisits_per_poi=args.covisits_per_poi,
-        progress=False if args.no_progress else None,
-    )
+    if args.generator == "latent":
+        from geograph.data.latent_world import generate_latent_world
+
+        world = generate_latent_world(
+            n_pois=args.pois, seed=args.seed, covisits_per_poi=args.covisits_per_poi, states=states
+        )
+    else:
+        world = generate_world(
+            n_pois=args.pois,
+            seed=args.seed,
+            n_images=args.images,
+            embedding_dim=args.embedding_dim,
+            states=states,
+            covisits_per_poi=args.covisits_per_poi,
+            progress=False if args.no_progress else None,
+        )
     t_gen = time.perf_counter() - t0
-    # Tables, meta.json and manifest.json as one atomic whole; stale tables of an older world go.
-    write_world(world, out, partition_by=args.partition_by, overwrite=args.overwrite)
+    # Tables, meta.json and manifest.json as one atomic whole; stale tables of an older world go
+    # (only files geograph wrote, or named with --replace).
+    write_world(world, out, partition_by=args.partition_by, overwrite=args.overwrite, replace=args.replace)
     t_all = time.perf_counter() - t0
     console = Console()
     print_world_summary(world, console=console, title=f"world {out} (seed {args.seed})")

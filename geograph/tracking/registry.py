@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geograph.errors import ConfigError, TrackingError
+from geograph.errors import ConfigError, DataValidationError, GeographError, TrackingError
 from geograph.tracking.store import configure
 
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -182,21 +182,84 @@ def normalize_model_uri(uri: str) -> str:
 def load_model(uri: str, *, tracking_uri: str | None = None) -> Any:
     """Load a pyfunc model by URI (see the module docstring for the accepted forms).
 
+    A ``runs:/`` or ``models:/`` model is downloaded into a temporary folder, loaded and the
+    folder removed. An error raised while loading it (a damaged ``bundle.pt``...) names the
+    file where the store keeps it (or the model URI), not the temporary copy.
+
     Raises:
         ConfigError: a malformed URI.
-        TrackingError: the run, model, version or alias does not exist.
+        TrackingError: the run, model, version or alias does not exist, or its files cannot be read.
+        GeographError: what the model's own loader raises (e.g. a ``CheckpointError`` for a
+            damaged bundle), with the stored location in place of the temporary path.
     """
+    import tempfile
+
     import mlflow
 
     uri = normalize_model_uri(uri)
-    if uri.startswith(("runs:/", "models:/")):
-        configure(tracking_uri)
+    if not uri.startswith(("runs:/", "models:/")):
+        return _load_pyfunc(mlflow, uri, None, uri)
+    configure(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="geograph-model-") as tmp:
+        return _load_pyfunc(mlflow, uri, tmp, uri)
+
+
+def _load_pyfunc(mlflow: Any, uri: str, tmp: str | None, shown: str) -> Any:
     try:
-        return mlflow.pyfunc.load_model(uri)
+        return mlflow.pyfunc.load_model(uri, dst_path=tmp)
     except mlflow.exceptions.MlflowException as exc:
-        raise TrackingError(f"cannot load model {uri}: {exc.message}") from None
+        raise TrackingError(f"cannot load model {shown}: {_user_paths(exc.message, tmp, uri)}") from None
     except OSError as exc:
-        raise TrackingError(f"cannot load model {uri}: {exc}") from None
+        raise TrackingError(f"cannot load model {shown}: {_user_paths(str(exc), tmp, uri)}") from None
+    except GeographError as exc:
+        if tmp is None:
+            raise
+        raise _renamed(exc, tmp, uri) from exc
+
+
+def _user_paths(text: str, tmp: str | None, uri: str) -> str:
+    """``text`` with the temporary download folder replaced by where the store keeps the model."""
+    if tmp is None or tmp not in text:
+        return text
+    roots = [p for p in Path(tmp).iterdir() if p.is_dir()] if Path(tmp).is_dir() else []
+    root = str(roots[0]) if len(roots) == 1 else tmp
+    where = _stored_location(uri) if root != tmp else None
+    return text.replace(root, where or uri).replace(tmp, uri)
+
+
+def _stored_location(uri: str) -> str | None:
+    """The folder (or remote URI) where the tracking store keeps the model at ``uri``, when MLflow
+    can tell (a logged model); None otherwise."""
+    from urllib.parse import unquote, urlparse
+
+    import mlflow
+
+    try:
+        model_id = getattr(mlflow.models.get_model_info(uri), "model_id", None)
+        if not model_id:
+            return None
+        location = mlflow.MlflowClient().get_logged_model(model_id).artifact_location
+    except Exception:  # noqa: BLE001 - best effort: the URI is shown instead
+        return None
+    if location.startswith("file:"):
+        return unquote(urlparse(location).path)
+    return location
+
+
+def _renamed(exc: GeographError, tmp: str, uri: str) -> GeographError:
+    """The same kind of error as ``exc``, naming the stored model instead of the temporary copy."""
+    if isinstance(exc, DataValidationError):
+        return DataValidationError(
+            f"model {uri}: {_user_paths(exc.reason, tmp, uri)}",
+            file=_user_paths(exc.file, tmp, uri) if exc.file is not None else None,
+            row=exc.row,
+            field=exc.field,
+        )
+    message = f"cannot load model {uri}: {_user_paths(str(exc), tmp, uri)}"
+    try:
+        return type(exc)(message)
+    except TypeError:  # a subclass with another signature
+        return GeographError(message)
 
 
 __all__ = ["load_model", "log_pyfunc_model", "normalize_model_uri", "register_model", "set_alias"]

@@ -349,13 +349,28 @@ def _ending_run() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
+        _tag_threads()
         mlflow.end_run(status="KILLED")
         raise
     except BaseException:
+        _tag_threads()
         mlflow.end_run(status="FAILED")
         raise
     else:
+        _tag_threads()
         mlflow.end_run(status="FINISHED")
+
+
+def _tag_threads() -> None:
+    """Tag the torch thread count the run ended with (training may have set it after the start)."""
+    import mlflow
+
+    from geograph.tracking.tags import thread_tags
+
+    tags = thread_tags()
+    if tags:
+        with contextlib.suppress(Exception):  # a tag must not hide the run's own outcome
+            mlflow.set_tags(tags)
 
 
 def resolve_run_id(run_id: str, tracking_uri: str | None = None) -> str:

@@ -1,8 +1,10 @@
 """Run tags: where a run's code, data and hardware came from.
 
 Every run opened through :func:`geograph.tracking.start_run` carries :func:`default_tags`
-(git commit, package versions, device). A suite adds :data:`TAG_CONFIG_HASH` and
-:data:`TAG_DATA_FINGERPRINT`, the two tags it uses to skip runs that are already done.
+(git commit, Python and package versions, device, torch's intra-op thread count; the thread
+count is set again when the run ends, so a count changed by the training shows). Training
+runs add :data:`TAG_DATA_FINGERPRINT` (a content hash of the data read) and
+:data:`TAG_CONFIG_HASH`, the two tags a suite uses to skip runs that are already done.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import hashlib
 import io
 import json
+import platform
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -28,6 +31,7 @@ TAG_CONFIG_NAME = "geograph.config_name"
 TAG_GIT_COMMIT = "geograph.git_commit"
 TAG_GIT_DIRTY = "geograph.git_dirty"
 TAG_DEVICE = "geograph.device"
+TAG_TORCH_THREADS = "geograph.torch_threads"  # torch.get_num_threads(): CPU results depend on it
 # "suite" (a suite's parent run), "summary" (a comparison report); absent on training runs
 TAG_RUN_KIND = "geograph.run_kind"
 TAG_SUITE = "geograph.suite"
@@ -40,8 +44,9 @@ TAG_VERSION_PREFIX = "geograph.version."
 RUN_KIND_SUITE = "suite"
 RUN_KIND_SUMMARY = "summary"
 
-# Packages whose versions are tagged on every run (distribution names).
-TRACKED_PACKAGES = ("torch", "torch_geometric", "mlflow", "polars", "geograph")
+# Packages whose versions are tagged on every run (distribution names), and Python's.
+TRACKED_PACKAGES = ("torch", "torch_geometric", "mlflow", "polars", "numpy", "scikit-learn", "geograph")
+PYTHON_VERSION_TAG = TAG_VERSION_PREFIX + "python"
 
 NO_DATA = "none"  # fingerprint of a config that names no data file
 _FINGERPRINT_LEN = 16
@@ -206,13 +211,26 @@ def current_device() -> str:
     return "cpu"
 
 
+def thread_tags() -> dict[str, str]:
+    """``{geograph.torch_threads: N}`` when torch is loaded (its intra-op thread count), else ``{}``.
+
+    Like :func:`current_device`, torch is only consulted when something already imported it.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    return {TAG_TORCH_THREADS: str(torch.get_num_threads())}
+
+
 def default_tags(device: str | None = None) -> dict[str, str]:
-    """Tags for every run: git commit (+ dirty flag), device, package versions."""
+    """Tags for every run: git commit (+ dirty flag), device, torch thread count, Python and
+    package versions."""
     commit, dirty = git_state()
-    tags = {TAG_DEVICE: device or current_device()}
+    tags = {TAG_DEVICE: device or current_device(), **thread_tags()}
     if commit is not None:
         tags[TAG_GIT_COMMIT] = commit
         tags[TAG_GIT_DIRTY] = str(dirty).lower()
+    tags[PYTHON_VERSION_TAG] = platform.python_version()
     for name, version in package_versions().items():
         tags[TAG_VERSION_PREFIX + name] = version
     return tags
@@ -246,7 +264,10 @@ __all__ = [
     "TAG_SUITE",
     "TAG_SUITE_HASH",
     "TAG_TASK",
+    "TAG_TORCH_THREADS",
     "TAG_VERSION_PREFIX",
+    "PYTHON_VERSION_TAG",
+    "TRACKED_PACKAGES",
     "RUN_KIND_SUITE",
     "RUN_KIND_SUMMARY",
     "NO_DATA",
@@ -259,4 +280,5 @@ __all__ = [
     "git_state",
     "package_versions",
     "run_tags",
+    "thread_tags",
 ]

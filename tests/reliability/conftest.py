@@ -1,15 +1,33 @@
 """Reliability tests: shared fixtures, the fuzz budget and the counts written at the end.
 
-Default run (``pytest tests/reliability``): small hypothesis budgets, ~1 min on 2 cores.
-``pytest -m slow tests/reliability``: the large budgets, the subprocess SIGKILL / resume /
+Default run (``pytest tests/reliability``): small hypothesis budgets and one fast variant of
+each fault-injection test, under a minute on 2 cores. ``pytest -m slow tests/reliability``
+(``make test-all`` runs both): the large budgets, the subprocess SIGKILL / resume /
 concurrent-logging runs with real training, and the 100K-POI query load test.
+
+Hypothesis keeps its files (example database, caches) under the system temporary folder,
+never in the working tree: :data:`HYPOTHESIS_HOME` is set here, when pytest loads this file,
+before any test runs, and the ``geograph`` settings profile puts the example database there
+(the fuzz tests themselves run with ``database=None``: their cases are derandomized or drawn
+afresh).
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from .counting import totals, write_counts
+
+HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / "geograph-hypothesis"
+set_hypothesis_home_dir(HYPOTHESIS_HOME)
+settings.register_profile("geograph", database=DirectoryBasedExampleDatabase(HYPOTHESIS_HOME / "examples"))
+settings.load_profile("geograph")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

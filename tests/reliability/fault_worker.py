@@ -15,7 +15,9 @@ each child rewrites ``FOLDER/<kind>/live.pt`` with ``save_checked`` (KINDS, comm
 states, as :func:`geograph.graph.cache.cached_build` writes them; ``checkpoint``: two real
 training checkpoints, as ``fit_gnn`` writes them) until the worker SIGKILLs it after a seeded
 random delay. The children never touch polars (its thread pool does not survive a fork). The
-worker checks the file after every kill and prints one JSON line of counts per kind.
+worker checks the file after every kill and prints one JSON line of counts per kind. The test's
+fast variant calls :func:`saved_counts` in its own process (torch is imported there already),
+the slow one runs this script.
 """
 
 from __future__ import annotations
@@ -134,14 +136,22 @@ def saved(folder: Path, kinds: str, n: int, seed: int) -> None:
     import torch
 
     torch.set_num_threads(1)
+    for counts in saved_counts(folder, kinds, n, seed):
+        print(json.dumps(counts), flush=True)
+
+
+def saved_counts(folder: Path, kinds: str, n: int, seed: int) -> list[dict]:
+    """For each kind: build its two states, fork and SIGKILL ``n`` writers, count what is left."""
+    out = []
     for kind in kinds.split(","):
         sub = folder / kind
         sub.mkdir(exist_ok=True)
         states = _cache_states(sub) if kind == "cache" else _checkpoint_states(sub)
-        _kill_children(sub, kind, states, n, seed)
+        out.append(_kill_children(sub, kind, states, n, seed))
+    return out
 
 
-def _kill_children(folder: Path, kind: str, states: list[dict], n: int, seed: int) -> None:
+def _kill_children(folder: Path, kind: str, states: list[dict], n: int, seed: int) -> dict:
     from geograph.errors import CheckpointError
     from geograph.graph.cache import load_checked, save_checked
 
@@ -192,7 +202,7 @@ def _kill_children(folder: Path, kind: str, states: list[dict], n: int, seed: in
         counts["temp_files_left"] += len(leftovers)
         for p in leftovers:
             p.unlink()
-    print(json.dumps(counts), flush=True)
+    return counts
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Creating an MLflow SQLite database runs its schema migrations (1.5 s idle, 8 s o
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,9 +26,19 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+from hypothesis.database import DirectoryBasedExampleDatabase  # noqa: E402
 
 from geograph.tracking import configure, resolve_tracking_uri  # noqa: E402
 from geograph.tracking.server import free_port, start_ui  # noqa: E402
+
+# Hypothesis keeps its example database and caches under the system temporary folder, never in
+# the working tree (set before any test runs).
+HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / "geograph-hypothesis"
+set_hypothesis_home_dir(HYPOTHESIS_HOME)
+settings.register_profile("geograph", database=DirectoryBasedExampleDatabase(HYPOTHESIS_HOME / "examples"))
+settings.load_profile("geograph")
 
 torch.set_num_threads(1)
 

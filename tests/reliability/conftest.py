@@ -6,7 +6,7 @@ each fault-injection test, under a minute on 2 cores. ``pytest -m slow tests/rel
 concurrent-logging runs with real training, and the 100K-POI query load test.
 
 Hypothesis keeps its files (example database, caches) under the system temporary folder,
-never in the working tree: :data:`HYPOTHESIS_HOME` is set here, when pytest loads this file,
+never in the working tree: ``HYPOTHESIS_HOME`` is set in ``tests/conftest.py``, when pytest loads it,
 before any test runs, and the ``geograph`` settings profile puts the example database there
 (the fuzz tests themselves run with ``database=None``: their cases are derandomized or drawn
 afresh).
@@ -14,20 +14,9 @@ afresh).
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
-from hypothesis import settings
-from hypothesis.configuration import set_hypothesis_home_dir
-from hypothesis.database import DirectoryBasedExampleDatabase
 
 from .counting import totals, write_counts
-
-HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / "geograph-hypothesis"
-set_hypothesis_home_dir(HYPOTHESIS_HOME)
-settings.register_profile("geograph", database=DirectoryBasedExampleDatabase(HYPOTHESIS_HOME / "examples"))
-settings.load_profile("geograph")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

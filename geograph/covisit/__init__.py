@@ -5,8 +5,10 @@ Modules, in the order a run uses them: :mod:`~geograph.covisit.config` (every de
 :mod:`~geograph.covisit.model` (the GNN and its target scaling), :mod:`~geograph.covisit.baselines`
 (gravity, gradient-boosted trees), :mod:`~geograph.covisit.train` (fitting on the shared loop),
 :mod:`~geograph.covisit.evaluate`, :mod:`~geograph.covisit.predict` (saved bundles, the
-predictor and its MLflow pyfunc class), :mod:`~geograph.covisit.pyfunc_model` (the model-from-code file) and :mod:`~geograph.covisit.run`
-(one tracked run). Attributes load on first access, so importing the package does not import torch.
+predictor), :mod:`~geograph.covisit.pyfunc` (the MLflow model; ``pyfunc_model`` is its
+model-from-code file), :mod:`~geograph.covisit.run` (one tracked run), plus
+:mod:`~geograph.covisit.groups` (state groups), :mod:`~geograph.covisit.messages` (message
+weights, the gravity fit) and :mod:`~geograph.covisit.sharded` (per-state loading). Attributes load on first access, so importing the package does not import torch.
 """
 
 from __future__ import annotations

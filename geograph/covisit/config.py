@@ -16,6 +16,8 @@ from geograph.graph.config import GraphConfig
 from geograph.nn.covisit_model import ModelConfig
 
 MONITORS = ("val_observed_r2_log1p", "val_r2")
+GENERATORS = ("embedded", "latent")
+"""Values of ``data.generator``: the world generated when ``data.world_dir`` is None."""
 
 
 @dataclass
@@ -23,10 +25,16 @@ class DataConfig:
     """Where the world comes from.
 
     Attributes:
-        world_dir: A world folder (see the data contracts); None = the embedded world.
-        n_pois: Size of the embedded world.
-        world_seed: Seed of the embedded world (kept fixed across model seeds).
-        n_images: Images in the embedded world (0: co-visitation does not need them).
+        world_dir: A world folder (see the data contracts); None = a generated world
+            (``generator``).
+        generator: The world generated when ``world_dir`` is None: ``"embedded"`` (default,
+            :func:`geograph.data.synthetic.generate_world`) or ``"latent"`` (the
+            latent-community world, :func:`geograph.data.latent_world.generate_latent_world`:
+            hidden visitor communities that only the co-visit graph reveals).
+        n_pois: Size of the generated world.
+        world_seed: Seed of the generated world (kept fixed across model seeds).
+        n_images: Images in the embedded world (0: co-visitation does not need them; the
+            latent world has none).
         cache_dir: Graph cache folder (None disables caching).
         loading: ``"whole"`` (load the world and build one graph), ``"per_state"`` (each rank
             loads and builds only its own states from a world partitioned by state, see
@@ -40,10 +48,13 @@ class DataConfig:
     n_images: int = 0
     cache_dir: str | None = ".geograph_cache"
     loading: str = "auto"
+    generator: str = "embedded"
 
     def __post_init__(self) -> None:
         if self.loading not in ("auto", "whole", "per_state"):
             raise ConfigError(f"data.loading must be auto, whole or per_state, got {self.loading!r}")
+        if self.generator not in GENERATORS:
+            raise ConfigError(f"data.generator must be one of {GENERATORS}, got {self.generator!r}")
 
 
 @dataclass
@@ -221,6 +232,8 @@ class CovisitConfig:
         """Hash of everything that changes results (not tracking, resume or checkpoint paths)."""
         # data.loading "auto" resolves from the data: left out, to keep older hashes
         auto = ("data.loading",) if self.data.loading == "auto" else ()
+        # data.generator "embedded" is the only world there was before the key existed
+        auto += ("data.generator",) if self.data.generator == "embedded" else ()
         # train.monitor "val_r2" is how every run before the key existed was selected
         auto += ("train.monitor",) if self.train.monitor == "val_r2" else ()
         return config_hash(self, exclude=_NOT_HASHED + auto)

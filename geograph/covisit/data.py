@@ -34,11 +34,15 @@ LOADING_MODES = ("auto", "whole", "per_state")
 
 
 def load_world_for(cfg: CovisitConfig) -> World:
-    """The world named by ``cfg.data`` (a folder, or the embedded world)."""
+    """The world named by ``cfg.data``: a folder, or the generated world of ``data.generator``."""
     if cfg.data.world_dir:
         from geograph.data import load_world
 
         return load_world(cfg.data.world_dir)
+    if cfg.data.generator == "latent":
+        from geograph.data.latent_world import generate_latent_world
+
+        return generate_latent_world(n_pois=cfg.data.n_pois, seed=cfg.data.world_seed)
     from geograph.data.synthetic import generate_world
 
     return generate_world(n_pois=cfg.data.n_pois, seed=cfg.data.world_seed, n_images=cfg.data.n_images)

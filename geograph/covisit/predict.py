@@ -15,11 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
-from geograph.constants import DST_POI, POI, SRC_POI
+from geograph.constants import POI
 from geograph.covisit.config import CovisitConfig
 from geograph.covisit.messages import GravityBaseline, MessageWeights
 from geograph.errors import CheckpointError, DataValidationError
@@ -266,26 +265,3 @@ class CovisitPredictor:
         sampled = e.get("sampled", torch.zeros(len(e["src"]), dtype=torch.bool))
         return covisit_metrics(e["src"].numpy(), e["visitors"].numpy(), pred, (~sampled).numpy(),
                                e["rank_src"].numpy(), rpred, split)
-
-
-try:
-    import mlflow.pyfunc
-
-    class CovisitPyfunc(mlflow.pyfunc.PythonModel):
-        """MLflow pyfunc: DataFrame ``src_poi_id, dst_poi_id`` -> ``predicted_visitors``."""
-
-        def load_context(self, context) -> None:
-            self.predictor = CovisitPredictor.load(Path(context.artifacts["model_dir"]))
-
-        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ARG002
-            df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-            missing = [c for c in (SRC_POI, DST_POI) if c not in df.columns]
-            if missing:
-                raise DataValidationError(f"model input lacks column(s) {missing}", field=missing[0])
-            vis = self.predictor.predict_ids(
-                df[SRC_POI].astype(str).tolist(), df[DST_POI].astype(str).tolist()
-            )
-            return pd.DataFrame({"predicted_visitors": vis})
-
-except ImportError:  # pragma: no cover - mlflow is a core dependency
-    CovisitPyfunc = None  # type: ignore[assignment,misc]

@@ -6,6 +6,6 @@ checksummed bundle with ``torch.load(weights_only=True)``.
 
 import mlflow
 
-from geograph.covisit.predict import CovisitPyfunc
+from geograph.covisit.pyfunc import CovisitPyfunc
 
 mlflow.models.set_model(CovisitPyfunc())

@@ -163,6 +163,10 @@ def _source(args: argparse.Namespace, model: Any = None):
         data = model.predictor.cfg.data
         if data.world_dir:
             return _folder_source(Path(data.world_dir), args.cache)
+        if data.generator != "embedded":  # the model's own generated world (data.generator)
+            from geograph.covisit.data import load_world_for
+
+            return WorldSource.from_world(load_world_for(model.predictor.cfg))
         n_pois, seed = data.n_pois, data.world_seed
     from geograph.data.synthetic import generate_world
 

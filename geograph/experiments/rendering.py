@@ -6,10 +6,13 @@ curves of :func:`geograph.experiments.grouping.learning_curves`); files are writ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from geograph.experiments.grouping import (
@@ -29,7 +32,10 @@ MARKDOWN_FILE = "comparison.md"
 CSV_FILE = "comparison.csv"
 BARS_FILE = "metric_bars.png"
 CURVES_FILE = "learning_curves.png"
+PRED_VS_OBSERVED_FILE = "pred_vs_observed.png"
 PLOT_DPI = 110
+PANEL_INCHES = 4.0
+MAX_PANEL_COLUMNS = 3
 
 
 def _fmt(mean: float | None, std: float | None, digits: int) -> str:
@@ -237,15 +243,87 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, pl.DataFrame]], path:
     return _save_png(plt, fig, path)
 
 
+@dataclass(frozen=True)
+class PredictionPanel:
+    """The observed pairs of one model's run, for :func:`plot_pred_vs_observed`.
+
+    Attributes:
+        observed_log1p: ``log1p`` of the observed visitors. Shapes: ``(E,)``.
+        predicted_log1p: The model's prediction on the same scale (what R² scores). Shapes: ``(E,)``.
+        r2: The run's R² on these pairs (None when not logged).
+        seed: The run's seed (None when unknown).
+    """
+
+    observed_log1p: np.ndarray
+    predicted_log1p: np.ndarray
+    r2: float | None = None
+    seed: int | None = None
+
+
+def pred_vs_observed_figure(panels: Mapping[str, PredictionPanel]) -> Any:
+    """One hexbin panel per model (at most :data:`MAX_PANEL_COLUMNS` a row): observed against
+    predicted ``log1p(visitors)``, counts on a log colour scale, the y=x line, and the model's
+    R² in the title. All panels share the axis limits. Returns the matplotlib figure.
+
+    Raises:
+        ValueError: no panels.
+    """
+    if not panels:
+        raise ValueError("no models to plot")
+    plt = _pyplot()
+    n = len(panels)
+    cols = min(n, MAX_PANEL_COLUMNS)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL_INCHES * cols, PANEL_INCHES * rows), squeeze=False)
+    values = [a for p in panels.values() for a in (p.observed_log1p, p.predicted_log1p) if len(a)]
+    lo = min((float(np.min(a)) for a in values), default=0.0)
+    hi = max((float(np.max(a)) for a in values), default=1.0)
+    lo, hi = min(lo, 0.0), max(hi, lo + 1.0)
+    for ax, (label, panel) in zip(axes.flat, panels.items(), strict=False):
+        if len(panel.observed_log1p):
+            ax.hexbin(
+                panel.observed_log1p,
+                panel.predicted_log1p,
+                gridsize=40,
+                bins="log",
+                mincnt=1,
+                cmap="viridis",
+                extent=(lo, hi, lo, hi),
+            )
+        ax.plot([lo, hi], [lo, hi], color="tab:red", lw=1, ls="--", label="y = x")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal")
+        r2 = "—" if panel.r2 is None else f"{panel.r2:.3f}"
+        seed = "" if panel.seed is None else f", seed {panel.seed}"
+        ax.set_title(f"{label}: observed R² {r2}{seed}", fontsize="medium")
+        ax.set_xlabel("observed log1p(visitors)")
+        ax.set_ylabel("predicted log1p(visitors)")
+    for ax in list(axes.flat)[n:]:
+        fig.delaxes(ax)
+    axes[0][0].legend(fontsize="small", loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pred_vs_observed(panels: Mapping[str, PredictionPanel], path: str | Path) -> Path:
+    """Write :func:`pred_vs_observed_figure` of ``panels`` to ``path`` as PNG, atomically."""
+    return _save_png(_pyplot(), pred_vs_observed_figure(panels), path)
+
+
 __all__ = [
     "BARS_FILE",
     "CSV_FILE",
     "CURVES_FILE",
     "MARKDOWN_FILE",
+    "PRED_VS_OBSERVED_FILE",
+    "PredictionPanel",
     "differences_frame",
     "display_frame",
     "plot_learning_curves",
     "plot_metric_bars",
+    "plot_pred_vs_observed",
+    "pred_vs_observed_figure",
     "print_table",
     "render_markdown",
     "write_table",

@@ -27,6 +27,7 @@ Relative config paths are looked up from the working directory, then beside the 
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ import yaml
 
 from geograph.errors import ConfigError
 from geograph.experiments.grouping import DEFAULT_METRIC
+from geograph.metrics.covisit import covisit_metric_names
+
+COVISIT_TASK = "covisit"
 
 SUITE_KEYS = {
     "name",
@@ -117,11 +121,25 @@ def _find(path_str: str, base: Path | None, what: str) -> Path:
     raise ConfigError(f"{what} {path_str!r} not found (looked at {where})")
 
 
+def _check_covisit_metric(metric: str, src: str) -> None:
+    """Fail before any run when a co-visitation suite ranks by a metric no run logs."""
+    known = covisit_metric_names()
+    if metric in known:
+        return
+    # a name the metric begins (test_observed_r2 -> test_observed_r2_log1p) first, then look-alikes
+    extended = [k for k in known if k.startswith(metric)]
+    close = list(dict.fromkeys([*extended, *difflib.get_close_matches(metric, known, n=3)]))[:3]
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known: {list(known)}"
+    raise ConfigError(f"{src}: 'metric' {metric!r} is not a metric a covisit run logs; {hint}")
+
+
 def parse_suite(raw: Mapping[str, Any], path: Path | None = None) -> Suite:
     """Build a :class:`Suite` from its YAML mapping.
 
     Raises:
-        ConfigError: a key is unknown, missing or of the wrong type; a config file is missing.
+        ConfigError: a key is unknown, missing or of the wrong type; a config file is missing;
+            every config is a ``covisit`` task and ``metric`` is not one of
+            :func:`~geograph.metrics.covisit.covisit_metric_names`.
     """
     src = str(path) if path is not None else "suite"
     if not isinstance(raw, Mapping):
@@ -203,6 +221,8 @@ def parse_suite(raw: Mapping[str, Any], path: Path | None = None) -> Suite:
     seed_key = raw.get("seed_key", "seed")
     if not isinstance(metric, str) or not isinstance(seed_key, str):
         raise ConfigError(f"{src}: 'metric' and 'seed_key' must be strings")
+    if all(e.task == COVISIT_TASK for e in entries):
+        _check_covisit_metric(metric, src)
     report_dir = raw.get("report_dir")
     return Suite(
         name=name,

@@ -13,6 +13,8 @@ pairs* (observed rows and sampled zeros), as logged before the observed-pair met
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from geograph.metrics.flows import common_part_of_commuters, origin_jsd
@@ -69,4 +71,44 @@ def covisit_metrics(
     return out
 
 
-__all__ = ["covisit_metrics"]
+# What a tracked co-visitation run logs besides covisit_metrics (geograph.covisit.run and the
+# training loop): per-epoch train_loss / lr / epoch_time_s and the validation metrics of
+# geograph.covisit.train (also covisit_metrics names), and once at the end the fit summary.
+TRAINING_METRICS = (
+    "train_loss",
+    "lr",
+    "epoch_time_s",
+    "train_time_s",
+    "best_epoch",
+    "n_parameters",
+    "train_pairs_per_s",
+)
+BEST_PREFIX = "best_"
+"""The final value of a ``val_*`` metric of a run with a training history is logged as ``best_val_*``."""
+
+
+def covisit_metric_names(prefixes: Sequence[str] = ("val", "test")) -> tuple[str, ...]:
+    """Every metric name a co-visitation run logs that a comparison can rank by, sorted.
+
+    That is each :func:`covisit_metrics` name for every prefix (the names are read off a call
+    on four made-up pairs, so they never drift from the function), its ``best_`` twin for the
+    ``val`` prefix, and :data:`TRAINING_METRICS`. The ``data_*`` sizes of the split are not
+    included.
+
+    Args:
+        prefixes: Split prefixes (``val``, ``test``).
+    """
+    src = np.array([0, 0, 1, 1])
+    visitors = np.array([1.0, 3.0, 0.0, 2.0])
+    pred = np.array([0.5, 1.0, 0.1, 0.9])
+    observed = np.array([True, True, False, True])
+    names: set[str] = set(TRAINING_METRICS)
+    for prefix in prefixes:
+        keys = covisit_metrics(src, visitors, pred, observed, np.array([0]), np.array([0.2]), prefix)
+        names.update(keys)
+        if prefix == "val":
+            names.update(BEST_PREFIX + k for k in keys)
+    return tuple(sorted(names))
+
+
+__all__ = ["TRAINING_METRICS", "covisit_metric_names", "covisit_metrics"]

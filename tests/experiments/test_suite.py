@@ -272,3 +272,20 @@ def test_task_fingerprint_kept_when_configs_name_no_data(local_store: str, tmp_p
     assert calls == ["a"]  # the config hash alone decides: skipped the second time
     tags = mlflow.get_run(first.records[0].run_id).data.tags
     assert tags[TAG_DATA_FINGERPRINT] == "world-abc" and tags[TAG_CONFIG_NAME] == "a"
+
+
+def test_covisit_suite_with_an_unknown_metric_fails_before_any_run(tmp_path: Path) -> None:
+    suite = tmp_path / "covisit_suite.yaml"
+    suite.write_text("name: x\ntask: covisit\nmetric: test_observed_r2\nconfigs: [{name: a, config: {}}]\n")
+    with pytest.raises(
+        ConfigError, match=r"'metric' 'test_observed_r2' .*did you mean 'test_observed_r2_log1p'"
+    ) as info:
+        load_suite(suite)
+    assert str(suite) in str(info.value)
+    suite.write_text(
+        "name: x\ntask: covisit\nmetric: best_val_observed_r2_log1p\nconfigs: [{name: a, config: {}}]\n"
+    )
+    assert load_suite(suite).metric == "best_val_observed_r2_log1p"
+    # other tasks log other metrics: not checked here
+    suite.write_text("name: x\ntask: toy\nmetric: test_observed_r2\nconfigs: [{name: a, config: {}}]\n")
+    assert load_suite(suite).metric == "test_observed_r2"

@@ -49,3 +49,31 @@ def test_ranking_metrics_by_hand():
     assert m["ndcg@2"] == pytest.approx((ndcg0 + ndcg1) / 2)
     assert m["recall@2"] == pytest.approx((0.5 + 1.0) / 2)
     assert m["ranked_sources"] == 2
+
+
+def test_covisit_metric_names_cover_what_a_run_logs():
+    from geograph.metrics.covisit import covisit_metric_names, covisit_metrics
+
+    names = covisit_metric_names()
+    logged = covisit_metrics(
+        np.array([0, 1, 1]),
+        np.array([2.0, 0.0, 5.0]),
+        np.array([1.0, 0.2, 1.5]),
+        np.array([True, False, True]),
+        np.array([0]),
+        np.array([0.1]),
+        "test",
+    )
+    assert set(logged) <= set(names)
+    for name in (
+        "test_observed_r2_log1p",
+        "val_observed_r2_log1p",
+        "best_val_observed_r2_log1p",
+        "train_loss",
+        "train_time_s",
+        "best_epoch",
+        "n_parameters",
+        "train_pairs_per_s",
+    ):
+        assert name in names
+    assert not any(n.startswith("val_") for n in covisit_metric_names(("test",)))

@@ -1,4 +1,5 @@
-"""Non-graph baselines on pair features: gravity (log-linear) and gradient-boosted trees."""
+"""Non-graph baselines on pair features: gravity (log-linear), doubly-constrained gravity
+(:mod:`~geograph.covisit.gravity_dc`) and gradient-boosted trees."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from geograph.constants import POI
 from geograph.covisit.config import CovisitConfig
+from geograph.covisit.gravity_dc import DoublyConstrainedGravity
 from geograph.covisit.groups import Prepared
 from geograph.covisit.messages import gravity_design
 from geograph.covisit.model import FitResult, TargetScaler
@@ -23,12 +25,12 @@ from geograph.graph.geograph_data import GeoGraph
 def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst: Tensor, pf: Tensor) -> np.ndarray:
     """Pair-feature matrix of the non-graph baselines.
 
-    ``gravity``: ``[log1p km, log1p mass_src, log1p mass_dst]``. ``gbt``: ``[log1p km,
+    ``gravity`` / ``gravity_dc``: ``[log1p km, log1p mass_src, log1p mass_dst]``. ``gbt``: ``[log1p km,
     same brand, NAICS prefix depth, neighbour rank (with ``model.pair_rank``), standardised POI
     features of both ends]`` plus, with
     ``gbt_naics_level``, the NAICS codes of both ends at each level (categorical).
     """
-    if cfg.model.family == "gravity":
+    if cfg.model.family in ("gravity", "gravity_dc"):
         return gravity_design(cfg.model.mass_feature, graph, src, dst, pf)
     dist = np.log1p(pf[:, 0].double().numpy())
     p = graph.data[POI]
@@ -66,8 +68,11 @@ def fit_sklearn(prep: Prepared) -> FitResult:
     tr = prep.split.pairs["train"]
     X = sklearn_features(prep, tr.src, tr.dst, prep.pair_feats["train"])
     y = torch.log1p(tr.visitors.double()).numpy()
-    if prep.cfg.model.family == "gravity":
+    if prep.cfg.model.family in ("gravity", "gravity_dc"):
         est = LinearRegression().fit(X, y)
+        if prep.cfg.model.family == "gravity_dc":  # its distance deterrence, balanced to POI totals
+            est = DoublyConstrainedGravity.from_gravity(est.coef_, est.intercept_, prep.graph, tr.src, tr.dst,
+                                                        tr.visitors, prep.cfg.model.mass_feature)
     else:
         n_code = 2 * len(prep.cfg.model.gbt_naics_levels)
         code_cols = range(X.shape[1] - n_code, X.shape[1])
@@ -93,7 +98,12 @@ def predict_sklearn(est, prep: Prepared, split_name: str) -> tuple[np.ndarray, n
         return est.predict(encode_categories(getattr(est, "geograph_codes_", {}), sklearn_features(prep, src, dst, pf)))
 
     pk = prep.split.pairs[split_name]
-    pred = run(pk.src, pk.dst, prep.pair_feats[split_name])
     rk = prep.rank.get(split_name)
+    if isinstance(est, DoublyConstrainedGravity):  # the split's pairs and candidates balanced together
+        if rk is None:
+            return est.predict_log1p(prep.graph, pk.src, pk.dst, prep.pair_feats[split_name]), np.zeros(0)
+        return est.predict_with_candidates(prep.graph, pk.src, pk.dst, prep.pair_feats[split_name],
+                                           rk.src, rk.dst, prep.rank_feats[split_name])
+    pred = run(pk.src, pk.dst, prep.pair_feats[split_name])
     rpred = run(rk.src, rk.dst, prep.rank_feats[split_name]) if rk is not None else np.zeros(0)
     return pred, rpred

@@ -118,6 +118,8 @@ def save_bundle(fit_result, prep, folder: str | Path) -> Path:
     elif fam == "gravity":
         est = fit_result.model
         state["gravity"] = {"coef": torch.tensor(est.coef_), "intercept": float(est.intercept_)}
+    elif fam == "gravity_dc":
+        state["gravity_dc"] = fit_result.model.state()  # deterrence and POI totals: rebalanced per request
     else:
         import skops.io as sio
 
@@ -166,6 +168,14 @@ class CovisitPredictor:
         self._emb: Tensor | None = None
         self.model: CovisitGNN | None = None
         self.gravity = state.get("gravity")
+        self.gravity_dc = None
+        if self.family == "gravity_dc":
+            from geograph.covisit.gravity_dc import DoublyConstrainedGravity
+
+            if "gravity_dc" not in state:
+                raise CheckpointError("this bundle of model.family 'gravity_dc' holds no 'gravity_dc' state "
+                                      "(deterrence and POI totals); train the model again")
+            self.gravity_dc = DoublyConstrainedGravity.from_state(state["gravity_dc"])
         self.gbt = gbt
         if self.family == "gnn":
             d = state["dims"]
@@ -234,10 +244,16 @@ class CovisitPredictor:
 
     @torch.no_grad()
     def predict_log1p(self, src: Tensor, dst: Tensor) -> np.ndarray:
-        """Predicted log1p(visitors) for index pairs."""
+        """Predicted log1p(visitors) for index pairs.
+
+        ``gravity_dc``: the pairs are balanced together (each origin's flows over them sum to
+        its total), so a pair's prediction depends on the others requested with it.
+        """
         if len(src) == 0:
             return np.zeros(0)
         pf = pair_features(self.graph, src, dst)
+        if self.family == "gravity_dc":
+            return self.gravity_dc.predict_log1p(self.graph, src, dst, pf)
         if self.family == "gnn":
             h = self.embeddings()
             out = self.model.head(h[src], h[dst], self.model.pair_inputs(pf))
@@ -259,8 +275,12 @@ class CovisitPredictor:
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Re-score the stored held-out pairs of ``split`` (``val`` or ``test``)."""
         e = self.eval_pairs[split]
-        pred = self.predict_log1p(e["src"], e["dst"])
-        rpred = self.predict_log1p(e["rank_src"], e["rank_dst"])
+        if self.family == "gravity_dc":  # pairs and candidates balanced together, as in training
+            both = self.predict_log1p(torch.cat([e["src"], e["rank_src"]]), torch.cat([e["dst"], e["rank_dst"]]))
+            pred, rpred = both[: len(e["src"])], both[len(e["src"]):]
+        else:
+            pred = self.predict_log1p(e["src"], e["dst"])
+            rpred = self.predict_log1p(e["rank_src"], e["rank_dst"])
         # bundles saved before sampled zeros were marked: every pair counts as observed
         sampled = e.get("sampled", torch.zeros(len(e["src"]), dtype=torch.bool))
         return covisit_metrics(e["src"].numpy(), e["visitors"].numpy(), pred, (~sampled).numpy(),

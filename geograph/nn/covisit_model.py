@@ -39,7 +39,9 @@ class ModelConfig:
 
     Attributes:
         family: ``"gnn"`` (this module; ``layers=0`` gives the MLP baseline), ``"gravity"``
-            (log-linear regression on distance and masses) or ``"gbt"`` (scikit-learn
+            (log-linear regression on distance and masses), ``"gravity_dc"`` (that regression's
+            distance deterrence, doubly constrained to POI totals by iterative proportional
+            fitting: :mod:`geograph.covisit.gravity_dc`) or ``"gbt"`` (scikit-learn
             ``HistGradientBoostingRegressor`` on pair features).
         naics: ``"hierarchical"`` (2/3/4/5/6-digit embeddings summed), ``"flat"`` (6-digit only,
             LayerNorm: the paper's released code) or ``"none"`` (ablation).
@@ -123,7 +125,7 @@ class ModelConfig:
         if bad:
             raise ConfigError(f"model.gbt_naics_level values must be NAICS levels 2..6, got {bad}")
         checks = {
-            "family": ("gnn", "gravity", "gbt"),
+            "family": ("gnn", "gravity", "gravity_dc", "gbt"),
             "naics": ("hierarchical", "flat", "none"),
             "aggr": ("mean", "max", "sum"),
             "norm": ("layer", "batch", "none"),

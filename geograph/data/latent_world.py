@@ -92,14 +92,13 @@ from geograph.data.synthetic.columns import (
     AREA,
     CITY,
     DWELL,
-    MEDIAN_INCOME,
     OPEN_HOURS,
-    PCT_COLLEGE,
     POPULATION,
     VISITS,
     row_ids,
 )
 from geograph.data.synthetic.places import us_cities
+from geograph.data.synthetic.regions import regions_frame
 from geograph.data.world_io import World
 from geograph.errors import ConfigError
 from geograph.geo.sphere import haversine_km, km_to_chord, offset_km, unit_xyz
@@ -554,18 +553,7 @@ def _regions(
     log_inc = np.log(62000.0) + state_effect[np.searchsorted(state_names, cell_state)] + rng.normal(0.0, 0.25, m)
     income = (np.rint(np.exp(log_inc) / 100.0) * 100).astype(np.int64)
     college = np.round(np.clip(0.3 + 0.8 * (log_inc - np.log(62000.0)) + rng.normal(0.0, 0.07, m), 0.03, 0.9), 3)
-    return pl.DataFrame(
-        {
-            H3_CELL: cell_ids,
-            LAT: centers[:, 0],
-            LON: centers[:, 1],
-            STATE: cell_state,
-            POPULATION: population,
-            MEDIAN_INCOME: income,
-            PCT_COLLEGE: college,
-        },
-        schema_overrides={STATE: pl.Utf8, H3_CELL: pl.Utf8},
-    )
+    return regions_frame(cell_ids, centers, cell_state, population, income, college)
 
 
 __all__ = [

@@ -64,12 +64,17 @@ def _regions(
     income = (np.rint(np.exp(log_inc) / 100.0) * 100).astype(np.int64)
     z = 0.35 + 0.9 * (log_inc - np.log(65000.0)) + rng.normal(0.0, 0.08, len(cell_ids))
     pct_college = np.round(np.clip(z, 0.03, 0.9), 3)
+    return regions_frame(cell_ids, centers, cell_state, population, income, pct_college)
+
+
+def regions_frame(cell_ids, centers: np.ndarray, state, population, income, pct_college) -> pl.DataFrame:
+    """The regions table of a generated world: one row per H3 cell, in the readers' columns."""
     return pl.DataFrame(
         {
             H3_CELL: cell_ids,
             LAT: centers[:, 0],
             LON: centers[:, 1],
-            STATE: cell_state,
+            STATE: state,
             POPULATION: population,
             MEDIAN_INCOME: income,
             PCT_COLLEGE: pct_college,

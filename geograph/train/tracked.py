@@ -140,14 +140,21 @@ def resume_checkpoint(resume: str | None, tracking_uri: str | None, root: str | 
 
 
 def log_resumed_history(history: list[dict], resumed_from: int | None) -> None:
-    """Tag the resume and log the epochs before ``resumed_from`` that this process did not train."""
+    """Tag a resumed run with the checkpoint's epoch, and log the epochs up to it that the run
+    lacks (a process killed between writing a checkpoint and logging its epoch). Epochs the
+    run already holds are not logged again; an epoch trained after the last checkpoint is
+    trained and logged again by the resumed process, with the same values at the same step."""
     import mlflow
 
-    if not resumed_from:
+    if not resumed_from or not history:
         return
     mlflow.set_tag(TAG_RESUMED_FROM, str(resumed_from))
+    key = next((k for k in history[0] if k != "epoch"), None)
+    client = mlflow.tracking.MlflowClient()
+    logged = {m.step for m in client.get_metric_history(mlflow.active_run().info.run_id, key)} if key else set()
     for h in history[:resumed_from]:
-        mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
+        if int(h["epoch"]) not in logged:
+            mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
 
 
 def param_checksum(module: torch.nn.Module | Any) -> str | None:

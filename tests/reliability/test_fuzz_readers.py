@@ -121,6 +121,10 @@ def test_load_world_fuzz(budget: int, world, tmp_path: Path) -> None:
                 write_table(base, path)
                 raw, m = data.draw(file_mutation(path.read_bytes(), fmt))
                 path.write_bytes(raw)
+                if table == "pois":
+                    # a cut at a line end leaves a valid, shorter POI table: the co-visits that
+                    # name the dropped POIs are then the rows to blame
+                    blamed = (path, folder / "covisits.parquet")
             else:
                 df, m = data.draw(frame_mutation(base, SPECS[table], fmt))
                 write_table(df, path)

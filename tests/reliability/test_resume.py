@@ -34,6 +34,15 @@ def _epoch_of(ckpt: Path) -> int | None:
         return None
 
 
+def by_step(history) -> list[tuple[int, float]]:
+    """One ``(step, value)`` per step: the resumed run logs again, with the same value, an epoch
+    the killed process trained after its last checkpoint."""
+    seen: dict[int, float] = {}
+    for m in history:
+        assert seen.setdefault(m.step, m.value) == pytest.approx(m.value, abs=1e-6), (m.step, seen[m.step], m.value)
+    return sorted(seen.items())
+
+
 def kill_after_epoch(proc, root: Path, epoch: int, timeout_s: float = 1200) -> tuple[int, str]:
     """SIGKILL ``proc`` once its run's checkpoint ``root/<run id>/last.pt`` has been rewritten
     ``epoch`` times (once per epoch); returns the epoch the checkpoint then holds and the run id.
@@ -102,10 +111,7 @@ def test_covisit_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> No
         resumed_from = int(run_b.data.tags["geograph.resumed_from_epoch"])
         assert resumed_from >= killed_at
         test_b = {k: v for k, v in run_b.data.metrics.items() if k.startswith("test_")}
-        hist_b = [
-            m.value
-            for m in sorted(client_b.get_metric_history(run_b.info.run_id, "val_r2"), key=lambda m: m.step)
-        ]
+        hist_b = [v for _, v in by_step(client_b.get_metric_history(run_b.info.run_id, "val_r2"))]
         diff = max(abs(test_a[k] - test_b[k]) for k in test_a)
         results.append(
             {
@@ -202,11 +208,11 @@ def test_geolocate_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> 
     resumed_from = int(run_b.data.tags["geograph.resumed_from_epoch"])
     assert resumed_from >= killed_at
     test_b = {k: v for k, v in run_b.data.metrics.items() if k.startswith("test_")}
-    hist_b = sorted(client_b.get_metric_history(run_b.info.run_id, "val_acc_mean"), key=lambda m: m.step)
+    hist_b = by_step(client_b.get_metric_history(run_b.info.run_id, "val_acc_mean"))
     assert set(test_b) == set(test_a)
     for k in test_a:
         assert math.isclose(test_a[k], test_b[k], rel_tol=0, abs_tol=1e-9), (k, test_a[k], test_b[k])
-    assert [(m.step, m.value) for m in hist_b] == [(m.step, m.value) for m in hist_a]
+    assert hist_b == [(m.step, m.value) for m in hist_a]
     record(
         "resume.geolocate",
         {

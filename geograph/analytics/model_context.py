@@ -23,9 +23,9 @@ MODEL_ARTIFACT = "model"
 def one_thread() -> Iterator[None]:
     """Run small torch work on one intra-op thread, then restore the thread count.
 
-    The per-query graphs here are tiny (about 1K nodes): with several OpenMP threads on a busy
-    machine the threads spin-wait for each other and a ``whatif`` took 3.5 s instead of 0.07 s
-    (2-core machine, load 10; measured with benchmarks/queries.py).
+    The per-query graphs here are tiny (about 1K nodes): with several OpenMP threads the
+    threads spin-wait for each other and a ``whatif`` took 3.5 s instead of 0.07 s
+    (2 CPU cores; measured with benchmarks/queries.py).
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)

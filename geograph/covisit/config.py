@@ -134,8 +134,8 @@ class TrainConfig:
         progress: Print one line per epoch (loss, validation R², time, ETA) on stderr.
         dist_timeout_s: Under ``torchrun``: rendezvous / collective timeout, after which a dead
             rank ends the run with an error instead of a hang.
-        threads: torch intra-op threads (0 = torch's default). State graphs are small, and on a
-            busy machine one thread was measured 4-5x faster per epoch than two
+        threads: torch intra-op threads (0 = torch's default). State graphs are small, and on
+            2 CPU cores one thread was measured 4-5x faster per epoch than two
             (docs/readme/train_benchmark.md).
     """
 

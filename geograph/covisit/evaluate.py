@@ -35,13 +35,20 @@ def predict_split(fit: FitResult, prep: Prepared, split_name: str) -> tuple[np.n
 
 def evaluate(fit_result: FitResult, prep: Prepared) -> dict[str, float]:
     """Validation and test metrics of the fitted (best-validation) model."""
+    return evaluate_and_predict(fit_result, prep)[0]
+
+
+def evaluate_and_predict(fit_result: FitResult, prep: Prepared) -> tuple[dict[str, float], dict[str, tuple]]:
+    """:func:`evaluate` plus the predictions it scored: ``{split: (pred, rank_pred)}`` for the
+    non-empty splits, so a caller that also needs them does not predict again."""
     metrics: dict[str, float] = {}
+    preds: dict[str, tuple] = {}
     for split_name in ("val", "test"):
         if len(prep.split.pairs[split_name]) == 0:
             continue
-        pred, rpred = predict_split(fit_result, prep, split_name)
-        metrics.update(evaluate_predictions(prep, split_name, pred, rpred, split_name))
-    return metrics
+        preds[split_name] = predict_split(fit_result, prep, split_name)
+        metrics.update(evaluate_predictions(prep, split_name, *preds[split_name], split_name))
+    return metrics, preds
 
 
 def predictions_frame(fit_result: FitResult, prep: Prepared, split_name: str = "test", pred: np.ndarray | None = None) -> pl.DataFrame:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from geograph.covisit.config import CovisitConfig
 from geograph.covisit.data import prepare
-from geograph.covisit.evaluate import _plots, evaluate, per_state_metrics, predict_split, predictions_frame
+from geograph.covisit.evaluate import (
+    _plots,
+    evaluate,
+    evaluate_and_predict,
+    per_state_metrics,
+    predict_split,
+    predictions_frame,
+)
 from geograph.covisit.groups import Prepared, group_weights, rank_groups
 from geograph.covisit.model import FitResult
 from geograph.covisit.train import fit
@@ -120,9 +127,8 @@ def fit_and_score(prep: Prepared, on_epoch, stop_after_epoch: int | None = None,
     """Fit, evaluate val / test and predict the test pairs; every rank runs exactly this
     (the same collectives in the same order)."""
     fr = fit(prep, on_epoch=on_epoch, stop_after_epoch=stop_after_epoch, checkpoint=checkpoint, resume=resume)
-    metrics = evaluate(fr, prep)
-    test_pred, test_rank_pred = predict_split(fr, prep, "test")
-    return fr, metrics, (test_pred, test_rank_pred)
+    metrics, preds = evaluate_and_predict(fr, prep)
+    return fr, metrics, preds["test"] if "test" in preds else predict_split(fr, prep, "test")
 
 
 def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | None, info, stop_after_epoch):

@@ -119,6 +119,10 @@ def flow_matrix(flow: pl.DataFrame, value: str = "lift") -> tuple[list[str], lis
     return codes, mat
 
 
+MISSING_FACE = "#d9d9d9"
+MISSING_EDGE = "#8c8c8c"
+
+
 def flow_heatmap(flow: pl.DataFrame, path: str | Path, value: str = "lift", title: str | None = None) -> Path:
     """Write a heatmap PNG of ``value`` between categories (log colour scale for lift), atomically."""
     import matplotlib
@@ -127,6 +131,7 @@ def flow_heatmap(flow: pl.DataFrame, path: str | Path, value: str = "lift", titl
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.patches import Patch
 
     from geograph.utils.atomic import atomic_write
 
@@ -135,19 +140,30 @@ def flow_heatmap(flow: pl.DataFrame, path: str | Path, value: str = "lift", titl
     n = max(len(codes), 1)
     fig, ax = plt.subplots(figsize=(min(max(6.0, 2 + 0.45 * n), 16), min(max(5.0, 1.6 + 0.45 * n), 15)))
     finite = arr[np.isfinite(arr) & (arr > 0)]
+    extend = "neither"
     if value == "lift" and finite.size:
         span = float(max(abs(np.log10(finite.min())), abs(np.log10(finite.max())), 0.1))
         norm: Normalize = LogNorm(10**-span, 10**span)
         cmap = "RdBu_r"
+        if (arr[np.isfinite(arr)] <= 0).any():  # lift 0 is a value, below a log scale: the lowest colour
+            arr = np.where(np.isfinite(arr), np.maximum(arr, 10**-span), np.nan)
+            extend = "min"
     else:
         norm, cmap = Normalize(), "viridis"
-    im = ax.imshow(np.ma.masked_invalid(np.where(arr > 0, arr, np.nan)), cmap=cmap, norm=norm)
+    # a pair with no row has no value: drawn as missing (grey, hatched), not as a colour or white
+    ax.set_facecolor(MISSING_FACE)
+    ax.patch.set_hatch("////")
+    ax.patch.set_edgecolor(MISSING_EDGE)
+    im = ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, norm=norm)
+    if np.isnan(arr).any():
+        ax.legend(handles=[Patch(facecolor=MISSING_FACE, edgecolor=MISSING_EDGE, hatch="////", label="no data")],
+                  loc="upper left", bbox_to_anchor=(1.0, 1.07), fontsize=8, frameon=False, borderaxespad=0)
     ax.set_xticks(range(len(codes)), codes, rotation=90, fontsize=7)
     ax.set_yticks(range(len(codes)), codes, fontsize=7)
     ax.set_xlabel("NAICS (partner)")
     ax.set_ylabel("NAICS")
     ax.set_title(title or f"co-visitation {value} between NAICS categories")
-    fig.colorbar(im, ax=ax, shrink=0.8, label=value)
+    fig.colorbar(im, ax=ax, shrink=0.8, label=value, extend=extend)
     fig.tight_layout()
     path = Path(path)
     with atomic_write(path, suffix=".png") as tmp:

@@ -21,6 +21,7 @@ from geograph.config import from_dict
 from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, REV_PREFIX, SIMILAR
 from geograph.errors import ConfigError
 from geograph.nn.naics_encoder import NAICSEncoder
+from geograph.nn.norm import LayerNorm
 from geograph.nn.weighted_sage_conv import SPARSE_AGGRS, WeightedSAGEConv, sparse_adjacency
 
 RELATIONS = {
@@ -170,7 +171,7 @@ def _act(name: str) -> nn.Module:
 
 
 def _norm(name: str, dim: int) -> nn.Module:
-    return {"layer": nn.LayerNorm(dim), "batch": nn.BatchNorm1d(dim), "none": nn.Identity()}[name]
+    return {"layer": LayerNorm(dim), "batch": nn.BatchNorm1d(dim), "none": nn.Identity()}[name]
 
 
 def location_encoding(pos: Tensor, freqs: int) -> Tensor:
@@ -408,9 +409,10 @@ class CovisitGNN(nn.Module):
         hit = self._adj_cache.get(id(edge_index))
         if hit is not None and hit[0]() is edge_index and hit[1] == key:
             return hit[2]
-        # drop the entries of edge tensors that no longer exist (a new graph, a moved copy)
-        for k in [k for k, v in self._adj_cache.items() if v[0]() is None]:
-            del self._adj_cache[k]
+        # drop the entries of edge tensors that no longer exist (a new graph, a moved copy); threads
+        # share one model (geograph.analytics.whatif), so another may be dropping the same entry
+        for k in [k for k, v in list(self._adj_cache.items()) if v[0]() is None]:
+            self._adj_cache.pop(k, None)
         adj = sparse_adjacency(edge_index, None, n_src, n_dst, self.config.aggr)
         self._adj_cache[id(edge_index)] = (weakref.ref(edge_index), key, adj)
         return adj

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geograph.nn.norm import LayerNorm
+
 
 class NAICSEncoder(nn.Module):
     """Embed per-level NAICS indices.
@@ -36,7 +38,7 @@ class NAICSEncoder(nn.Module):
         self.mode = mode
         sizes = self.num_embeddings if mode == "hierarchical" else self.num_embeddings[-1:]
         self.tables = nn.ModuleList(nn.Embedding(n, dim, padding_idx=0) for n in sizes)
-        self.norm = nn.LayerNorm(dim) if mode == "flat" else nn.Identity()
+        self.norm = LayerNorm(dim) if mode == "flat" else nn.Identity()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -44,7 +46,7 @@ class NAICSEncoder(nn.Module):
             nn.init.normal_(t.weight, std=0.1)
             with torch.no_grad():
                 t.weight[0].zero_()
-        if isinstance(self.norm, nn.LayerNorm):
+        if isinstance(self.norm, LayerNorm):
             self.norm.reset_parameters()
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:

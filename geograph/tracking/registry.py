@@ -4,7 +4,7 @@ Models are plain MLflow pyfunc models with a signature and an input example, so
 ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` work on them with nothing
 geograph-specific beyond the package itself. :func:`load_model` accepts
 
-* ``runs:/<run_id>/<artifact_path>``
+* ``runs:/<run_id>/<artifact_path>`` (the run id may be a unique prefix, see ``resolve_run_id``)
 * ``models:/<name>/<version>``
 * ``models:/<name>@<alias>`` (also written ``models:/<name>/@<alias>``)
 * a local folder holding an ``MLmodel`` file.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geograph.errors import ConfigError, DataValidationError, GeographError, TrackingError
-from geograph.tracking.store import configure
+from geograph.tracking.store import configure, resolve_model_uri, resolve_run_id
 
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -106,7 +106,7 @@ def register_model(
     """Register the model logged by run ``run_id`` at ``artifact_path`` as a new version of ``name``.
 
     Args:
-        run_id: The run that logged the model.
+        run_id: The run that logged the model (full id or unique prefix).
         name: Registered model name (created on first use).
         artifact_path: Where the run logged it (the ``name`` given to ``log_model``).
         alias: Also point this alias (e.g. ``"champion"``) at the new version.
@@ -123,11 +123,12 @@ def register_model(
     if not name or not isinstance(name, str):
         raise ConfigError(f"model name must be a non-empty string, got {name!r}")
     configure(tracking_uri)
+    run_id = resolve_run_id(run_id, tracking_uri)  # a unique prefix works too
     client = mlflow.MlflowClient()
     try:
         run = client.get_run(run_id)
     except mlflow.exceptions.MlflowException:
-        raise TrackingError(f"no run {run_id!r} in {mlflow.get_tracking_uri()}") from None
+        raise TrackingError(f"run {run_id!r} not found in {mlflow.get_tracking_uri()}") from None
     logged = client.search_logged_models(
         experiment_ids=[run.info.experiment_id],
         filter_string=f"source_run_id = '{run_id}' AND name = '{artifact_path}'",
@@ -200,6 +201,7 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> Any:
     if not uri.startswith(("runs:/", "models:/")):
         return _load_pyfunc(mlflow, uri, None, uri)
     configure(tracking_uri)
+    uri = resolve_model_uri(uri, tracking_uri)  # runs:/PREFIX/... names the full run id
     with tempfile.TemporaryDirectory(prefix="geograph-model-") as tmp:
         return _load_pyfunc(mlflow, uri, tmp, uri)
 

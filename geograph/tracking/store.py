@@ -22,11 +22,12 @@ next run (e.g. the ``--resume`` of the killed training) closes the old one.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import contextvars
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -373,31 +374,115 @@ def _tag_threads() -> None:
             mlflow.set_tags(tags)
 
 
+RUN_ID_LENGTH = 32  # hex digits of an MLflow run id
+SHORT_RUN_ID = 8  # digits of the shortest prefix geograph prints
+
+
+def _store_runs(client: Any) -> list[tuple[str, str]]:
+    """``(run id, run name)`` of every active run in every active experiment of the store."""
+    ids = [e.experiment_id for e in client.search_experiments(max_results=50000)]
+    out: list[tuple[str, str]] = []
+    token = None
+    while ids:
+        page = client.search_runs(ids, max_results=50000, page_token=token)
+        out.extend((r.info.run_id, r.info.run_name or "") for r in page)
+        token = page.token
+        if not token:
+            break
+    return out
+
+
 def resolve_run_id(run_id: str, tracking_uri: str | None = None) -> str:
     """The full MLflow run id of ``run_id`` or of a unique prefix of one (like git).
 
+    Every command that takes a run id (``--run-id``, ``--resume``, ``runs:/ID/...`` model URIs)
+    goes through here, so a prefix that :func:`unique_prefixes` printed works everywhere.
+    Case and surrounding blanks are ignored.
+
+    Args:
+        run_id: A full 32-digit id or a prefix of one (at least one hex digit).
+        tracking_uri: The store to search (default: the configured one).
+
     Raises:
-        TrackingError: no run, or more than one run, has that id / prefix.
+        TrackingError: not hexadecimal; no run in the store has that id / prefix (the message
+            names the store); or more than one run starts with it (the message lists them).
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    text = str(run_id).strip()
-    if not text or not all(c in "0123456789abcdef" for c in text.lower()):
-        raise TrackingError(f"run id must be hexadecimal (a full id or a unique prefix), got {run_id!r}")
+    text = str(run_id).strip().lower()
+    if not text or len(text) > RUN_ID_LENGTH or not all(c in "0123456789abcdef" for c in text):
+        raise TrackingError(
+            f"run id must be up to {RUN_ID_LENGTH} hexadecimal digits (a full id or a unique prefix), got {run_id!r}"
+        )
     client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
-    if len(text) == 32:
+    if len(text) == RUN_ID_LENGTH:
         try:
             return client.get_run(text).info.run_id
         except MlflowException as exc:
-            raise TrackingError(f"no MLflow run {text} in {client.tracking_uri}") from exc
-    ids = [e.experiment_id for e in client.search_experiments()]
-    hits = [r.info.run_id for r in client.search_runs(ids, max_results=50000) if r.info.run_id.startswith(text.lower())]
+            raise TrackingError(f"run {text!r} not found in {client.tracking_uri}: no MLflow run has that id") from exc
+    hits = sorted((rid, name) for rid, name in _store_runs(client) if rid.startswith(text))
     if not hits:
-        raise TrackingError(f"no MLflow run id starts with {text!r} in {client.tracking_uri}")
+        raise TrackingError(f"run {text!r} not found in {client.tracking_uri}: no MLflow run id starts with {text!r}")
     if len(hits) > 1:
-        raise TrackingError(f"run id prefix {text!r} is ambiguous: {', '.join(sorted(hits)[:5])}")
-    return hits[0]
+        shown = ", ".join(f"{rid} ({name})" if name else rid for rid, name in hits[:10])
+        more = f" and {len(hits) - 10} more" if len(hits) > 10 else ""
+        raise TrackingError(
+            f"run id prefix {text!r} is ambiguous in {client.tracking_uri}: {len(hits)} runs start with it: "
+            f"{shown}{more}; give more digits"
+        )
+    return hits[0][0]
+
+
+def resolve_model_uri(uri: str, tracking_uri: str | None = None) -> str:
+    """``uri`` with the run id of a ``runs:/ID/PATH`` URI resolved by :func:`resolve_run_id`
+    (any other URI is returned as it is).
+
+    Raises:
+        TrackingError: see :func:`resolve_run_id`.
+    """
+    if not uri.startswith("runs:/"):
+        return uri
+    rid, sep, rest = uri.removeprefix("runs:/").lstrip("/").partition("/")
+    if not rid:
+        return uri
+    return f"runs:/{resolve_run_id(rid, tracking_uri)}{sep}{rest}"
+
+
+def unique_prefixes(run_ids: Sequence[str], tracking_uri: str | None = None,
+                    min_length: int = SHORT_RUN_ID) -> dict[str, str]:
+    """The shortest prefix (``min_length`` digits or more) of each of ``run_ids`` that no other
+    run of the store shares: what to print so that :func:`resolve_run_id` takes it back.
+
+    Args:
+        run_ids: Full run ids.
+        tracking_uri: The store whose runs must not share the prefix (default: the configured one).
+        min_length: Fewest digits printed (default 8).
+
+    Returns:
+        ``{full id: prefix}``; a full id that is not in the store maps to itself.
+    """
+    from mlflow.tracking import MlflowClient
+
+    if not run_ids:
+        return {}
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    store = sorted({rid for rid, _ in _store_runs(client)} | set(run_ids))
+    out = {}
+    for rid in run_ids:
+        i = bisect.bisect_left(store, rid)
+        common = max((_common_prefix(rid, store[j]) for j in (i - 1, i + 1) if 0 <= j < len(store)), default=0)
+        out[rid] = rid[: max(min_length, common + 1)]
+    return out
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 @contextlib.contextmanager
@@ -424,8 +509,12 @@ __all__ = [
     "owner_alive",
     "owner_tag",
     "reopen_run",
+    "RUN_ID_LENGTH",
+    "SHORT_RUN_ID",
+    "resolve_model_uri",
     "resolve_run_id",
     "resolve_tracking_uri",
     "run_context",
     "start_run",
+    "unique_prefixes",
 ]

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -31,7 +32,8 @@ TAG_CONFIG_NAME = "geograph.config_name"
 TAG_GIT_COMMIT = "geograph.git_commit"
 TAG_GIT_DIRTY = "geograph.git_dirty"
 TAG_DEVICE = "geograph.device"
-TAG_TORCH_THREADS = "geograph.torch_threads"  # torch.get_num_threads(): CPU results depend on it
+TAG_TORCH_THREADS = "geograph.torch_threads"  # torch.get_num_threads(), logged with every run
+TAG_MKL_CBWR = "geograph.mkl_cbwr"  # MKL's reproducibility mode (geograph.utils.determinism)
 # "suite" (a suite's parent run), "summary" (a comparison report); absent on training runs
 TAG_RUN_KIND = "geograph.run_kind"
 TAG_SUITE = "geograph.suite"
@@ -212,14 +214,14 @@ def current_device() -> str:
 
 
 def thread_tags() -> dict[str, str]:
-    """``{geograph.torch_threads: N}`` when torch is loaded (its intra-op thread count), else ``{}``.
+    """``{geograph.torch_threads: N, geograph.mkl_cbwr: MODE}`` when torch is loaded, else ``{}``.
 
     Like :func:`current_device`, torch is only consulted when something already imported it.
     """
     torch = sys.modules.get("torch")
     if torch is None:
         return {}
-    return {TAG_TORCH_THREADS: str(torch.get_num_threads())}
+    return {TAG_TORCH_THREADS: str(torch.get_num_threads()), TAG_MKL_CBWR: os.environ.get("MKL_CBWR", "unset")}
 
 
 def default_tags(device: str | None = None) -> dict[str, str]:

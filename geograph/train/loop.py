@@ -13,7 +13,9 @@ the benchmarks share one implementation of:
   the history and the best state are written atomically (``save_checked``) by rank 0 to the
   given path (one folder per MLflow run id, see :func:`geograph.train.tracked.checkpoint_path`);
   ``resume`` continues after the checkpoint's epoch and ends exactly as an uninterrupted run;
-* progress: ``epoch 3/40  loss 0.4121  val_r2 0.5127 (best 0.5127 @ 3)  1.2 s  ETA 44 s``.
+* progress: :class:`~geograph.train.progress.EpochProgress` on stderr (a live bar on a terminal,
+  ``[name] epoch 3/40  loss 0.4121  val_r2 0.5127 (best @ 3)  1.2 s/epoch  elapsed 3.9 s  ETA 44 s``
+  lines elsewhere).
 
 Why not Lightning: ``benchmarks/loop_overhead.py`` measures its per-epoch overhead against this
 loop on the embedded world (docs: CONTRIBUTING.md); the loop is a few dozen lines, keeps the
@@ -22,8 +24,8 @@ random draws of every epoch a function of (seed, epoch), and has no dependency b
 
 from __future__ import annotations
 
+import contextlib
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +36,8 @@ import torch
 
 from geograph.errors import CheckpointError
 from geograph.graph.cache import load_checked, save_checked
+from geograph.train.progress import EpochProgress, format_seconds
+from geograph.utils.determinism import deterministic_algorithms
 
 CHECKPOINT_FILE = "last.pt"
 
@@ -81,20 +85,6 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 def _copy_state(model: torch.nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def format_seconds(s: float) -> str:
-    """``42 s``, ``3m05s``, ``1h02m``."""
-    if not math.isfinite(s):
-        return "?"
-    s = max(0.0, s)
-    if s < 60:
-        return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
-    m, sec = divmod(int(round(s)), 60)
-    if m < 60:
-        return f"{m}m{sec:02d}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m"
 
 
 def load_checkpoint(path: Path, key: str) -> dict:
@@ -156,10 +146,11 @@ def fit_loop(
         on_epoch: ``(epoch, metrics)`` after each epoch this call trains (MLflow logging); the
             metrics include ``epoch_time_s``.
         stop_after_epoch: Return after this epoch as if killed (resume tests).
-        progress: Print one line per epoch on stderr (main rank only).
-        monitor: Metric shown as the validation figure of the progress line (default: the
-            first ``val_`` key).
-        label: Prefix of the progress line.
+        progress: Show the epochs on stderr (main rank only): a live bar on a terminal, else
+            rate-limited lines (:class:`~geograph.train.progress.EpochProgress`).
+        monitor: Metric shown as the validation figure of the progress (default: the first
+            ``val_`` key).
+        label: Name shown first in the progress.
 
     Raises:
         CheckpointError: ``resume`` met a damaged checkpoint or one of another config.
@@ -182,63 +173,50 @@ def fit_loop(
         out.history = list(state["history"])
         out.train_time_s = float(state["train_time_s"])
         out.resumed_from = start - 1
-    durations: list[float] = []
-    for epoch in range(start, epochs + 1):
-        if patience is not None and out.best_epoch and epoch - out.best_epoch > patience:
-            out.stopped_early = True
-            break
-        t0 = time.perf_counter()
-        metrics = dict(train_epoch(epoch))
-        out.train_time_s += time.perf_counter() - t0
-        metrics.update(validate(epoch))
-        out.history.append({"epoch": epoch, **metrics})
-        if after_validate is not None:
-            after_validate(metrics)
-        value = score(metrics)
-        if not keep_best or value > out.best_score:
-            out.best_score, out.best_epoch = value, epoch
-            best_state = _copy_state(model)
-        if checkpoint is not None and is_main:  # one writer: the parameters are equal on every rank
-            save_checked(
-                {
-                    "key": key,
-                    "epoch": epoch,
-                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    **{name: obj.state_dict() for name, obj in stateful.items()},
-                    "rng": _rng_state(device),
-                    "best_score": out.best_score,
-                    "best_epoch": out.best_epoch,
-                    "best_state": best_state,
-                    "history": out.history,
-                    "train_time_s": out.train_time_s,
-                },
-                Path(checkpoint),
-            )
-        elapsed = time.perf_counter() - t0
-        durations.append(elapsed)
-        if on_epoch is not None:
-            on_epoch(epoch, {**metrics, "epoch_time_s": elapsed})
-        if progress and is_main:
-            _print_progress(label, epoch, epochs, metrics, out, monitor, durations)
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            break
+    shown = progress and is_main and start <= epochs
+    bar_ctx = EpochProgress(label, epochs, first_epoch=start, monitor=monitor) if shown else contextlib.nullcontext()
+    # deterministic kernels: the same seed gives the same weights for any thread count
+    with deterministic_algorithms(), bar_ctx as bar:
+        for epoch in range(start, epochs + 1):
+            if patience is not None and out.best_epoch and epoch - out.best_epoch > patience:
+                out.stopped_early = True
+                break
+            t0 = time.perf_counter()
+            metrics = dict(train_epoch(epoch))
+            out.train_time_s += time.perf_counter() - t0
+            metrics.update(validate(epoch))
+            out.history.append({"epoch": epoch, **metrics})
+            if after_validate is not None:
+                after_validate(metrics)
+            value = score(metrics)
+            if not keep_best or value > out.best_score:
+                out.best_score, out.best_epoch = value, epoch
+                best_state = _copy_state(model)
+            if checkpoint is not None and is_main:  # one writer: the parameters are equal on every rank
+                save_checked(
+                    {
+                        "key": key,
+                        "epoch": epoch,
+                        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        **{name: obj.state_dict() for name, obj in stateful.items()},
+                        "rng": _rng_state(device),
+                        "best_score": out.best_score,
+                        "best_epoch": out.best_epoch,
+                        "best_state": best_state,
+                        "history": out.history,
+                        "train_time_s": out.train_time_s,
+                    },
+                    Path(checkpoint),
+                )
+            elapsed = time.perf_counter() - t0
+            if on_epoch is not None:
+                on_epoch(epoch, {**metrics, "epoch_time_s": elapsed})
+            if bar is not None:
+                bar.update(epoch, metrics, out.best_epoch, elapsed)
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                break
     model.load_state_dict(best_state)
     return out
-
-
-def _print_progress(label: str, epoch: int, epochs: int, m: dict, out: LoopResult, monitor: str | None,
-                    durations: list[float]) -> None:
-    key = monitor or next((k for k in m if k.startswith("val_")), None)
-    val = f"  {key} {m[key]:.4f}" if key is not None and key in m else ""
-    best = f" (best @ {out.best_epoch})" if out.best_epoch else ""
-    recent = durations[-5:]
-    eta = sum(recent) / len(recent) * (epochs - epoch)
-    print(
-        f"[{label}] epoch {epoch}/{epochs}  loss {m.get('train_loss', math.nan):.4f}{val}{best}  "
-        f"{format_seconds(durations[-1])}  ETA {format_seconds(eta)}",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 __all__ = ["CHECKPOINT_FILE", "LoopResult", "fit_loop", "format_seconds", "load_checkpoint"]

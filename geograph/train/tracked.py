@@ -5,6 +5,9 @@
   run after checking, before anything is written, that it may be resumed (it exists, has not
   finished, and its checkpoint loads and was written by the same config). Two runs of the
   same config never share a checkpoint: each writes ``<checkpoint_root>/<run id>/last.pt``.
+* :func:`rank_session` holds one rank's part of a run; when the ranks end it, rank 0 sends its
+  run id to every rank, so :func:`shared_run_id` names the run on every rank (the other ranks
+  train and evaluate but leave the logging to rank 0).
 * :func:`log_resumed_history` logs the epochs a killed run trained before its checkpoint.
 * :func:`param_checksum` and :func:`pip_requirements` serve both tasks.
 """
@@ -26,6 +29,10 @@ from geograph.train.loop import CHECKPOINT_FILE, load_checkpoint
 DEFAULT_CHECKPOINT_ROOT = Path("mlruns") / "checkpoints"
 TAG_RESUMED_FROM = "geograph.resumed_from_epoch"
 TAG_TRAINING_KEY = "geograph.training_key"
+
+# The run of this process's last training: opened here (rank 0, or a single process), or
+# received from rank 0 when a rank session ended (see shared_run_id).
+_SHARED: dict[str, str | None] = {"run_id": None}
 
 
 def checkpoint_path(run_id: str, root: str | Path | None = None) -> Path:
@@ -106,6 +113,7 @@ def tracked_run(
         run_id = active.info.run_id
         ckpt = checkpoint_path(run_id, checkpoint_root)
         record_run(run_id, mlflow.get_tracking_uri(), ckpt)  # for failure messages and `--nproc`
+        _SHARED["run_id"] = run_id
         yield TrackedRun(run_id, ckpt, bool(resume))
 
 
@@ -114,20 +122,35 @@ def rank_session(timeout_s: float) -> Iterator[Any]:
     """This process's part of one run under ``torchrun`` (or alone): the process group set up
     from the environment (and torn down at the end if this call made it), and a lost rank or
     torchrun's SIGTERM turned into a ``DistributedError`` naming the checkpoint to resume from
-    (:func:`geograph.distributed.failures.rank_failures`). Yields the ``DistInfo``."""
+    (:func:`geograph.distributed.failures.rank_failures`). Yields the ``DistInfo``.
+
+    When the body ends without an error, rank 0 broadcasts the id of the run it opened (a
+    collective: every rank ends its session), so :func:`shared_run_id` names it on every rank."""
     import torch.distributed as tdist
 
     from geograph.distributed import cleanup, init_from_env
     from geograph.distributed.failures import rank_failures
 
     owned = not (tdist.is_available() and tdist.is_initialized())
+    _SHARED["run_id"] = None
     info = init_from_env(timeout_s)
     try:
         with rank_failures(info, timeout_s):
             yield info
+            if info.enabled:
+                box = [_SHARED["run_id"] if info.is_main else None]
+                tdist.broadcast_object_list(box, src=0)
+                _SHARED["run_id"] = box[0]
     finally:
         if info.enabled and owned:
             cleanup()
+
+
+def shared_run_id() -> str | None:
+    """The MLflow run of this process's last training: the one it opened, or on a rank other
+    than 0 of a distributed run, the one rank 0 opened and logs to (None before any run, or
+    when the ranks' session ended with an error)."""
+    return _SHARED["run_id"]
 
 
 def resume_checkpoint(resume: str | None, tracking_uri: str | None, root: str | Path | None) -> Path | None:
@@ -191,5 +214,6 @@ __all__ = [
     "pip_requirements",
     "rank_session",
     "resume_checkpoint",
+    "shared_run_id",
     "tracked_run",
 ]

@@ -68,7 +68,7 @@ def test_register_cli(mlflow_server: str, logged_run: str, experiment_name: str,
 
 
 def test_registry_errors(mlflow_server: str, logged_run: str, experiment_name: str) -> None:
-    with pytest.raises(TrackingError, match="no run 'deadbeef'"):
+    with pytest.raises(TrackingError, match="run 'deadbeef' not found"):
         register_model("deadbeef", "x", tracking_uri=mlflow_server)
     with pytest.raises(TrackingError, match="logged no model named 'weights'"):
         register_model(logged_run, "x", artifact_path="weights", tracking_uri=mlflow_server)

@@ -34,7 +34,10 @@ def _shortlist(value: str, cands: pl.Series) -> pl.Series:
     grams = sorted({low[i : i + 2] for i in range(len(low) - 1)})[: 2 * _POSITIONS]
     terms += [lower.str.contains(g, literal=True).cast(pl.Int32) for g in grams]
     score = pl.select(pl.sum_horizontal(terms)).to_series()
-    return pl.DataFrame({"c": cands, "s": score}).sort("s", descending=True).head(_SHORTLIST)["c"]
+    # ties broken by the text: the candidates come from ``unique()``, whose order varies between
+    # runs, and the suggestions did too when ties straddled the cut
+    short = pl.DataFrame({"c": cands, "s": score}).sort(["s", "c"], descending=[True, False]).head(_SHORTLIST)
+    return short["c"]
 
 
 def close_matches(value: str, candidates: pl.Series, n: int = MAX_SUGGESTIONS) -> list[str]:

@@ -21,7 +21,7 @@ from geograph.errors import ConfigError
 from geograph.geo.sphere import haversine_km
 
 from ._checks import check_choice, check_positive, check_state, poi_or_brand
-from .model_context import ModelContext, to_visitors
+from .model_context import ModelContext, ordered_sum, to_visitors
 from .world_source import WorldSource, reads_world
 
 PREDICTED = "predicted_visitors"
@@ -189,7 +189,7 @@ def _for_brand(
         rows_df = rows_df.with_columns(pl.Series(PREDICTED, pred).fill_nan(None))
     aggs = [pl.col(VISITORS).sum(), pl.len().cast(pl.Int64).alias("pairs"), pl.col("other").n_unique().cast(pl.Int64).alias("pois")]
     if model is not None:
-        aggs.append(pl.col(PREDICTED).sum())
+        aggs.append(ordered_sum(PREDICTED).alias(PREDICTED))
     out = rows_df.group_by(PARTNER).agg(aggs).rename({PARTNER: BRAND_COL})
     order = [VISITORS, PREDICTED] if rank_by == "observed" else [PREDICTED, VISITORS]
     order = [c for c in order if c in out.columns]

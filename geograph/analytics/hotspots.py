@@ -21,7 +21,7 @@ from geograph.constants import DST_POI, H3_CELL, LAT, LON, POI_ID, SRC_POI, STAT
 from geograph.errors import ConfigError
 
 from ._checks import check_choice, check_positive, check_resolution, check_state
-from .model_context import ModelContext, to_visitors
+from .model_context import ModelContext, ordered_sum, to_visitors
 from .world_source import WorldSource, reads_world
 
 BY = ("volume", "residual")
@@ -111,8 +111,8 @@ def hotspots(
         out = touched.group_by(H3_CELL).agg(
             pl.len().cast(pl.Int64).alias("pairs"),
             pl.col(VISITORS).sum(),
-            pl.col("__predv__").sum().alias("predicted_visitors"),
-            pl.col("__res__").mean().alias("mean_residual"),
+            ordered_sum("__predv__").alias("predicted_visitors"),
+            (ordered_sum("__res__") / pl.len()).alias("mean_residual"),
         )
         out = out.with_columns(
             pl.when(pl.col("mean_residual") >= 0).then(pl.lit("under")).otherwise(pl.lit("over")).alias("direction")

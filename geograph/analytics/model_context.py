@@ -154,16 +154,25 @@ class ModelContext:
 
     # -- scoring ---------------------------------------------------------------------------
     def predict_log1p(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Predicted log1p(visitors) of index pairs, averaged over both orientations."""
+        """Predicted log1p(visitors) of index pairs, averaged over both orientations.
+
+        The pairs are scored in (src, dst) order whatever order they come in: a float32 kernel
+        rounds a row differently by its position in the batch (the last rows of a block take
+        another path), and the callers' rows come from polars joins and group-bys, whose order
+        varies from run to run, so the same query gave answers differing in the last bits.
+        """
         if len(src) == 0:
             return np.zeros(0)
-        s = torch.as_tensor(np.asarray(src, dtype=np.int64))
-        d = torch.as_tensor(np.asarray(dst, dtype=np.int64))
+        src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+        order = np.lexsort((dst, src))
+        s, d = torch.as_tensor(src[order]), torch.as_tensor(dst[order])
         self.embeddings_if_gnn()  # the whole-graph pass keeps every thread
         with one_thread():
             a = self.predictor.predict_log1p(s, d)
             b = self.predictor.predict_log1p(d, s)
-        return (np.asarray(a, dtype=np.float64) + np.asarray(b, dtype=np.float64)) / 2
+        out = np.empty(len(order))
+        out[order] = (np.asarray(a, dtype=np.float64) + np.asarray(b, dtype=np.float64)) / 2
+        return out
 
     def embeddings_if_gnn(self) -> None:
         if self.predictor.model is not None:
@@ -179,6 +188,18 @@ class ModelContext:
         if self._unit is None:
             self._unit = torch.nn.functional.normalize(self.embeddings().float(), dim=1)
         return self._unit
+
+
+def ordered_sum(col: str) -> pl.Expr:
+    """Group-by sum of the float column ``col``, added in ascending order of its values.
+
+    Polars adds a group's floats in the order its rows reach the group-by, which varies from
+    run to run (parallel joins and partitions), so a plain ``sum`` of predictions changed in
+    the last bits between two runs of the same query. A cumulative sum depends on the order,
+    so the sort before it is kept (before a ``sum`` the optimiser drops it). Nulls are
+    skipped; a group without values sums to 0.
+    """
+    return pl.col(col).drop_nulls().sort().cum_sum().last().fill_null(0.0)
 
 
 def to_visitors(log1p: np.ndarray) -> np.ndarray:

@@ -92,7 +92,7 @@ def test_missing_world_folder(capsys, tmp_path: Path) -> None:
 def test_missing_run_exits_2(capsys, world_dir: Path, trained: dict) -> None:
     rc, _, err = _run(capsys, "similar", "--poi", "p00", "--data", str(world_dir), "--run-id", "f" * 32,
                       "--tracking-uri", trained["tracking_uri"])
-    assert rc == 2 and f"Run with id={'f' * 32} not found" in err
+    assert rc == 2 and f"run '{'f' * 32}' not found in" in err
 
 
 def test_whatif_table_json_and_maps(capsys, world_dir: Path, trained: dict, tmp_path: Path) -> None:

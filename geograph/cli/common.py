@@ -1,13 +1,22 @@
-"""Shared CLI helpers: config loading with --set overrides, consoles."""
+"""Shared CLI helpers: config loading with --set overrides, consoles, ``--quiet`` and steps.
+
+Output rule of every command: stdout carries the result only (tables, JSON, ids); progress,
+notes and errors go to stderr, and ``--quiet`` silences the progress (errors still print)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import sys
+import time
+from collections.abc import Iterator
 
-# MLflow's artifact download bars and INFO lines clutter the terminal; geograph shows its own progress.
+# MLflow's artifact download bars and INFO lines clutter the terminal; geograph shows its own
+# progress. MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL when it is imported.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
@@ -34,3 +43,36 @@ def console():
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=120)
+
+
+def add_quiet_arg(p: argparse.ArgumentParser) -> None:
+    """``-q/--quiet``: no progress on stderr (errors still print; stdout keeps the result)."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr (errors still print)")
+
+
+def stderr_console():
+    """A rich console on stderr, for progress and notes (never the result)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def step(text: str, quiet: bool = False) -> Iterator[None]:
+    """Show a step that may take a while on stderr: a spinner on a terminal, else a plain
+    ``geograph: TEXT ...`` line; either way ``geograph: TEXT: 2.1 s`` when it ends. Nothing
+    with ``quiet``."""
+    if quiet:
+        yield
+        return
+    from geograph.train.progress import format_seconds
+
+    con = stderr_console()
+    t0 = time.perf_counter()
+    if con.is_terminal:
+        with con.status(text):
+            yield
+    else:
+        print(f"geograph: {text} ...", file=sys.stderr, flush=True)
+        yield
+    print(f"geograph: {text}: {format_seconds(time.perf_counter() - t0)}", file=sys.stderr, flush=True)

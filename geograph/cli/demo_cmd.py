@@ -10,9 +10,10 @@ logs every run to MLflow, and prints one comparison table read back from MLflow.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
-from geograph.cli.common import console
+from geograph.cli.common import add_quiet_arg, console, step
 
 DEMO_CONFIGS = (
     "experiments/covisit_naics_sage.yaml",
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--configs", nargs="+", default=list(DEMO_CONFIGS), help="configs to run")
     p.add_argument("--experiment", default=DEMO_EXPERIMENT, help=f"MLflow experiment (default {DEMO_EXPERIMENT})")
     p.add_argument("--tracking-uri", default=None)
+    add_quiet_arg(p)
     p.set_defaults(func=_demo)
 
 
@@ -62,35 +64,40 @@ def comparison_table(experiment: str, run_ids: list[str], tracking_uri: str | No
 
 
 def _demo(args) -> int:
-    from rich.progress import Progress
     from rich.table import Table
 
     from geograph.config import read_config
     from geograph.covisit.config import CovisitConfig
     from geograph.covisit.run import run_from_config
     from geograph.data.synthetic import generate_world, print_world_summary
+    from geograph.tracking.store import unique_prefixes
 
     con = console()
     t0 = time.perf_counter()
-    world = generate_world(n_pois=args.pois, seed=0)
+    with step(f"generating the embedded world ({args.pois} POIs)", args.quiet):
+        world = generate_world(n_pois=args.pois, seed=0, progress=False if args.quiet else None)
     import torch
 
     # the demo graphs are small: one thread per process beats thread hand-offs on 2 cores
     torch.set_num_threads(1)
     print_world_summary(world, console=con)
     run_ids = []
-    with Progress(console=con, transient=False) as progress:
-        task = progress.add_task("training models", total=len(args.configs))
-        for path in args.configs:
-            sets = [f"train.seed={args.seed}", f"data.n_pois={args.pois}", f"tracking.experiment={args.experiment}"]
-            if args.epochs is not None:
-                sets.append(f"train.epochs={args.epochs}")
-            d = read_config(path, sets, CovisitConfig)
-            progress.update(task, description=f"training {d.get('name', path)}")
-            out = run_from_config(d, tracking_uri=args.tracking_uri, world=_covisit_world(world))
-            run_ids.append(out["run_id"])
-            progress.advance(task)
+    # one line per model on stderr (each training shows its own epochs there); the result,
+    # the table below, alone goes to stdout
+    for i, path in enumerate(args.configs, 1):
+        sets = [f"train.seed={args.seed}", f"data.n_pois={args.pois}", f"tracking.experiment={args.experiment}"]
+        if args.epochs is not None:
+            sets.append(f"train.epochs={args.epochs}")
+        if args.quiet:
+            sets.append("train.progress=false")
+        d = read_config(path, sets, CovisitConfig)
+        if not args.quiet:  # a line, not a spinner: the training shows its own live bar
+            print(f"geograph: model {i}/{len(args.configs)}: training {d.get('name', path)}", file=sys.stderr,
+                  flush=True)
+        out = run_from_config(d, tracking_uri=args.tracking_uri, world=_covisit_world(world))
+        run_ids.append(out["run_id"])
     rows = comparison_table(args.experiment, run_ids, args.tracking_uri)
+    short = unique_prefixes(run_ids, args.tracking_uri)
     t = Table(title=f"co-visitation on the embedded world ({args.pois} POIs, seed {args.seed}), read back from MLflow")
     for col, _key, _fmt in DEMO_COLUMNS:
         t.add_column(col, justify="left" if col == "model" else "right")
@@ -99,11 +106,12 @@ def _demo(args) -> int:
     for name, m, rid in rows:
         cells = [name + (" *" if name == best[0] else "")]
         cells += [fmt.format(m.get(key, float("nan"))) for _, key, fmt in DEMO_COLUMNS[1:]]
-        t.add_row(*cells, rid[:8])
+        t.add_row(*cells, short[rid])
     con.print(t)
     con.print(f"* best R² on observed test pairs (co-visit rows only, sampled zero pairs left out; log1p scale). "
               f"CPC: common part of commuters on observed pairs. NDCG@10 / MRR rank each held-out source against "
               f"every POI of its state. Total {time.perf_counter() - t0:.0f} s. "
+              f"Run: a unique prefix of the run id (--run-id and --resume take it). "
               f"Browse the runs: geograph ui  |  compare: geograph compare --experiment {args.experiment}")
     return 0
 

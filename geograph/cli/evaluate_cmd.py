@@ -1,10 +1,12 @@
-"""``geograph evaluate covisit --run-id ID``: reload a logged model and re-score its held-out pairs."""
+"""``geograph evaluate covisit --run-id ID``: reload a logged model and re-score its held-out pairs.
+
+``ID`` is a full run id or any unique prefix of one (``geograph.tracking.store.resolve_run_id``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from geograph.cli.common import console
+from geograph.cli.common import add_quiet_arg, console, step
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,25 +14,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="task", metavar="TASK")
     sub.required = True
     c = sub.add_parser("covisit", help="co-visitation model of an MLflow run")
-    c.add_argument("--run-id", required=True, help="MLflow run id of a `geograph train covisit` run")
+    c.add_argument("--run-id", required=True,
+                   help="MLflow run id (or a unique prefix) of a `geograph train covisit` run")
     c.add_argument("--split", choices=["val", "test"], default="test")
     c.add_argument("--tracking-uri", default=None)
+    add_quiet_arg(c)
     c.set_defaults(func=_evaluate_covisit)
 
 
 def load_predictor_from_run(run_id: str, tracking_uri: str | None = None):
-    """Download the model bundle of ``run_id`` and load it as a CovisitPredictor."""
+    """Download the model bundle of ``run_id`` (a full id or a unique prefix) and load it as a
+    CovisitPredictor.
+
+    Raises:
+        TrackingError: no run, an ambiguous prefix, or a run without a co-visitation model.
+    """
     import mlflow
 
     from geograph.covisit.predict import CovisitPredictor
     from geograph.errors import TrackingError
     from geograph.tracking import configure
+    from geograph.tracking.store import resolve_run_id
 
     configure(tracking_uri)
-    try:
-        mlflow.get_run(run_id)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises several types for a missing run
-        raise TrackingError(f"MLflow run {run_id!r} does not exist in {mlflow.get_tracking_uri()}") from exc
+    run_id = resolve_run_id(run_id, tracking_uri)
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model/artifacts/model_dir")
     except Exception as exc:  # noqa: BLE001
@@ -42,9 +49,17 @@ def _evaluate_covisit(args) -> int:
     import mlflow
     from rich.table import Table
 
-    pred = load_predictor_from_run(args.run_id, args.tracking_uri)
-    metrics = pred.evaluate(args.split)
-    logged = mlflow.get_run(args.run_id).data.metrics
+    from geograph.tracking import configure
+    from geograph.tracking.store import resolve_run_id
+
+    configure(args.tracking_uri)  # an unreachable store fails fast, before the prefix search
+    run_id = resolve_run_id(args.run_id, args.tracking_uri)
+    with step(f"loading the model of run {run_id}", args.quiet):
+        pred = load_predictor_from_run(run_id, args.tracking_uri)
+    with step(f"scoring the {args.split} split", args.quiet):
+        metrics = pred.evaluate(args.split)
+    logged = mlflow.get_run(run_id).data.metrics
+    print(f"run {run_id}", flush=True)
     t = Table(title=f"{pred.cfg.name}: {args.split} metrics re-computed from the logged model")
     t.add_column("metric")
     t.add_column("re-computed", justify="right")

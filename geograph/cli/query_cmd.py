@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from geograph.cli.common import add_quiet_arg, step
+
 QUERIES = ("covisited", "naics-flow", "hotspots", "whatif", "similar")
 
 
@@ -31,14 +33,16 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None, help="seed of the embedded world (default 0)")
     g.add_argument("--cache", action="store_true", help="read the folder's tables into memory once")
     g = common.add_argument_group("model")
-    g.add_argument("--run-id", default=None, help="MLflow run that logged the model (artifact 'model')")
+    g.add_argument("--run-id", default=None,
+                   help="MLflow run id, or a unique prefix, of the run that logged the model (artifact 'model')")
     g.add_argument("--model-uri", default=None, help="models:/NAME/VERSION, models:/NAME@ALIAS or runs:/ID/model")
     g.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
     g = common.add_argument_group("output")
     g.add_argument("--format", choices=("table", "csv", "json", "geojson"), default="table", help="output format (default table)")
     g.add_argument("--out", type=Path, default=None, help="write the result to this file (atomically) instead of stdout")
-    g.add_argument("--map", type=Path, default=None, help="also write an HTML map (folium) to this file")
+    g.add_argument("--map", type=Path, default=None, help="also write an HTML map (Leaflet inlined, opens offline) to this file")
     g.add_argument("--png", type=Path, default=None, help="also write a static PNG (map, or heatmap for naics-flow)")
+    add_quiet_arg(common)
     return common
 
 
@@ -47,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "query",
         help="urban analytics: co-visited POIs, NAICS flows, hotspots, what-if venues, similar POIs",
         description="Ask questions of a world and of a trained co-visitation model. "
-        "See docs/readme/analytics.md.",
+        "See docs/guides/analytics.md.",
     )
     sub = p.add_subparsers(dest="query", metavar="QUERY")
     sub.required = True
@@ -125,7 +129,8 @@ def _model(args: argparse.Namespace, required: bool = False):
         return None
     from geograph.analytics import ModelContext
 
-    return ModelContext.from_mlflow(run_id=args.run_id, model_uri=args.model_uri, tracking_uri=args.tracking_uri)
+    with step(f"loading model {args.model_uri or 'of run ' + args.run_id}", args.quiet):
+        return ModelContext.from_mlflow(run_id=args.run_id, model_uri=args.model_uri, tracking_uri=args.tracking_uri)
 
 
 def _inputs(args: argparse.Namespace, model_required: bool = False) -> tuple[Any, Any]:
@@ -323,5 +328,5 @@ def _similar(args: argparse.Namespace) -> int:
     df = similar(model, args.poi, args.brand, top=args.top, state=args.state, source=source)
     title = f"most similar to {'POI ' + args.poi if args.poi else 'brand ' + args.brand} (cosine of embeddings)"
     _emit(args, df, title)
-    _maps(args, lambda: maps.points_layers(df, title))
+    _maps(args, lambda: maps.points_layers(df, title, query=source.poi(args.poi) if args.poi else None))
     return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 DEFAULT_METRIC = "test_observed_r2_log1p"  # geograph.experiments.grouping.DEFAULT_METRIC (not imported: --help stays light)
+FORMATS = ("table", "markdown", "csv")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,12 +20,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true", help="tiny smoke-test runs (tracked separately)")
     p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
     p.add_argument("--keep-going", action="store_true", help="go on with the other runs after a failure")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress on stderr (errors still print)")
     p.set_defaults(func=_run)
 
     p = subparsers.add_parser(
         "compare",
         help="compare an experiment's runs: config differences, metrics mean ± std over seeds",
+        description="Compare the finished runs of an experiment. Runs are grouped by data fingerprint "
+        "and protocol (runs on different data are never compared), configs within a group by their "
+        "params; each metric is mean ± sample std over seeds, and the best config of each group is "
+        "starred. The run column is a run id prefix that --run-id options accept.",
     )
     p.add_argument("--experiment", required=True, help="MLflow experiment name")
     p.add_argument("--metric", default=DEFAULT_METRIC, help=f"ranking metric (default {DEFAULT_METRIC})")
@@ -38,11 +44,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     direction.add_argument("--lower-is-better", dest="higher", action="store_const", const=False)
     p.add_argument("--no-log", action="store_true", help="do not log the report as a summary run")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="what to print: table (default; fits the terminal), markdown or csv (as the files in --out)",
+    )
+    p.add_argument("--wide", action="store_true", help="table with every column and full names, however wide")
     p.add_argument("--tracking-uri", help="MLflow store")
     p.set_defaults(func=_compare)
 
     p = subparsers.add_parser("register", help="register a run's model in the MLflow model registry")
-    p.add_argument("--run-id", required=True)
+    p.add_argument("--run-id", required=True, help="run id, or a unique prefix (as geograph compare prints)")
     p.add_argument("--name", required=True, help="registered model name")
     p.add_argument("--alias", help="also point this alias at the new version (e.g. champion)")
     p.add_argument("--artifact-path", default="model", help="where the run logged the model (default model)")
@@ -73,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         args.suite,
         tracking_uri=args.tracking_uri,
         fast=args.fast,
-        progress=not args.no_progress,
+        progress=not args.quiet,
         keep_going=args.keep_going,
     )
     console = Console()
@@ -94,10 +107,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    import sys
 
     from geograph.experiments.compare import report
-    from geograph.experiments.rendering import print_table
+    from geograph.experiments.rendering import print_table, render_csv, render_markdown
 
     group_by = [g.strip() for g in args.group_by.split(",") if g.strip()] if args.group_by else None
     rep = report(
@@ -109,21 +122,44 @@ def _compare(args: argparse.Namespace) -> int:
         higher_is_better=args.higher,
         log_summary=not args.no_log,
     )
-    print_table(rep.table, rep.metric, experiment=args.experiment, higher_is_better=rep.higher_is_better)
-    where = f"wrote {rep.markdown_path}, {rep.csv_path}, " + ", ".join(str(p) for p in rep.plot_paths)
+    if args.format == "markdown":
+        sys.stdout.write(
+            render_markdown(
+                rep.table, rep.metric, experiment=args.experiment, higher_is_better=rep.higher_is_better
+            )
+        )
+    elif args.format == "csv":
+        sys.stdout.write(render_csv(rep.table))
+    else:
+        print_table(
+            rep.table,
+            rep.metric,
+            experiment=args.experiment,
+            higher_is_better=rep.higher_is_better,
+            wide=args.wide,
+        )
+    # notes on stderr (stdout is the comparison only); file names one a line: copyable, short lines
+    sys.stdout.flush()
+    print(
+        "wrote:",
+        *(f"  {p}" for p in [rep.markdown_path, rep.csv_path, *rep.plot_paths]),
+        sep="\n",
+        file=sys.stderr,
+    )
     if rep.summary_run_id:
-        where += f"; logged as artifacts of summary run {rep.summary_run_id}"
-    Console().print(where, markup=False)
+        print(f"logged as artifacts of summary run {rep.summary_run_id}", file=sys.stderr)
     return 0
 
 
 def _register(args: argparse.Namespace) -> int:
     from geograph.tracking.registry import register_model
+    from geograph.tracking.store import resolve_run_id
 
+    run_id = resolve_run_id(args.run_id, args.tracking_uri)  # a unique prefix, as compare prints
     version = register_model(
-        args.run_id, args.name, args.artifact_path, alias=args.alias, tracking_uri=args.tracking_uri
+        run_id, args.name, args.artifact_path, alias=args.alias, tracking_uri=args.tracking_uri
     )
-    print(f"registered runs:/{args.run_id}/{args.artifact_path} as models:/{args.name}/{version}")
+    print(f"registered runs:/{run_id}/{args.artifact_path} as models:/{args.name}/{version}")
     if args.alias:
         print(f"alias: models:/{args.name}@{args.alias} -> version {version}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from geograph.cli.common import add_config_args, console, load_config
+from geograph.cli.common import add_config_args, add_quiet_arg, console, load_config
 
 DEFAULTS = {"covisit": "experiments/covisit_naics_sage.yaml", "geolocate": "experiments/geolocate_world.yaml"}
 
@@ -21,26 +21,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="continue that MLflow run (id or unique prefix) from its last checkpoint")
     c.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine with torchrun's elastic launcher (states sharded over ranks)")
+    add_quiet_arg(c)
     c.set_defaults(func=_train_covisit)
     g = sub.add_parser("geolocate", help="geolocation retrieval head (image or text embedding -> GPS)")
     add_config_args(g, DEFAULTS["geolocate"])
+    g.add_argument("--train", metavar="FILE", default=None,
+                   help="your training table, CSV or Parquet: id, lat, lon and an embedding (list; JSON in CSV) "
+                   "or a text column (sets data.source=files; needs --test)")
+    g.add_argument("--test", metavar="FILE", default=None, help="your test table (same columns as --train)")
+    g.add_argument("--val", metavar="FILE", default=None,
+                   help="your validation table (default: a data.val_frac share of --train, drawn by seed)")
     g.add_argument("--seed", type=int, default=None, help="shortcut for --set train.seed=N")
     g.add_argument("--resume", metavar="RUN_ID", default=None,
                    help="continue that MLflow run (id or unique prefix) from its last checkpoint")
     g.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine with torchrun (data-parallel head, sharded gallery)")
+    add_quiet_arg(g)
     g.set_defaults(func=_train_geolocate)
 
 
-def _print_metrics(title: str, run_id: str, metrics: dict) -> None:
+def _print_result(title: str, out: dict) -> None:
+    """Rank 0 (or a single process): the run id on its own line (never wrapped, so it can be
+    copied whole) and the metrics table, on stdout. Another rank: the run it logs to, on stderr."""
+    import sys
+
     from rich.table import Table
 
-    t = Table(title=f"{title} (run {run_id})")
+    from geograph.train import shared_run_id
+
+    run_id = out.get("run_id") or shared_run_id()
+    rank, world_size = int(out.get("rank", 0)), int(out.get("world_size", 1))
+    if rank != 0:
+        print(f"geograph: rank {rank} of {world_size} trained in run {run_id} (rank 0 logs its metrics)",
+              file=sys.stderr, flush=True)
+        return
+    metrics = out["metrics"]
+    t = Table(title=title)
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k in sorted(metrics):
         if k.startswith(("test_", "val_")) or k in ("train_time_s", "best_epoch"):
             t.add_row(k, f"{metrics[k]:.4f}")
+    print(f"run {run_id}", flush=True)
     console().print(t)
 
 
@@ -110,6 +132,7 @@ def _strip_nproc(argv: list[str]) -> list[str]:
 def _train(args, config_cls, run_module: str, title: str) -> int:
     """Shared by both tasks: torchrun launch, config with --set / --seed / --resume, one tracked run."""
     import importlib
+    import os
     import sys
 
     from geograph.config import apply_overrides
@@ -124,10 +147,33 @@ def _train(args, config_cls, run_module: str, title: str) -> int:
         extra.append(f"train.seed={args.seed}")
     if args.resume:
         extra.append(f"train.resume='{args.resume}'")  # quoted: a hex id may read as a number
+    if args.quiet:
+        extra.append("train.progress=false")
     cfg = apply_overrides(cfg, extra)
+    _use_files(args, cfg)
+    name = cfg.get("name", config_cls.name)
+    if not args.quiet and os.environ.get("RANK", "0") == "0":
+        how = f"resuming run {args.resume}" if args.resume else "training"
+        print(f"geograph: {how} {title} {name}{' (fast)' if args.fast else ''}", file=sys.stderr, flush=True)
     out = importlib.import_module(run_module).run_from_config(cfg, tracking_uri=args.tracking_uri, fast=args.fast)
-    _print_metrics(f"{title}: {cfg.get('name', config_cls.name)}", out["run_id"], out["metrics"])
+    _print_result(f"{title}: {name}", out)
     return 0
+
+
+def _use_files(args, cfg: dict) -> None:
+    """``--train`` / ``--test`` / ``--val``: the geolocation config reads those files (set as
+    values, not through ``--set``, so any file name is taken as it is)."""
+    files = {k: getattr(args, k, None) for k in ("train", "test", "val")}
+    if not any(files.values()):
+        return
+    if not (files["train"] and files["test"]):
+        from geograph.errors import ConfigError
+
+        raise ConfigError("--train and --test go together: give both files (--val is optional)")
+    data = cfg.setdefault("data", {})
+    data.update(source="files", train_file=files["train"], test_file=files["test"], val_file=files["val"])
+    if args.config == DEFAULTS["geolocate"]:  # the default config is the world's: name the run after the files
+        cfg["name"] = "geolocate_files"
 
 
 def _train_covisit(args) -> int:

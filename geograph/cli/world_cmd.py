@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from geograph.cli.common import add_quiet_arg, step
+
 DEFAULT_OUT = Path("data/world")
 
 
@@ -15,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="generate the embedded world (POIs, co-visits, images, regions) and write it as Parquet",
         description="Generate geograph's seeded synthetic world on real US geography (geonames "
         "cities, 2022 NAICS codes, H3 cells) and write it with write_world. The same --pois and "
-        "--seed always give the same tables. See docs/readme/world.md for the generative process.",
+        "--seed always give the same tables. See docs/guides/data.md for the generative process.",
     )
     p.add_argument("--pois", type=int, default=2000, help="number of POIs (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -56,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "states: the 48 contiguous ones)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 100K POIs)")
+    add_quiet_arg(p)
     p.set_defaults(func=_world)
 
 
@@ -79,6 +82,7 @@ def _world(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from geograph.data.synthetic import generate_world
+    from geograph.data.synthetic.generate import PROGRESS_MIN_POIS
     from geograph.data.world_io import write_world
     from geograph.data.world_summary import print_world_summary
     from geograph.errors import ConfigError
@@ -90,13 +94,16 @@ def _world(args: argparse.Namespace) -> int:
         states = [s.strip().upper() for s in args.states.split(",") if s.strip()]
         if not states:
             raise ConfigError(f"--states must list 2-letter codes, got {args.states!r}")
+    quiet = args.quiet or args.no_progress
+    big = args.pois >= PROGRESS_MIN_POIS  # smaller worlds take seconds: no progress
     t0 = time.perf_counter()
     if args.generator == "latent":
         from geograph.data.latent_world import generate_latent_world
 
-        world = generate_latent_world(
-            n_pois=args.pois, seed=args.seed, covisits_per_poi=args.covisits_per_poi, states=states
-        )
+        with step(f"generating the latent-community world ({args.pois} POIs)", quiet or not big):
+            world = generate_latent_world(
+                n_pois=args.pois, seed=args.seed, covisits_per_poi=args.covisits_per_poi, states=states
+            )
     else:
         world = generate_world(
             n_pois=args.pois,
@@ -105,12 +112,13 @@ def _world(args: argparse.Namespace) -> int:
             embedding_dim=args.embedding_dim,
             states=states,
             covisits_per_poi=args.covisits_per_poi,
-            progress=False if args.no_progress else None,
+            progress=False if quiet else None,
         )
     t_gen = time.perf_counter() - t0
     # Tables, meta.json and manifest.json as one atomic whole; stale tables of an older world go
     # (only files geograph wrote, or named with --replace).
-    write_world(world, out, partition_by=args.partition_by, overwrite=args.overwrite, replace=args.replace)
+    with step(f"writing {out}", quiet or not big):
+        write_world(world, out, partition_by=args.partition_by, overwrite=args.overwrite, replace=args.replace)
     t_all = time.perf_counter() - t0
     console = Console()
     print_world_summary(world, console=console, title=f"world {out} (seed {args.seed})")

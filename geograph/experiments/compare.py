@@ -1,9 +1,10 @@
 """Compare finished runs of one experiment: configs as rows, metrics as mean ± std over seeds.
 
 This composes the three steps: :mod:`~geograph.experiments.loading` reads the runs,
-:mod:`~geograph.experiments.grouping` groups them into configs and aggregates each metric
-(mean and *sample* std, ddof=1, so two runs at 0.5 and 0.7 give 0.6000 ± 0.1414; one run has no
-std) and marks the best config, and :mod:`~geograph.experiments.rendering` shows the table.
+:mod:`~geograph.experiments.grouping` splits them into comparison groups (same data
+fingerprint and protocol), groups each into configs, aggregates each metric (mean and *sample*
+std, ddof=1, so two runs at 0.5 and 0.7 give 0.6000 ± 0.1414; one run has no std) and marks the
+best config of each group, and :mod:`~geograph.experiments.rendering` shows the table.
 :func:`report` also writes the table as Markdown and CSV (atomically), draws the metric bars
 (error bars = std) and the learning curves, and logs all of it as artifacts of a summary run in
 the same experiment.
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -22,6 +24,7 @@ from geograph.experiments.grouping import (
     CONFIG,
     DEFAULT_METRIC,
     SEED_KEYS,
+    RunGroup,
     aggregate,
     group_labels,
     group_runs,
@@ -36,7 +39,7 @@ from geograph.experiments.rendering import (
     plot_metric_bars,
     write_table,
 )
-from geograph.tracking.store import run_context, start_run
+from geograph.tracking.store import run_context, start_run, unique_prefixes
 from geograph.tracking.tags import RUN_KIND_SUMMARY, TAG_RUN_KIND
 
 SUMMARY_ARTIFACT_DIR = "comparison"
@@ -68,18 +71,40 @@ def compare_runs(
         seed_keys: Param names (last dotted part) that hold the seed.
 
     Returns:
-        Columns ``config`` (the runs' ``geograph.config_name`` tag), the params that differ
-        between configs, ``n_runs``, ``seeds``, ``<metric>_mean`` / ``<metric>_std`` (sample
-        std, ddof=1; null for one run) per metric, and ``best`` (True on the best row, ties
-        included). Suite parent runs and summary runs are skipped.
+        Columns ``group`` (1, 2, ...: one per data fingerprint and protocol, in the order of
+        their first run), ``data`` (the runs' ``geograph.data_fingerprint`` tag), ``protocol``
+        (their protocol param, e.g. ``split.protocol``), ``config`` (the runs'
+        ``geograph.config_name`` tag), the params that differ between configs, ``n_runs``,
+        ``seeds``, ``<metric>_mean`` / ``<metric>_std`` (sample std, ddof=1; null for one run)
+        per metric, ``best`` (True on the best row of each group, ties included), ``run`` (the
+        config's best run, as the shortest id prefix unique in the store, at least
+        :data:`~geograph.tracking.store.SHORT_RUN_ID` digits) and ``run_ids`` (every
+        run of the config, full ids). Rows are sorted by group, then best first. Suite parent
+        runs and summary runs are skipped.
 
     Raises:
         TrackingError: no such experiment, or no finished run logged ``metric``.
     """
     maximize = maximizes(metric, higher_is_better)
-    runs, _ = load_runs(experiment, metric, tracking_uri, run_ids)
+    table, _, _ = _compare(experiment, metric, tracking_uri, group_by, maximize, metrics, run_ids, seed_keys)
+    return table
+
+
+def _compare(
+    experiment: str,
+    metric: str,
+    tracking_uri: str | None,
+    group_by: Sequence[str] | None,
+    maximize: bool,
+    metrics: Sequence[str] | None,
+    run_ids: Sequence[str] | None,
+    seed_keys: Sequence[str],
+) -> tuple[pl.DataFrame, list[RunGroup], Any]:
+    """``(table, groups, client)`` of :func:`compare_runs`."""
+    runs, client = load_runs(experiment, metric, tracking_uri, run_ids)
     groups = group_runs(runs, group_by, seed_keys)
-    return aggregate(groups, metric, metrics, group_by, seed_keys, maximize)
+    short = unique_prefixes([r.info.run_id for r in runs], tracking_uri)
+    return aggregate(groups, metric, metrics, group_by, seed_keys, maximize, short), groups, client
 
 
 @dataclass
@@ -150,9 +175,9 @@ def report(
         TrackingError: no such experiment, or no finished run logged ``metric``.
     """
     maximize = maximizes(metric, higher_is_better)
-    runs, client = load_runs(experiment, metric, tracking_uri, run_ids)
-    groups = group_runs(runs, group_by, seed_keys)
-    table = aggregate(groups, metric, None, group_by, seed_keys, maximize)
+    table, groups, client = _compare(
+        experiment, metric, tracking_uri, group_by, maximize, None, run_ids, seed_keys
+    )
     out = Path(out_dir) if out_dir is not None else default_report_dir(experiment)
     md_path, csv_path = write_table(table, out, metric, experiment=experiment, higher_is_better=maximize)
     plots = [plot_metric_bars(table, metric, out / BARS_FILE)]

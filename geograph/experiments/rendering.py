@@ -18,10 +18,15 @@ import polars as pl
 from geograph.experiments.grouping import (
     BEST,
     CONFIG,
+    DATA,
+    GROUP,
     MEAN_SUFFIX,
     N_RUNS,
+    PROTOCOL,
+    RUN,
     SEEDS,
     STD_SUFFIX,
+    groups_of,
     maximizes,
     metric_names,
     param_names,
@@ -47,7 +52,8 @@ def _fmt(mean: float | None, std: float | None, digits: int) -> str:
 
 
 def display_frame(table: pl.DataFrame, digits: int = 4, max_metrics: int | None = None) -> pl.DataFrame:
-    """The metrics part of ``table`` as strings: ★ for the best, one ``"mean ± std"`` column per metric.
+    """The metrics part of ``table`` as strings: ★ for the best of each group, one ``"mean ± std"``
+    column per metric, and the ``run`` id prefix last.
 
     Args:
         table: A :func:`~geograph.experiments.compare.compare_runs` frame.
@@ -61,16 +67,29 @@ def display_frame(table: pl.DataFrame, digits: int = 4, max_metrics: int | None 
     for m in metrics:
         means, stds = table[m + MEAN_SUFFIX].to_list(), table[m + STD_SUFFIX].to_list()
         out[m] = [_fmt(a, b, digits) for a, b in zip(means, stds, strict=True)]
-    return pl.DataFrame(out)
+    if RUN in table.columns:
+        out[RUN] = ["—" if v is None else str(v) for v in table[RUN].to_list()]
+    return pl.DataFrame(out, schema=dict.fromkeys(out, pl.String))
 
 
 def differences_frame(table: pl.DataFrame) -> pl.DataFrame:
-    """The config differences, transposed: one row per param, one column per config (best first)."""
-    params = param_names(table)
+    """The config differences, transposed: one row per param whose value is not the same for
+    every config of ``table``, one column per config (best first)."""
+    params = [p for p in param_names(table) if table[p].n_unique() > 1]
     out: dict[str, list[str]] = {"param": params}
     for i, label in enumerate(table[CONFIG].to_list()):
         out[label] = ["—" if table[p][i] is None else str(table[p][i]) for p in params]
     return pl.DataFrame(out, schema=dict.fromkeys(out, pl.String))
+
+
+def group_heading(part: pl.DataFrame, n_groups: int) -> str:
+    """One line naming a comparison group: its number, data fingerprint, protocol and size."""
+    data, protocol, number = (part[c][0] if c in part.columns else None for c in (DATA, PROTOCOL, GROUP))
+    n_runs = int(part[N_RUNS].sum())
+    return (
+        f"group {number or 1} of {n_groups}: data {data or 'untagged'}, protocol {protocol or '—'}; "
+        f"{n_runs} run{'s' if n_runs != 1 else ''} in {part.height} config{'s' if part.height != 1 else ''}"
+    )
 
 
 def _md_table(df: pl.DataFrame, right: set[str], center: set[str] = frozenset()) -> list[str]:
@@ -91,25 +110,33 @@ def render_markdown(
     higher_is_better: bool | None = None,
     digits: int = 4,
 ) -> str:
-    """The comparison as Markdown: a title, one explanatory line, the metrics table, and the
-    config differences (params as rows, configs as columns)."""
+    """The comparison as Markdown: a title, one explanatory line, then per comparison group a
+    heading, its metrics table and its config differences (params as rows, configs as columns)."""
     maximize = maximizes(metric, higher_is_better)
-    shown = display_frame(table, digits)
-    n_runs = int(table[N_RUNS].sum())
+    parts = groups_of(table)
     title = f"# Comparison: {experiment}" if experiment else "# Comparison"
     lines = [
         title,
         "",
         f"Ranked by `{metric}` ({'higher' if maximize else 'lower'} is better); metrics are mean ± sample "
-        f"std (ddof=1) over seeds; {n_runs} finished runs in {table.height} configs; ★ marks the best.",
-        "",
-        *_md_table(shown, right={N_RUNS, *metric_names(table)}, center={BEST}),
+        f"std (ddof=1) over seeds; {int(table[N_RUNS].sum())} finished runs in {table.height} configs and "
+        f"{len(parts)} group{'s' if len(parts) != 1 else ''} (runs on different data or protocols are "
+        "never compared); ★ marks the best of each group; `run` is the best seed's run id (prefix).",
     ]
-    diff = differences_frame(table)
-    if diff.height:
-        lines += ["", "Config differences (params that differ between configs):", ""]
-        lines += _md_table(diff, right=set())
+    for part in parts:
+        heading = group_heading(part, len(parts))
+        lines += ["", f"## {heading[0].upper()}{heading[1:]}", ""]
+        lines += _md_table(display_frame(part, digits), right={N_RUNS, *metric_names(table)}, center={BEST})
+        diff = differences_frame(part)
+        if diff.height:
+            lines += ["", "Config differences (params that differ between configs):", ""]
+            lines += _md_table(diff, right=set())
     return "\n".join(lines) + "\n"
+
+
+def render_csv(table: pl.DataFrame) -> str:
+    """The comparison as CSV: every column of ``table``, numbers in full."""
+    return table.write_csv()
 
 
 def print_table(
@@ -121,47 +148,125 @@ def print_table(
     console: Any = None,
     digits: int = 4,
     max_metrics: int | None = None,
+    wide: bool = False,
 ) -> None:
-    """Print the comparison as two rich tables: metrics (best row in bold green) and the config
-    differences (params as rows). At most ``max_metrics`` metrics are shown (default: as many as
-    fit the terminal width); the Markdown and CSV files have all."""
+    """Print the comparison: a rich table per comparison group (same data fingerprint and
+    protocol), the best config of each group starred and in bold green.
+
+    By default the tables fit the console width (80 columns in a pipe): short headers (``n``,
+    ``m1``, ``m2``, ... named in a legend below), as many metrics as fit (at most
+    ``max_metrics``), config differences as ``config: param=value`` lines; the run id prefix
+    never wraps. ``wide`` shows every column with full names instead (params, seeds, all
+    metrics) and lets the tables be as wide as they need. Boxes are plain ASCII when the console
+    is not a terminal.
+    """
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
     maximize = maximizes(metric, higher_is_better)
-    console = console or Console()
-    if max_metrics is None:  # as many "0.1234 ± 0.0123" columns as fit beside the fixed ones
-        label_width = max((len(str(c)) for c in table[CONFIG].to_list()), default=6)
-        fixed = 7 + max(label_width, 6) + 3 + 9 + max((len(s) for s in table[SEEDS].to_list()), default=5) + 4
-        max_metrics = max(1, (console.width - fixed) // (2 * digits + 11))
-    shown = display_frame(table, digits, max_metrics=max_metrics)
-    hidden = len(metric_names(table)) - (shown.width - 4)
-    title = (
-        f"{experiment or 'comparison'}: {metric} ({'higher' if maximize else 'lower'} is better), "
-        "mean ± sample std over seeds"
+    console = console or Console(highlight=False)
+    direction = "higher" if maximize else "lower"
+    console.print(
+        Text(
+            f"{experiment or 'comparison'}: ranked by {metric} ({direction} is better), mean ± sample std over seeds"
+        )
     )
-    metrics_table = Table(
-        title=title, caption=f"+{hidden} more metrics in comparison.md / .csv" if hidden else None
+    parts = groups_of(table)
+    metrics = metric_names(table)
+    if wide:
+        _print_wide(console, parts, metrics, digits)
+        return
+    shown = _fitting_metrics(console, parts, metrics, digits, max_metrics)
+    for part in parts:
+        console.print(Text(group_heading(part, len(parts))))
+        console.print(_compact_table(console, part, metrics[:shown], digits))
+        diff = differences_frame(part)
+        for label in diff.columns[1:] if diff.height else []:
+            values = ", ".join(f"{p}={v}" for p, v in zip(diff["param"], diff[label], strict=True))
+            console.print(Text(f"  {label}: {values}"))
+    names = [
+        f"m{i} {m}" + ("" if maximizes(m, maximize if i == 1 else None) else " (lower is better)")
+        for i, m in enumerate(metrics[:shown], start=1)
+    ]
+    more = f"; +{len(metrics) - shown} more: --wide, comparison.md / .csv" if shown < len(metrics) else ""
+    console.print(
+        Text("★ best in its group by m1; n: runs; run: best seed's run id (for --run-id)", style="dim")
     )
-    metrics = set(metric_names(table))
-    for c in shown.columns:
-        metrics_table.add_column(c, justify="right" if c in metrics or c == N_RUNS else "left", no_wrap=True)
-    for row, best in zip(shown.iter_rows(), table[BEST].to_list(), strict=True):
-        metrics_table.add_row(*[str(v) for v in row], style="bold green" if best else None)
-    console.print(metrics_table)
-    diff = differences_frame(table)
-    if diff.height:
-        diff_table = Table(title="config differences")
-        param_width = max(len(v) for v in diff["param"].to_list() + ["param"])
-        # config columns share what the param column leaves; each is at least as wide as its
-        # longest word when that fits, so words wrap at spaces instead of being cut
-        share = max(6, (console.width - param_width - 3 * diff.width - 1) // max(1, diff.width - 1))
-        for c in diff.columns:
-            longest = max((len(w) for v in diff[c].to_list() for w in v.split()), default=1)
-            diff_table.add_column(c, no_wrap=c == "param", min_width=min(max(longest, len(c)), share))
-        for row in diff.iter_rows():
-            diff_table.add_row(*row)
-        console.print(diff_table)
+    console.print(Text(", ".join(names) + more, style="dim"))
+
+
+def _box(console: Any) -> Any:
+    from rich import box
+
+    return box.HEAVY_HEAD if console.is_terminal else box.ASCII
+
+
+def _compact_table(console: Any, part: pl.DataFrame, metrics: list[str], digits: int) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(box=_box(console))
+    t.add_column("", no_wrap=True)
+    t.add_column(CONFIG, overflow="fold")
+    t.add_column("n", justify="right", no_wrap=True)
+    t.add_column(RUN, no_wrap=True)
+    for i in range(len(metrics)):
+        t.add_column(f"m{i + 1}", justify="right", no_wrap=True)
+    for row in part.iter_rows(named=True):
+        cells = ["★" if row[BEST] else "", row[CONFIG], str(row[N_RUNS]), row.get(RUN) or "—"]
+        cells += [_fmt(row[m + MEAN_SUFFIX], row[m + STD_SUFFIX], digits) for m in metrics]
+        t.add_row(*(Text(c) for c in cells), style="bold green" if row[BEST] else None)
+    return t
+
+
+def _fitting_metrics(
+    console: Any, parts: list[pl.DataFrame], metrics: list[str], digits: int, most: int | None
+) -> int:
+    """How many metric columns every group's compact table can show within the console width
+    (at least one: the ranking metric)."""
+    from rich.measure import Measurement
+
+    n = max(1, min(len(metrics), most if most is not None else len(metrics)))
+    unbounded = console.options.update(width=10**4)  # measured widths are capped at the options' width
+    while n > 1:
+        widths = [
+            Measurement.get(console, unbounded, _compact_table(console, p, metrics[:n], digits)).maximum
+            for p in parts
+        ]
+        if max(widths) <= console.width:
+            break
+        n -= 1
+    return n
+
+
+def _print_wide(console: Any, parts: list[pl.DataFrame], metrics: list[str], digits: int) -> None:
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    for part in parts:
+        params = param_names(part)
+        t = Table(box=_box(console))
+        for c in [BEST, CONFIG, *params, N_RUNS, SEEDS, RUN, *metrics]:
+            t.add_column(c, justify="right" if c in metrics or c == N_RUNS else "left", no_wrap=True)
+        for row in part.iter_rows(named=True):
+            cells = ["★" if row[BEST] else "", row[CONFIG], *[row[p] or "—" for p in params]]
+            cells += [str(row[N_RUNS]), row[SEEDS] or "—", row.get(RUN) or "—"]
+            cells += [_fmt(row[m + MEAN_SUFFIX], row[m + STD_SUFFIX], digits) for m in metrics]
+            t.add_row(*(Text(c) for c in cells), style="bold green" if row[BEST] else None)
+        need = Measurement.get(console, console.options.update(width=10**4), t).maximum  # uncapped
+        out = console
+        if need > console.width:  # as wide as the table needs, on the same stream
+            out = Console(
+                file=console.file,
+                width=need,
+                force_terminal=console.is_terminal,
+                highlight=False,
+                no_color=console.no_color,
+            )
+        out.print(Text(group_heading(part, len(parts))))
+        out.print(t)
 
 
 def write_table(
@@ -172,14 +277,14 @@ def write_table(
     experiment: str | None = None,
     higher_is_better: bool | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``comparison.md`` and ``comparison.csv`` (numbers in full) atomically; returns both paths."""
+    """Write ``comparison.md`` (:func:`render_markdown`) and ``comparison.csv`` (:func:`render_csv`:
+    numbers in full) atomically; returns both paths."""
     out = Path(out_dir)
     md_path, csv_path = out / MARKDOWN_FILE, out / CSV_FILE
     atomic_write_text(
         md_path, render_markdown(table, metric, experiment=experiment, higher_is_better=higher_is_better)
     )
-    with atomic_write(csv_path, suffix=".csv") as tmp:
-        table.write_csv(tmp)
+    atomic_write_text(csv_path, render_csv(table))
     return md_path, csv_path
 
 
@@ -320,11 +425,13 @@ __all__ = [
     "PredictionPanel",
     "differences_frame",
     "display_frame",
+    "group_heading",
     "plot_learning_curves",
     "plot_metric_bars",
     "plot_pred_vs_observed",
     "pred_vs_observed_figure",
     "print_table",
+    "render_csv",
     "render_markdown",
     "write_table",
 ]

@@ -93,9 +93,60 @@ class GeoGraph:
         out.update({f"edges[{edge_key(et)}]": int(self.data[et].edge_index.size(1)) for et in self.data.edge_types})
         return out
 
+    def schema(self) -> dict[str, list[dict]]:
+        """Node and edge types with their sizes and feature widths (JSON-ready).
+
+        Returns:
+            ``{"nodes": [...], "edges": [...]}``. A node row has ``type``, ``count``, ``x_width``
+            (columns of ``x``; None without ``x``) and ``attrs`` (the other tensors, e.g.
+            ``"pos[2]"``, ``"state"``: a width in brackets when a tensor has more than one
+            column). An edge row has ``src``, ``relation``, ``dst``, ``count``,
+            ``edge_attr_width`` (columns of ``edge_attr``; None without it) and ``attrs`` (the
+            other tensors besides ``edge_index``, e.g. ``"edge_weight"``, ``"visitors"``).
+        """
+        nodes = [
+            {
+                "type": nt,
+                "count": int(self.data[nt].num_nodes),
+                "x_width": _width(self.data[nt], "x"),
+                "attrs": _attrs(self.data[nt], ("x",)),
+            }
+            for nt in self.data.node_types
+        ]
+        edges = [
+            {
+                "src": et[0],
+                "relation": et[1],
+                "dst": et[2],
+                "count": int(self.data[et].edge_index.size(1)),
+                "edge_attr_width": _width(self.data[et], "edge_attr"),
+                "attrs": _attrs(self.data[et], ("edge_index", "edge_attr")),
+            }
+            for et in self.data.edge_types
+        ]
+        return {"nodes": nodes, "edges": edges}
+
     def __repr__(self) -> str:
         parts = ", ".join(f"{nt}={int(self.data[nt].num_nodes)}" for nt in self.data.node_types)
         return f"GeoGraph({parts}, edge_types={len(self.data.edge_types)})"
+
+
+def _width(store: object, key: str) -> int | None:
+    """Columns of the tensor ``store[key]`` (1 for a vector), None when absent."""
+    value = getattr(store, key, None)
+    if not isinstance(value, torch.Tensor):
+        return None
+    return int(value.size(1)) if value.dim() > 1 else 1
+
+
+def _attrs(store: object, skip: tuple[str, ...]) -> list[str]:
+    """The store's tensors other than ``skip``: ``name`` or ``name[width]`` for a matrix."""
+    out = []
+    for key, value in store.items():  # type: ignore[attr-defined]
+        if key in skip or not isinstance(value, torch.Tensor):
+            continue
+        out.append(f"{key}[{'x'.join(str(d) for d in value.shape[1:])}]" if value.dim() > 1 else key)
+    return out
 
 
 def _upgrade_node_attrs(attrs: dict) -> dict:

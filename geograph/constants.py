@@ -49,6 +49,11 @@ EMBEDDING = "embedding"
 PATH = "path"
 TEXT = "text"
 
+# --- column names: geotagged queries (geolocation's own train / test files) --------
+QUERY_ID = "id"
+QUERY_LAT = "lat"
+QUERY_LON = "lon"
+
 # --- column names: regions ---------------------------------------------------------
 H3_CELL = "h3_cell"
 

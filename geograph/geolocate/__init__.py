@@ -11,6 +11,10 @@ One lifecycle for the contrastive retrieval head and the two baselines, chosen b
 - ``prior``: always the weighted mode of the training coordinates (population-weighted for
   the text-places benchmark).
 
+Data: the real text places, a world's images, or your own train / test files
+(``data.source: files``; :func:`run_on_files`; ``geograph train geolocate --train F --test F``),
+scored later with :func:`predict_file` (``geograph geolocate predict``).
+
 Steps: **prepare** (load the data, split train / val / test by seed), **fit** (head only;
 AdamW with a one-cycle schedule, the epoch with the best validation accuracy is kept),
 **select** (inference knobs — KDE bandwidth, RANGE weight, kNN k and bandwidth — picked on
@@ -42,6 +46,10 @@ _LAZY = {
     "GeolocatePyfunc": "geograph.geolocate.pyfunc",
     "query_frame": "geograph.geolocate.pyfunc",
     "run_from_config": "geograph.geolocate.run",
+    "run_on_files": "geograph.geolocate.run",
+    "read_files": "geograph.geolocate.data",
+    "load_logged_geolocator": "geograph.geolocate.predict",
+    "predict_file": "geograph.geolocate.predict",
 }
 
 

@@ -10,7 +10,7 @@ from geograph.errors import ConfigError
 from geograph.nn.location import ENCODERS
 
 METHODS = ("head", "knn", "prior")
-SOURCES = ("text_places", "world")
+SOURCES = ("text_places", "world", "files")
 SELECT_METRIC = "acc_mean"  # mean accuracy over GEO_THRESHOLDS_KM (logged with every evaluation)
 SELECT_METRICS = ("median_km", "acc_mean")  # validation criteria: lower median error / higher mean accuracy
 
@@ -24,8 +24,9 @@ class DataConfig:
     """Where queries and coordinates come from.
 
     Attributes:
-        source: ``text_places`` (real cities, one text each, embedded with MiniLM) or
-            ``world`` (the images of a world: ``embedding`` list column + latitude/longitude).
+        source: ``text_places`` (real cities, one text each, embedded with MiniLM),
+            ``world`` (the images of a world: ``embedding`` list column + latitude/longitude) or
+            ``files`` (your own train / test tables, see ``train_file``).
         world_dir: World folder for ``world``; None generates the embedded world.
         n_pois: Size of the generated world.
         n_images: Images of the generated world.
@@ -34,7 +35,16 @@ class DataConfig:
         min_population: ``text_places``: smallest city population (>= 15,000).
         template: ``text_places``: text per place (``{name}``, ``{country}``, ``{country_code}``).
         max_places: ``text_places``: random subset of this size (None: all ~34,000 cities).
-        test_frac: Held-out share (random by ``train.seed``).
+        train_file: ``files``: the training table, CSV or Parquet with columns ``id``, ``lat``,
+            ``lon`` and ``embedding_column`` (a list of numbers; in CSV a JSON list) or
+            ``text_column`` (embedded with MiniLM); see :func:`~geograph.data.readers.read_geotagged`.
+        test_file: ``files``: the test table (same columns; embeddings of the training width).
+        val_file: ``files``: the validation table (None: a ``val_frac`` share of the training
+            rows, random by ``train.seed``).
+        embedding_column: ``files``: name of the embedding column (default ``embedding``).
+        text_column: ``files``: name of the text column, used when a table has no embedding
+            column (default ``text``).
+        test_frac: Held-out share (random by ``train.seed``; not used by ``files``).
         val_frac: Validation share of the rest.
         cache_dir: Text-embedding cache folder (None: no cache).
     """
@@ -48,6 +58,11 @@ class DataConfig:
     min_population: int = 15000
     template: str = "{name}, {country}"
     max_places: int | None = None
+    train_file: str | None = None
+    test_file: str | None = None
+    val_file: str | None = None
+    embedding_column: str = "embedding"
+    text_column: str = "text"
     test_frac: float = 0.2
     val_frac: float = 0.1
     cache_dir: str | None = ".geograph_cache/text_places"
@@ -55,6 +70,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"data.source must be one of {SOURCES}, got {self.source!r}")
+        if self.source == "files" and not (self.train_file and self.test_file):
+            raise ConfigError(
+                "data.source 'files' needs data.train_file and data.test_file "
+                f"(got {self.train_file!r}, {self.test_file!r}); on the command line: --train FILE --test FILE"
+            )
         if not 0 < self.test_frac < 1 or not 0 < self.val_frac < 1:
             raise ConfigError(
                 f"data.test_frac and data.val_frac must be in (0, 1), got {self.test_frac}, {self.val_frac}"
@@ -357,7 +377,10 @@ class GeolocateConfig:
         d = self.to_dict()
         shaping = {k: d[k] for k in ("data", "encoder", "head", "train")}
         shaping["select_metric"] = d["predict"]["select_metric"]
-        return config_hash(shaping, exclude=[f"train.{k}" for k in _NOT_SHAPING], length=12, default=str)
+        exclude = [f"train.{k}" for k in _NOT_SHAPING]
+        # the keys added for data.source 'files' leave the key of every other config as it was
+        exclude += [f"data.{k}" for k, v in _FILES_DEFAULTS.items() if d["data"][k] == v]
+        return config_hash(shaping, exclude=exclude, length=12, default=str)
 
 
 _NOT_SHAPING = (
@@ -367,6 +390,15 @@ _NOT_SHAPING = (
     "dist_timeout_s",
     "progress",
 )  # train keys that do not change the head
+
+
+_FILES_DEFAULTS = {
+    "train_file": None,
+    "test_file": None,
+    "val_file": None,
+    "embedding_column": "embedding",
+    "text_column": "text",
+}  # data keys of source 'files', at their defaults
 
 
 FAST_OVERRIDES: dict[str, dict[str, Any]] = {

@@ -1,16 +1,22 @@
-"""A saved geolocator: write it, load it, predict coordinates."""
+"""A saved geolocator: write it, load it, predict coordinates, score a file of queries."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
-from geograph.errors import CheckpointError
+from geograph.constants import EMBEDDING, QUERY_ID, QUERY_LAT, QUERY_LON, TEXT
+
+if TYPE_CHECKING:
+    import polars as pl
+from geograph.errors import CheckpointError, GeographError
 from geograph.geolocate.config import GeolocateConfig
-from geograph.geolocate.data import GeoData
+from geograph.geolocate.data import GeoData, QueryTable, check_width, embed_tables, read_query_table
 from geograph.geolocate.model import build_head
 from geograph.geolocate.select import Selected, _fusion_knn, gallery_graph, gallery_keys
 from geograph.retrieval import (
@@ -116,6 +122,12 @@ def load_geolocator(folder: str | Path) -> LoadedGeolocator:
     if not isinstance(state, dict) or state.get("format") != BUNDLE_FORMAT:
         raise CheckpointError(f"{path} is not a geolocator bundle of format {BUNDLE_FORMAT}")
     cfg = GeolocateConfig.from_dict(state["config"])
+    n_gallery = int(state["gallery_latlon"].shape[0]) if torch.is_tensor(state.get("gallery_latlon")) else 0
+    if n_gallery == 0 or int(state["gallery_keys"].shape[0]) != n_gallery:
+        raise CheckpointError(
+            f"{path}: field 'gallery_latlon': the model's gallery is empty or does not match its keys "
+            f"({n_gallery} points); it cannot predict. Retrain, or pass another gallery"
+        )
     head = build_head(cfg, int(state["query_dim"]), load_pretrained=False)
     head.load_state_dict(state["head"])
     head.eval()
@@ -142,3 +154,134 @@ def load_geolocator(folder: str | Path) -> LoadedGeolocator:
         gp.knn = _fusion_knn(cfg.predict).fit(db[1].numpy(), db[0].numpy())
         gp.fusion_weight = fusion
     return LoadedGeolocator(cfg, gp, db)
+
+
+# ----------------------------------------------------------------------------------------
+# scoring a file of queries with a logged model
+# ----------------------------------------------------------------------------------------
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
+
+def load_logged_geolocator(
+    run_id: str | None = None, model_uri: str | None = None, tracking_uri: str | None = None
+) -> LoadedGeolocator:
+    """The geolocator behind a logged pyfunc model (``runs:/RUN/model``, a registry URI...).
+
+    Args:
+        run_id: MLflow run id, or a unique prefix, of a ``geograph train geolocate`` run.
+        model_uri: Any MLflow model URI (used instead of ``run_id``).
+        tracking_uri: MLflow tracking URI (default ``MLFLOW_TRACKING_URI`` or the local store).
+
+    Raises:
+        GeographError: the run or model cannot be found or is not a geolocation model.
+    """
+    from geograph.tracking import configure
+    from geograph.tracking.registry import load_model as load_pyfunc
+
+    if not (run_id or model_uri):
+        raise GeographError("a run id or a model URI is needed")
+    configure(tracking_uri)
+    uri = model_uri or f"runs:/{run_id}/model"  # load_pyfunc resolves a run id prefix
+    try:  # errors name the stored model, not the temporary copy MLflow loads it from
+        model = load_pyfunc(uri, tracking_uri=tracking_uri)
+    except GeographError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI
+        raise GeographError(f"cannot load geolocation model {uri!r}: {exc}") from exc
+    geo = getattr(model.unwrap_python_model(), "geolocator", None)
+    if geo is None:
+        raise GeographError(f"{uri!r} is not a geograph geolocation model")
+    return geo
+
+
+def check_output_path(out: str | Path) -> Path:
+    """``out`` as a Path; raises ``GeographError`` unless it ends in ``.csv`` or ``.parquet``."""
+    out = Path(out)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise GeographError(f"output file {out} must end in .csv or .parquet, got {out.suffix!r}")
+    if out.is_dir():
+        raise GeographError(f"output file {out} is a folder")
+    return out
+
+
+def score_queries(
+    predictor: GeoPredictor, table: QueryTable, cache_dir: str | None = None
+) -> tuple[pl.DataFrame, dict[str, float] | None]:
+    """Predict every query of ``table``.
+
+    Returns:
+        The predictions (``id, lat, lon, confidence``, then ``true_lat, true_lon, error_km``
+        when the table has coordinates) and, then, the accuracy within 1 / 25 / 200 / 750 /
+        2500 km and the median / mean error (else None).
+    """
+    import polars as pl
+
+    from geograph.metrics.geo import geo_metrics, great_circle_error_km
+
+    embed_tables([table], cache_dir)
+    p = predictor.predict(table.queries)  # type: ignore[arg-type]
+    cols: dict = {
+        QUERY_ID: table.ids,
+        QUERY_LAT: p.latlon[:, 0],
+        QUERY_LON: p.latlon[:, 1],
+        "confidence": np.asarray(p.confidence, dtype=np.float64),
+    }
+    metrics = None
+    if table.latlon is not None:
+        cols["true_lat"], cols["true_lon"] = table.latlon[:, 0], table.latlon[:, 1]
+        cols["error_km"] = great_circle_error_km(p.latlon, table.latlon)
+        metrics = geo_metrics(p.latlon, table.latlon)
+    return pl.DataFrame(cols), metrics
+
+
+def write_predictions(frame: pl.DataFrame, out: str | Path) -> Path:
+    """Write ``frame`` to ``out`` (CSV or Parquet by extension), atomically (temp file + rename)."""
+    from geograph.utils.atomic import atomic_write
+
+    out = check_output_path(out)
+    with atomic_write(out, suffix=out.suffix) as tmp:
+        if out.suffix.lower() == ".csv":
+            frame.write_csv(tmp)
+        else:
+            frame.write_parquet(tmp)
+    return out
+
+
+def predict_file(
+    input_file: str | Path,
+    out: str | Path,
+    *,
+    run_id: str | None = None,
+    model_uri: str | None = None,
+    tracking_uri: str | None = None,
+    embedding_column: str = EMBEDDING,
+    text_column: str = TEXT,
+) -> dict[str, float] | None:
+    """Score a file of queries with a logged model and write ``id, lat, lon`` predictions.
+
+    The Python form of ``geograph geolocate predict``. The output path and the input file are
+    checked before the model is loaded, the input against the model before any prediction.
+
+    Args:
+        input_file: CSV / Parquet with ``id`` and ``embedding`` (or ``text``); ``lat`` / ``lon``
+            optional.
+        out: ``.csv`` or ``.parquet`` file to write (atomically).
+        run_id / model_uri / tracking_uri: The model (see :func:`load_logged_geolocator`).
+        embedding_column / text_column: Column names of the input.
+
+    Returns:
+        The accuracy metrics when the input has coordinates, else None.
+
+    Raises:
+        DataValidationError: a bad input file (naming file, row, field).
+        GeographError: a bad output path or model.
+    """
+    out = check_output_path(out)
+    table = read_query_table(
+        input_file, embedding_column=embedding_column, text_column=text_column, require_coordinates=False
+    )
+    geo = load_logged_geolocator(run_id, model_uri, tracking_uri)
+    check_width(table, geo.query_dim, "the model", embedding_column)
+    frame, metrics = score_queries(geo.predictor, table, geo.cfg.data.cache_dir)
+    write_predictions(frame, out)
+    return metrics

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geograph.config import undot
 from geograph.geolocate.config import GeolocateConfig, apply_fast
 from geograph.geolocate.data import prepare
 from geograph.geolocate.evaluate import error_map_figure, evaluate, geo_metrics_errors, rva_figure
@@ -21,6 +22,42 @@ from geograph.train import log_resumed_history, param_checksum, rank_session, re
 # ----------------------------------------------------------------------------------------
 
 
+def run_on_files(
+    train_file: str | Path,
+    test_file: str | Path,
+    *,
+    val_file: str | Path | None = None,
+    config: dict | None = None,
+    tracking_uri: str | None = None,
+    fast: bool = False,
+) -> dict:
+    """Train and log a geolocation run on your own tables (``data.source: files``).
+
+    The Python form of ``geograph train geolocate --train FILE --test FILE``. Every file is
+    read and checked before anything is trained.
+
+    Args:
+        train_file: CSV or Parquet: ``id``, ``lat``, ``lon`` and ``embedding`` (a list of numbers;
+            in CSV a JSON list) or ``text`` (embedded with the offline MiniLM model).
+        test_file: The test table, same columns (and embedding width) as ``train_file``.
+        val_file: The validation table (default: a ``data.val_frac`` share of ``train_file``).
+        config: Other settings (as :func:`run_from_config`; its ``data`` section may name the
+            columns with ``embedding_column`` / ``text_column``).
+        tracking_uri: Overrides ``tracking.tracking_uri``.
+        fast: Few epochs and short grids (:func:`apply_fast`).
+
+    Returns:
+        As :func:`run_from_config`.
+
+    Raises:
+        DataValidationError: a bad file, naming the file, row and field.
+    """
+    cfg = undot(dict(config or {}))
+    data = dict(cfg.get("data") or {})
+    data.update(source="files", train_file=str(train_file), test_file=str(test_file))
+    data["val_file"] = str(val_file) if val_file is not None else None
+    cfg["data"] = data
+    return run_from_config(cfg, tracking_uri=tracking_uri, fast=fast)
 
 
 def run_from_config(config: dict, *, tracking_uri: str | None = None, fast: bool = False) -> dict:

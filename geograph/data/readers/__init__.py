@@ -23,7 +23,7 @@ from geograph.data.readers.columns import US_STATES
 from geograph.data.readers.columns import _count_col as _count_col
 from geograph.data.readers.covisits import COVISIT_FORMS, CovisitLevel, covisit_level, read_covisits
 from geograph.data.readers.covisits import _validate_covisits as _validate_covisits
-from geograph.data.readers.images import read_images
+from geograph.data.readers.images import read_geotagged, read_images
 from geograph.data.readers.loading import _READ_ERRORS as _READ_ERRORS
 from geograph.data.readers.loading import DATAFRAME, Source
 from geograph.data.readers.loading import _Ctx as _Ctx
@@ -47,6 +47,7 @@ __all__ = [
     "covisit_level",
     "feature_columns",
     "read_covisits",
+    "read_geotagged",
     "read_images",
     "read_pois",
     "read_regions",

@@ -5,7 +5,7 @@ the ``related_same_day_brand`` / ``related_same_month_brand`` JSON maps (brand n
 percentage of this POI's visitors who also visited that brand, listed only where the
 overlap stands out from the national average), brand-level co-visit rows
 ``(src_poi_id, dst_brand, state, visitors, pct, period)``.
-See docs/readme/data.md for the rules and the report.
+See docs/guides/data.md for the rules and the report.
 """
 
 from __future__ import annotations
@@ -17,8 +17,18 @@ from typing import Any, Literal
 
 import polars as pl
 
-from geograph.constants import BRAND_COL, DST_BRAND, NAME, PERIOD, POI_ID, SRC_POI, STATE, VISITORS
-from geograph.data.naics import NAICSTaxonomy
+from geograph.constants import (
+    BRAND_COL,
+    DST_BRAND,
+    NAICS_CODE,
+    NAME,
+    PERIOD,
+    POI_ID,
+    SRC_POI,
+    STATE,
+    VISITORS,
+)
+from geograph.data.naics import NAICSTaxonomy, check_vintage
 from geograph.data.readers import Source, _count_col, _first, _load, _require, _show, _validate_pois
 from geograph.errors import ConfigError, DataValidationError
 
@@ -135,12 +145,26 @@ def _map_entries(texts: pl.Series) -> tuple[pl.DataFrame, dict[int, str]]:
     return pl.concat([fast, slow]).sort("_row", maintain_order=True), errors
 
 
+def _naics_counts(raw: pl.Series, stored: pl.Series, taxonomy: NAICSTaxonomy) -> dict[str, int]:
+    """``naics_recoded`` and ``naics_short`` of the report, over the rows kept.
+
+    ``raw``: the input codes of those rows; ``stored``: their 6-char 2022 codes.
+    """
+    text = raw.cast(pl.String).str.strip_chars().str.replace(r"\.0+$", "")
+    levels = {c: taxonomy.level_of(c) for c in stored.unique().to_list()}
+    return {
+        "naics_recoded": int((text.str.pad_end(6, "0") != stored).sum()),
+        "naics_short": sum(1 for c in stored.to_list() if levels[c] < 6),
+    }
+
+
 def read_patterns(
     source: Source,
     taxonomy: NAICSTaxonomy | None = None,
-    on_error: Literal["raise", "skip"] = "raise",
+    on_error: Literal["raise", "fail", "skip"] = "raise",
     column_map: Mapping[str, str] | None = None,
     periods: Sequence[str] = ("same_day", "same_month"),
+    naics_vintage: str = "auto",
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Read a Monthly Patterns file into POIs, brand-level co-visits and a report.
 
@@ -156,23 +180,33 @@ def read_patterns(
     Args:
         source: Patterns CSV / Parquet path, or a polars / pandas DataFrame.
         taxonomy: NAICS taxonomy for the POI check (default: 2022 edition).
-        on_error: What to do with a malformed JSON map: ``"raise"`` (default) raises
-            :class:`~geograph.errors.DataValidationError` naming file, row and field;
-            ``"skip"`` drops that row's map and lists it in ``report["skipped"]``.
+        on_error: What to do with a row-level error, a malformed JSON map or a NAICS code
+            that is missing, malformed or unknown: ``"raise"`` (default; ``"fail"`` is the
+            same) raises :class:`~geograph.errors.DataValidationError` naming file, row
+            and field; ``"skip"`` drops that row's map, or the whole row for a NAICS code,
+            and lists it in ``report["skipped"]``.
         column_map: Your column names -> the Patterns names above. Default none.
         periods: Which maps to read: ``"same_day"`` and / or ``"same_month"`` (default
             both). The same-day overlap is part of the same-month one, so pick one period
             before summing visitors over a POI pair.
+        naics_vintage: NAICS edition of ``naics_code`` (default ``"auto"``: 2022 codes
+            stay, others go through the 2017, then the 2012 concordance; Patterns files
+            carry 2017 codes). Codes of 2 to 5 digits are kept at their own level. See
+            :mod:`geograph.data.naics`.
 
     Returns:
         ``(pois, brand_covisits, report)``. The report holds ``file``, ``rows``, ``pois``,
         ``covisit_rows``, ``skipped`` (list of ``{row, field, error}``), ``skipped_maps``,
+        ``skipped_rows`` (rows dropped for their NAICS code), ``naics_recoded`` (rows whose
+        code became a different 2022 code), ``naics_short`` (rows whose 2022 code has fewer
+        than 6 digits),
         ``unknown_brands`` (sorted brands named in a map but carried by no POI row: they
         cannot become POI-to-POI edges), ``unknown_brand_rows`` and
         ``unknown_brand_visitors``.
     """
-    if on_error not in ("raise", "skip"):
-        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if on_error not in ("raise", "fail", "skip"):
+        raise ConfigError(f"on_error must be 'raise', 'fail' or 'skip', got {on_error!r}")
+    naics_vintage = check_vintage(naics_vintage)
     bad = [p for p in periods if p not in WINDOWS.values()]
     if bad or not periods:
         raise ConfigError(
@@ -193,9 +227,17 @@ def read_patterns(
     if cbg.dtype != pl.String:  # a CBG is a 12-digit FIPS id: keep it as text
         cbg = cbg.cast(pl.String)
     base = df.select(PATTERNS_REQUIRED).with_columns(raw, cbg.rename(POI_CBG)).rename(_RENAME)
+    naics_errors: dict[int, str] | None = {} if on_error == "skip" else None
     try:
-        pois = _validate_pois(base, ctx, taxonomy)
+        pois = _validate_pois(base, ctx, taxonomy, naics_vintage, naics_errors)
     except DataValidationError as exc:  # name the Patterns column, not geograph's
+        if exc.field == NAICS_CODE:
+            raise DataValidationError(
+                f'{exc.reason}. Pass on_error="skip" to drop such rows',
+                file=exc.file,
+                row=exc.row,
+                field=exc.field,
+            ) from None
         vendor = {v: k for k, v in _RENAME.items()}.get(exc.field or "")
         if vendor is None:
             raise
@@ -206,12 +248,17 @@ def read_patterns(
             field=vendor,
         ) from None
 
-    skipped: list[dict[str, Any]] = []
+    dropped = sorted(naics_errors or {})
+    skipped = [{"row": i, "field": NAICS_CODE, "error": (naics_errors or {})[i]} for i in dropped]
     parts = []
     for col in windows:
         entries, errors = _map_entries(df[col])
+        for i in dropped:
+            errors.pop(i, None)  # the row is gone: its map does not count
+        if dropped:
+            entries = entries.filter(~pl.col("_row").is_in(dropped))
         if errors:
-            if on_error == "raise":
+            if on_error != "skip":
                 i = min(errors)
                 raise ctx.error(
                     f"{errors[i]}; expected a JSON object of brand name -> percentage, e.g. "
@@ -245,6 +292,10 @@ def read_patterns(
             entries[PERIOD],
         ]
     )
+    raw_naics = df[NAICS_CODE]
+    if dropped:
+        raw_naics = raw_naics.filter(pois[NAICS_CODE].is_not_null())
+        pois = pois.filter(pl.col(NAICS_CODE).is_not_null())
     known = pois[BRAND_COL].drop_nulls().unique()
     unknown = covisits.filter(~pl.col(DST_BRAND).is_in(known))
     report: dict[str, Any] = {
@@ -253,7 +304,9 @@ def read_patterns(
         "pois": pois.height,
         "covisit_rows": covisits.height,
         "skipped": skipped,
-        "skipped_maps": len(skipped),
+        "skipped_maps": len(skipped) - len(dropped),
+        "skipped_rows": len(dropped),
+        **_naics_counts(raw_naics, pois[NAICS_CODE], taxonomy or NAICSTaxonomy()),
         "unknown_brands": sorted(unknown[DST_BRAND].unique().to_list()),
         "unknown_brand_rows": unknown.height,
         "unknown_brand_visitors": int(unknown[VISITORS].sum()),

@@ -112,3 +112,17 @@ def test_vocabulary_indices_are_in_range(train, query):
     assert [lv for j, lv in enumerate(vocab.levels) if out[0, j] > 0] == [
         lv for lv in vocab.levels if lv <= depth
     ]
+
+
+def test_vocabulary_short_codes_are_unknown_below_their_level():
+    # 3118 (an industry group) stored padded, next to a full code of the same group
+    vocab = NAICSVocabulary().fit(["311800", "311811", "722515"])
+    assert vocab.sizes() == {2: 3, 3: 3, 4: 3, 5: 3, 6: 3}  # no entries for "31180" / "311800"
+    group, bakery, raw = vocab.transform(["311800", "311811", "3118"])
+    assert (group[:3] > 0).all() and group[3:].tolist() == [0, 0]
+    assert (bakery > 0).all() and (group[:3] == bakery[:3]).all()
+    np.testing.assert_array_equal(raw, group)  # the unpadded code reads the same
+    sector = NAICSVocabulary().fit(["440000"]).transform(["440000"])[0]
+    assert sector.tolist() == [1, 0, 0, 0, 0]
+    # a 6-digit code that is neither a 2022 code nor padded keeps every level, as before
+    assert (NAICSVocabulary().fit(["123456"]).transform(["123456"]) > 0).all()

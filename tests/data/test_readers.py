@@ -244,7 +244,7 @@ def test_unknown_naics_names_closest_prefix(tmp_path, fmt):
 @pytest.mark.parametrize(
     ("code", "expect"),
     [
-        ("72251", "must have 6 digits, got '72251' (5 digits); closest valid prefix is 72251"),
+        ("7225155", "must have 2 to 6 digits, got '7225155' (7 digits)"),
         ("72x515", "digits only"),
     ],
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 from geograph.constants import NAICS_CODE, STATE
@@ -13,6 +15,8 @@ US_STATES: frozenset[str] = frozenset(
     "NJ NM NY NC ND OH OK OR PA PR RI SC SD TN TX UT VT VA WA WV WI WY".split()
 )
 """USPS codes of the 50 states, the District of Columbia and Puerto Rico."""
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 # ---------------------------------------------------------------------------------------
@@ -128,46 +132,71 @@ def _unique(s: pl.Series, col: str, ctx: _Ctx) -> None:
         )
 
 
-def _naics_col(df: pl.DataFrame, ctx: _Ctx, taxonomy: NAICSTaxonomy) -> pl.Series:
-    """6-digit 2022 NAICS codes as 6-char strings (from int, whole float or digit string)."""
+def _naics_col(
+    df: pl.DataFrame,
+    ctx: _Ctx,
+    taxonomy: NAICSTaxonomy,
+    vintage: str = "auto",
+    errors: dict[int, str] | None = None,
+) -> pl.Series:
+    """2022 NAICS codes as 6-char strings, short codes zero-padded (:meth:`NAICSTaxonomy.pad`).
+
+    Codes are read in ``vintage`` (see :meth:`NAICSTaxonomy.resolve`) from ints, whole floats
+    or digit strings. A row whose code is missing, malformed or unknown raises naming the
+    row, or, when ``errors`` is given, is recorded there (row -> reason) and left null.
+    """
     s = df[NAICS_CODE]
+    early: dict[int, str] = {}  # rows whose value is refused before any lookup
     if s.dtype.is_integer():
         t = s.cast(pl.String)
     elif s.dtype.is_float():
-        i = _first(s.is_not_null() & (s.is_nan() | s.is_infinite() | (s != s.floor())))
-        if i is not None:
-            raise ctx.error(f"NAICS code must be a whole number, got {s[i]}", row=i, field=NAICS_CODE)
-        i = _first(s.abs() >= 1e15)  # no code; and beyond 2**63 the Int64 cast below would fail
-        if i is not None:
-            raise ctx.error(f"NAICS code must have 6 digits, got {s[i]}", row=i, field=NAICS_CODE)
-        t = s.cast(pl.Int64).cast(pl.String)
+        bad = s.is_not_null() & (s.is_nan() | s.is_infinite() | (s != s.floor()))
+        early = {i: f"NAICS code must be a whole number, got {s[i]}" for i in _rows(bad, errors)}
+        big = s.is_not_null() & ~bad & (s.abs() >= 1e15)  # no code; beyond 2**63 the cast below fails
+        early |= {i: f"NAICS code must have 2 to 6 digits, got {s[i]}" for i in _rows(big, errors)}
+        t = pl.select(pl.when(bad | big).then(None).otherwise(s)).to_series().cast(pl.Int64).cast(pl.String)
     elif s.dtype == pl.String or s.dtype == pl.Null:
         t = s.cast(pl.String).str.strip_chars().str.replace(r"\.0+$", "")
     else:
         raise ctx.error(
             f"naics_code must be an integer or a digit string, got a {s.dtype} column", field=NAICS_CODE
         )
-    i = _first(t.is_null() | (t.str.len_chars() == 0))
-    if i is not None:
-        raise ctx.error(
-            "missing naics_code (null); every POI needs a 6-digit 2022 NAICS code", row=i, field=NAICS_CODE
-        )
-    valid = pl.Series(taxonomy.codes(6), dtype=pl.String)
-    i = _first(~t.is_in(valid))
-    if i is not None:
-        code = t[i]
-        if not code.isdigit():
-            msg = (
-                f"naics_code must contain digits only, got {_show(s[i])}; expected a 6-digit 2022 NAICS code"
-            )
-        elif len(code) != 6:
-            prefix = taxonomy.closest_valid_prefix(code)
-            hint = f"; closest valid prefix is {prefix} ({taxonomy.title(prefix)})" if prefix else ""
-            msg = f"NAICS code must have 6 digits, got {code!r} ({len(code)} digits){hint}"
-        else:
-            msg = f"{taxonomy.unknown_message(code)}; expected a 6-digit 2022 NAICS code"
-        raise ctx.error(msg, row=i, field=NAICS_CODE)
-    return t.rename(NAICS_CODE)
+    expected = f"expected a NAICS code of 2 to 6 digits (naics_vintage={vintage!r})"
+    good: dict[str, str] = {}
+    why: dict[str, str] = {}
+    for v in t.drop_nulls().unique().to_list():
+        if not v:
+            continue
+        if not _DIGITS.fullmatch(v):
+            why[v] = f"naics_code must contain digits only, got {_show(v)}; {expected}"
+            continue
+        try:
+            good[v] = taxonomy.pad(taxonomy.resolve(v, vintage))
+        except ValueError as exc:
+            why[v] = f"{exc}; {expected}"
+    out = t.replace_strict(good, default=None, return_dtype=pl.String).rename(NAICS_CODE)
+
+    def reason(i: int) -> str:
+        if i in early:
+            return early[i]
+        v = t[i]
+        if not v:
+            return f"missing naics_code ({_show(s[i])}); every POI needs a NAICS code"
+        return why[v]
+
+    for i in _rows(out.is_null(), errors):
+        if errors is None:
+            raise ctx.error(reason(i), row=i, field=NAICS_CODE)
+        errors[i] = reason(i)
+    return out
+
+
+def _rows(mask: pl.Series, errors: dict[int, str] | None) -> list[int]:
+    """Rows where ``mask`` holds: all of them when ``errors`` collects, else only the first."""
+    if errors is not None:
+        return mask.fill_null(False).arg_true().to_list()
+    i = _first(mask)
+    return [] if i is None else [i]
 
 
 def _state_col(df: pl.DataFrame, ctx: _Ctx) -> pl.Series:

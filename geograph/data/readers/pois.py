@@ -27,7 +27,7 @@ from geograph.constants import (
     TEXT,
     VISITORS,
 )
-from geograph.data.naics import NAICSTaxonomy
+from geograph.data.naics import NAICSTaxonomy, check_vintage
 from geograph.data.readers.columns import _float_col, _naics_col, _state_col, _string_col, _unique
 from geograph.data.readers.loading import Source, _Ctx, _load, _require
 
@@ -53,11 +53,13 @@ def read_pois(
     source: Source,
     column_map: Mapping[str, str] | None = None,
     taxonomy: NAICSTaxonomy | None = None,
+    naics_vintage: str = "auto",
 ) -> pl.DataFrame:
     """Read and validate a POI table.
 
     Contract: ``poi_id`` (text, unique), ``name`` (text), ``brand`` (text, null allowed),
-    ``naics_code`` (6-digit 2022 NAICS, int or text), ``latitude`` / ``longitude`` (WGS84
+    ``naics_code`` (NAICS of 2 to 6 digits, int or text, read in ``naics_vintage`` and
+    stored as its 2022 code), ``latitude`` / ``longitude`` (WGS84
     degrees), ``state`` (2-letter US code incl. DC and PR). Other columns are kept after
     these; the numeric ones are features (see :func:`feature_columns`).
 
@@ -65,20 +67,37 @@ def read_pois(
         source: CSV / Parquet path, hive-partitioned folder, or polars / pandas DataFrame.
         column_map: Your column name -> geograph's (``{"lat": "latitude"}``). Default none.
         taxonomy: NAICS taxonomy to check codes against (default: the 2022 edition).
+        naics_vintage: NAICS edition of the codes: ``"auto"`` (default: 2022 codes stay,
+            others go through the 2017, then the 2012 concordance), ``"2022"``, ``"2017"``
+            or ``"2012"``. See :mod:`geograph.data.naics`.
 
     Returns:
-        A new DataFrame: the seven contract columns first (``naics_code`` as a 6-char string,
+        A new DataFrame: the seven contract columns first (``naics_code`` as the 6-char 2022
+        code, a shorter code right-padded with zeros, e.g. 3118 -> ``"311800"``,
         ``latitude`` / ``longitude`` Float64, ``state`` upper-case, empty brands as null),
         then the extra columns in input order.
 
     Raises:
         DataValidationError: naming file, row and field of the first problem.
     """
+    naics_vintage = check_vintage(naics_vintage)
     df, ctx = _load(source, "pois", column_map, string_columns=(POI_ID, NAME, BRAND_COL, NAICS_CODE, STATE))
-    return _validate_pois(df, ctx, taxonomy)
+    return _validate_pois(df, ctx, taxonomy, naics_vintage)
 
 
-def _validate_pois(df: pl.DataFrame, ctx: _Ctx, taxonomy: NAICSTaxonomy | None) -> pl.DataFrame:
+def _validate_pois(
+    df: pl.DataFrame,
+    ctx: _Ctx,
+    taxonomy: NAICSTaxonomy | None,
+    naics_vintage: str = "auto",
+    naics_errors: dict[int, str] | None = None,
+) -> pl.DataFrame:
+    """Check the POI contract; every row is kept.
+
+    ``naics_errors``: when given, a row whose NAICS code is missing, malformed or unknown
+    is recorded there (row -> reason) with a null ``naics_code`` instead of raising; the
+    caller drops it.
+    """
     _require(df, POI_REQUIRED, ctx)
     taxonomy = taxonomy or NAICSTaxonomy()
     poi_id = _string_col(df, POI_ID, ctx)
@@ -89,7 +108,7 @@ def _validate_pois(df: pl.DataFrame, ctx: _Ctx, taxonomy: NAICSTaxonomy | None) 
         poi_id,
         _string_col(df, NAME, ctx),
         brand,
-        _naics_col(df, ctx, taxonomy),
+        _naics_col(df, ctx, taxonomy, naics_vintage, naics_errors),
         _float_col(df, LAT, ctx, -90.0, 90.0),
         _float_col(df, LON, ctx, -180.0, 180.0),
         _state_col(df, ctx),

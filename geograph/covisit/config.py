@@ -136,7 +136,16 @@ class TrainConfig:
             rank ends the run with an error instead of a hang.
         threads: torch intra-op threads (0 = torch's default). State graphs are small, and on
             2 CPU cores one thread was measured 4-5x faster per epoch than two
-            (docs/readme/train_benchmark.md).
+            (docs/guides/covisit.md, "Threads").
+        batch_size: Target pairs per optimizer step (0 = full batch: each step scores a hiding
+            fold of a state group on the whole group graph). With ``> 0`` each fold's pairs are
+            cut into batches scored on the subgraph around their endpoints
+            (:mod:`geograph.covisit.minibatch`, docs/guides/minibatch.md); validation and
+            test still encode whole groups.
+        num_neighbors: Mini-batch fan-out per hop (``-1``: every neighbour), as PyG's
+            ``NeighborLoader`` takes it. Empty (default): every neighbour for
+            ``model.layers + 1`` hops, which gives the batch's pairs the embeddings of the
+            whole group graph.
     """
 
     epochs: int = 80
@@ -156,8 +165,14 @@ class TrainConfig:
     threads: int = 0
     progress: bool = True
     monitor: str = "val_observed_r2_log1p"
+    batch_size: int = 0
+    num_neighbors: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.batch_size < 0:
+            raise ConfigError(f"train.batch_size must be >= 0 (0 = full batch), got {self.batch_size}")
+        if any(k < -1 or k == 0 for k in self.num_neighbors):
+            raise ConfigError(f"train.num_neighbors entries must be -1 (all) or > 0, got {self.num_neighbors}")
         if self.monitor not in MONITORS:
             raise ConfigError(f"train.monitor must be one of {MONITORS}, got {self.monitor!r}")
         if self.loss not in ("mse", "huber", "poisson"):
@@ -209,7 +224,7 @@ class CovisitConfig:
         # model.residual_features "auto": on under the edges protocol, off under states / h3,
         # where a held-out group shows only a share of its non-zero rows as messages, so the
         # mean residual there is not the quantity the model was trained on (mean best validation
-        # R² of the default over seeds 0-2 fell from 0.386 to 0.349 with it, README)
+        # R² of the default over seeds 0-2 fell from 0.386 to 0.349 with it, docs/guides/covisit.md)
         if self.model.residual_features == "auto":
             # (ModelConfig already resolved it to False without weighted co-visits)
             self.model.residual_features = self.split.protocol == "edges"
@@ -236,6 +251,8 @@ class CovisitConfig:
         auto += ("data.generator",) if self.data.generator == "embedded" else ()
         # train.monitor "val_r2" is how every run before the key existed was selected
         auto += ("train.monitor",) if self.train.monitor == "val_r2" else ()
+        # full batch (train.batch_size 0) is how every run before the mini-batch keys was trained
+        auto += ("train.batch_size", "train.num_neighbors") if self.train.batch_size == 0 else ()
         return config_hash(self, exclude=_NOT_HASHED + auto)
 
 

@@ -17,6 +17,7 @@ from torch_geometric.data import HeteroData
 from geograph.constants import POI
 from geograph.covisit.baselines import fit_sklearn
 from geograph.covisit.groups import Prepared, rank_groups
+from geograph.covisit.minibatch import hop_fanouts, pair_batches, sampler_backend
 from geograph.covisit.model import FitResult, TargetScaler, _loss_fn, build_model, predict_gnn
 from geograph.distributed import dist_info, sum_across_ranks
 from geograph.metrics import regression_metrics
@@ -65,6 +66,9 @@ def epoch_steps(prep: Prepared, epoch: int, mine: set[int] | None = None) -> Ite
     The groups are walked in a seeded order; in each, the training pairs are permuted and cut
     into ``round(1 / split.hide_frac)`` folds (:func:`hiding_folds`). The permutation is drawn
     for every group on every rank (one RNG stream), and only groups in ``mine`` yield steps.
+    With ``train.batch_size > 0`` a fold's pairs (hidden from the messages together, as in
+    full batch) are cut, in their permuted order, into batches scored on sampled subgraphs
+    (:func:`geograph.covisit.minibatch.pair_batches`).
     """
     cfg = prep.cfg
     seed = cfg.train.seed * 100_003 + epoch
@@ -80,10 +84,21 @@ def epoch_steps(prep: Prepared, epoch: int, mine: set[int] | None = None) -> Ite
         n_local = gd.sub.data[POI].num_nodes
         msg, w = gd.message["train"]
         msg_keys = msg[0] * n_local + msg[1]
-        for fold in hiding_folds(gd.local["train"][0], perm, n_folds, cfg.split.hiding):
+        for fi, fold in enumerate(hiding_folds(gd.local["train"][0], perm, n_folds, cfg.split.hiding)):
             loc = gd.local["train"][:, fold]
             keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
-            yield Step(gd.sub.data, msg[:, keep], w[keep], loc[0], loc[1], ids[fold])
+            if cfg.train.batch_size == 0:
+                yield Step(gd.sub.data, msg[:, keep], w[keep], loc[0], loc[1], ids[fold])
+                continue
+            # the sampler's draws depend on (seed, epoch, group, fold) only, not on the rank
+            fold_seed = (seed * 1_000_003 + gi) * 1_009 + fi
+            if sampler_backend() == "pyg":
+                torch.manual_seed(fold_seed)  # PyG's NeighborSampler draws from torch's global RNG
+            for b in pair_batches(gd.sub.data, msg[:, keep], w[keep], loc[0], loc[1],
+                                  batch_size=cfg.train.batch_size,
+                                  num_neighbors=hop_fanouts(cfg.train.num_neighbors, cfg.model.layers),
+                                  relations=cfg.model.relations, generator=torch.Generator().manual_seed(fold_seed)):
+                yield Step(b.data, b.message, b.weight, b.src, b.dst, ids[fold][b.pos])
 
 
 def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, *,

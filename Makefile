@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
+# mkdocs-material prints a banner on every build unless this is set
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: demo test test-all test-slow venv lint clean bench
+.PHONY: demo test test-all test-slow venv lint clean bench docs docs-serve
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
@@ -24,9 +26,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m geograph demo
 
-# The import contracts ([tool.importlinter] in pyproject.toml) first, then the fast tests.
+# The import contracts ([tool.importlinter] in pyproject.toml), the docs site (a broken link or a
+# docstring that does not match its signature fails it), then the fast tests.
 test: $(STAMP)
 	$(BIN)/lint-imports
+	$(MKDOCS) build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest -q
 
 # Everything, slow tests included.
@@ -41,8 +45,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check geograph tests benchmarks
 	$(BIN)/lint-imports
 
+# The docs site (mkdocs.yml): guides in docs/guides/, API reference from the docstrings.
+docs: $(STAMP)
+	$(MKDOCS) build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(MKDOCS) serve -a 127.0.0.1:8000
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/world.py
 
 clean:
-	rm -rf $(VENV) mlruns .geograph_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) mlruns .geograph_cache .import_linter_cache .grimp_cache site

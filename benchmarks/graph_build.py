@@ -3,7 +3,7 @@
 For each size (default 10K, 100K, 1M POIs) the embedded world is generated once with
 ``covisits_per_poi=20`` (the generator counts a pair for both its POIs, so this is
 ``n_pois * 10`` co-visit rows: 10 co-visit edges per POI) and no images (``image -similar->
-image`` is an exact O(images^2) top-k, a separate cost; see the note in docs/readme/graph.md),
+image`` is an exact O(images^2) top-k, a separate cost; see the note in docs/guides/graph.md),
 and cached as Parquet under ``benchmarks/out/worlds/``. Then, each in its own subprocess so that
 its peak resident memory (``ru_maxrss``) is its own:
 
@@ -28,7 +28,7 @@ symmetrisation ~9 %, the per-POI ``h3.latlng_to_cell`` loop ~9 %, the per-cell `
 loop ~4 %. The h3 loops are ~13 % of the build, so a vectorised H3 package (polars-h3, h3ronpy)
 would save a few seconds at most: not worth a new dependency. Before this benchmark,
 ``pair_features`` (35 %), ``torch.unique`` in ``symmetrize`` and ``np.unique`` on co-visit keys
-were the top items; they were rewritten with identical output (see docs/readme/graph.md).
+were the top items; they were rewritten with identical output (see docs/guides/graph.md).
 """
 
 from __future__ import annotations

@@ -60,8 +60,8 @@ the largest state group.
     .venv/bin/python benchmarks/train_covisit.py --sizes 1000000 --max-steps 40
     .venv/bin/python benchmarks/train_covisit.py --report benchmarks/out/train_covisit.json
 
-Prints Markdown tables and writes ``benchmarks/out/train_covisit.json`` (``--out``). Results
-of this project's machine: ``docs/readme/train_benchmark.md``.
+Prints Markdown tables and writes ``benchmarks/out/train_covisit.json`` (``--out``). Measured
+results: the "Training throughput" section of ``docs/guides/covisit.md``.
 """
 
 from __future__ import annotations

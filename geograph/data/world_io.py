@@ -60,7 +60,7 @@ class World:
     """The four geograph tables as polars DataFrames (``images`` / ``regions`` may be None).
 
     Attributes:
-        pois: One row per venue (see the POI contract in the README).
+        pois: One row per venue (see the POI contract in docs/guides/data.md).
         covisits: One row per (src, dst) pair with ``visitors``.
         images: Geotagged images with an ``embedding`` list column (or ``path``).
         regions: Socioeconomic attributes per ``h3_cell``.

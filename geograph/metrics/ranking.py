@@ -1,6 +1,6 @@
 """Ranking metrics: per-source NDCG@k and Recall@k.
 
-Protocol (documented in the README): for every source POI with at least one positive
+Protocol (documented in docs/guides/covisit.md): for every source POI with at least one positive
 (visitors > 0) scored pair, its candidates are its scored pairs plus sampled POIs of the same
 state with no co-visit row (relevance 0). Candidates are ranked by predicted count; the
 relevance (gain) of a candidate is ``log1p(visitors)``. NDCG@k uses the standard

@@ -3,7 +3,7 @@
 Every reliability test adds to :data:`COUNTS` (``bump("fuzz.pois.csv")``); the session's
 ``pytest_sessionfinish`` (see ``conftest.py``) writes the totals to
 ``$GEOGRAPH_RELIABILITY_COUNTS`` (default ``<tmp>/geograph-reliability/counts.json``) and prints
-them, which is where the numbers of docs/readme/reliability.md come from.
+them, which is where the numbers of docs/guides/reliability.md come from.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ minute. Real ingredients: US cities with coordinates and populations from ``geon
 (``countrycode == "US"``, ``admin1code`` = 2-letter state), 2022 NAICS 6-digit codes and titles
 (validated with :class:`~geograph.data.naics.NAICSTaxonomy`) and H3 resolution-6 cells.
 
-Generative process (version ``PROCESS_VERSION``; full write-up in ``docs/readme/world.md``):
+Generative process (version ``PROCESS_VERSION``; full write-up in ``docs/guides/data.md``):
 
 1. **POIs.** A city ``c`` is drawn with probability proportional to its population; the POI lies
    at a Gaussian offset of ``sigma_c = 2.5 km * (pop_c / 1e5) ** 0.4`` (clipped to 0.8..20 km;

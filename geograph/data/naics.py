@@ -283,6 +283,11 @@ class NAICSTaxonomy:
         return 0 if n < 2 else n
 
 
+def code_level(code: int | str) -> int:
+    """Level of a code as tables store it (see :meth:`NAICSTaxonomy.level_of`)."""
+    return _level(normalize_code(code))
+
+
 @functools.lru_cache(maxsize=65536)
 def _level(s: str) -> int:
     if len(s) < 6:

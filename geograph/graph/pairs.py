@@ -12,6 +12,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from geograph.constants import POI
+from geograph.data.naics import code_level
 from geograph.geo.sphere import chord_to_km, haversine_km_indexed, unit_xyz
 from geograph.graph.geograph_data import GeoGraph
 
@@ -24,7 +25,8 @@ def pair_features(graph_or_arrays, src: torch.Tensor, dst: torch.Tensor) -> torc
 
     ``distance_km`` is the great-circle (haversine) distance, ``same_brand`` 1 when both POIs
     carry the same brand (never for unbranded POIs), ``naics_prefix_depth`` the number of
-    leading NAICS digits shared (2..6; 0 when the sectors differ). ``neighbour_rank`` counts the
+    leading NAICS digits shared (2..6; 0 when the sectors differ; never more than the
+    shorter code's level, so a short code's zero padding is not counted). ``neighbour_rank`` counts the
     intervening opportunities (Stouffer; the ``s_ij`` of the radiation model): the number of
     same-state POIs closer to one end than the other end is, the smaller of the two directions,
     capped at ``rank_k`` (the width of ``poi.knn_km``; NaN when the store has no ``knn_km``).
@@ -54,10 +56,17 @@ def pair_features(graph_or_arrays, src: torch.Tensor, dst: torch.Tensor) -> torc
         prefix = (naics // 10 ** (6 - lv)).astype(np.int32)
         still &= prefix[s] == prefix[d]
         depth[still] = lv
-    out[:, 2] = depth
+    # a short code is stored zero-padded (3118 -> 311800): its padding digits are not shared digits
+    out[:, 2] = np.minimum(depth, np.minimum(*(_code_levels(naics)[i] for i in (s, d))))
     knn = getattr(store, "knn_km", None)
     out[:, 3] = neighbour_rank(knn.numpy(), s, d, km) if knn is not None else np.nan
     return torch.from_numpy(out)
+
+
+def _code_levels(naics: np.ndarray) -> np.ndarray:
+    """Level (2..6) of each stored 6-digit NAICS code: the digits before a short code's padding."""
+    uniq, inv = np.unique(naics, return_inverse=True)
+    return np.array([code_level(f"{int(c):06d}") for c in uniq], dtype=np.float32)[inv]
 
 
 def neighbour_rank(knn_km: np.ndarray, s: np.ndarray, d: np.ndarray, km: np.ndarray) -> np.ndarray:

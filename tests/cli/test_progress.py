@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_configs import tiny_covisit_yaml
 
 from geograph.cli.main import main
 from geograph.train.progress import EpochProgress
@@ -57,16 +58,7 @@ def store(tmp_path: Path, empty_store_db: Path) -> str:
 
 
 def _covisit_yaml(tmp_path: Path) -> Path:
-    cfg = {
-        "name": "tiny_sage",
-        "data": {"n_pois": 150, "cache_dir": None},
-        "model": {"hidden": 16, "head_hidden": [16], "dropout": 0.0},
-        "train": {"epochs": 3, "checkpoint_dir": str(tmp_path / "ckpt")},
-        "tracking": {"experiment": "progress", "log_model": False},
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return tiny_covisit_yaml(tmp_path, {"experiment": "progress", "log_model": False})
 
 
 @pytest.mark.slow  # two trainings: ~12 s (the geolocation test below covers the same in the fast suite)

@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-import yaml
+from cli_configs import tiny_covisit_yaml
 
 from geograph.cli.main import main
 from geograph.errors import TrackingError
@@ -71,16 +71,7 @@ def test_the_resolver_round_trips_prefixes(tmp_path: Path, empty_store_db: Path)
 
 
 def _covisit_yaml(tmp_path: Path) -> Path:
-    cfg = {
-        "name": "tiny_sage",
-        "data": {"n_pois": 150, "cache_dir": None},
-        "model": {"hidden": 16, "head_hidden": [16], "dropout": 0.0},
-        "train": {"epochs": 3, "checkpoint_dir": str(tmp_path / "ckpt")},
-        "tracking": {"experiment": "run_ids"},
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return tiny_covisit_yaml(tmp_path, {"experiment": "run_ids"})
 
 
 @pytest.mark.slow  # a killed training, its resume with a logged model, and the evaluation: ~25 s

@@ -12,7 +12,7 @@ import polars as pl
 
 from geograph.constants import BRAND_COL, LAT, LON, NAICS_CODE, POI_ID, STATE
 from geograph.data.naics import NAICSTaxonomy
-from geograph.data.readers import US_STATES
+from geograph.data.regions import expected_region, normalize_region
 from geograph.errors import ConfigError, DataValidationError
 
 MAX_SUGGESTIONS = 3
@@ -108,15 +108,16 @@ def check_lat_lon(lat: float, lon: float) -> tuple[float, float]:
 
 
 def check_state(state: str | None) -> str | None:
-    """An upper-case 2-letter US code (50 states, DC, PR), or None."""
+    """The canonical region key of ``state`` (``"ca"`` -> ``"CA"``, ``"on"`` -> ``"CA-ON"``,
+    ``"fi-18"`` -> ``"FI-18"``; see :mod:`geograph.data.regions`), or None."""
     if state is None:
         return None
-    s = str(state).strip().upper()
-    if s not in US_STATES:
-        near = difflib.get_close_matches(s, sorted(US_STATES), n=MAX_SUGGESTIONS)
-        hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise DataValidationError(f"unknown state code {state!r}; expected a 2-letter US code{hint}", field=STATE)
-    return s
+    try:
+        return normalize_region(str(state))
+    except ValueError:
+        raise DataValidationError(
+            f"unknown state code {state!r}; {expected_region(str(state))}", field=STATE
+        ) from None
 
 
 def check_resolution(resolution: int) -> int:

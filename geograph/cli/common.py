@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 
 # MLflow's artifact download bars and INFO lines clutter the terminal; geograph shows its own
@@ -38,7 +37,6 @@ def load_config(args, cls: type | None = None) -> dict:
 
 def console():
     """A rich console; 120 columns when output is not a terminal (logs, CI, pipes)."""
-    import sys
 
     from rich.console import Console
 
@@ -59,20 +57,10 @@ def stderr_console():
 
 @contextlib.contextmanager
 def step(text: str, quiet: bool = False) -> Iterator[None]:
-    """Show a step that may take a while on stderr: a spinner on a terminal, else a plain
-    ``geograph: TEXT ...`` line; either way ``geograph: TEXT: 2.1 s`` when it ends. Nothing
-    with ``quiet``."""
-    if quiet:
-        yield
-        return
-    from geograph.train.progress import format_seconds
+    """Show a step that may take a while on stderr (:func:`geograph.train.progress.phase`):
+    a spinner on a terminal, else a plain ``geograph: TEXT ...`` line; either way
+    ``geograph: TEXT: 2.1 s`` when it ends. Nothing with ``quiet``."""
+    from geograph.train.progress import phase
 
-    con = stderr_console()
-    t0 = time.perf_counter()
-    if con.is_terminal:
-        with con.status(text):
-            yield
-    else:
-        print(f"geograph: {text} ...", file=sys.stderr, flush=True)
+    with phase(text, enabled=not quiet):
         yield
-    print(f"geograph: {text}: {format_seconds(time.perf_counter() - t0)}", file=sys.stderr, flush=True)

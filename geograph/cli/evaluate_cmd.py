@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     c = sub.add_parser("covisit", help="co-visitation model of an MLflow run")
     c.add_argument("--run-id", required=True,
-                   help="MLflow run id (or a unique prefix) of a `geograph train covisit` run")
+                   help="MLflow run id (a unique prefix, or latest) of a `geograph train covisit` run")
     c.add_argument("--split", choices=["val", "test"], default="test")
     c.add_argument("--tracking-uri", default=None)
     add_quiet_arg(c)

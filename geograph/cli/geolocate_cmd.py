@@ -80,7 +80,7 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     """``--run-id`` / ``--model-uri`` (one of them; checked in the handler unless ``required``)."""
     src = p.add_mutually_exclusive_group(required=required)
     src.add_argument(
-        "--run-id", help="MLflow run id, or a unique prefix, of `geograph train geolocate` (its logged model)"
+        "--run-id", help="MLflow run id, a unique prefix, or latest, of `geograph train geolocate` (its logged model)"
     )
     src.add_argument("--model-uri", help="MLflow model URI (runs:/ID/model, models:/NAME/VERSION, a folder)")
 

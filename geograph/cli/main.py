@@ -18,6 +18,7 @@ from geograph.errors import GeographError
 # simply not offered.
 COMMAND_MODULES = (
     "geograph.cli.world_cmd",
+    "geograph.cli.import_cmd",
     "geograph.cli.demo_cmd",
     "geograph.cli.graph_cmd",
     "geograph.cli.train_cmd",

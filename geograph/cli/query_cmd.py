@@ -34,7 +34,8 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--cache", action="store_true", help="read the folder's tables into memory once")
     g = common.add_argument_group("model")
     g.add_argument("--run-id", default=None,
-                   help="MLflow run id, or a unique prefix, of the run that logged the model (artifact 'model')")
+                   help="MLflow run id, a unique prefix, or latest (the last finished training run), of the run "
+                   "that logged the model (artifact 'model')")
     g.add_argument("--model-uri", default=None, help="models:/NAME/VERSION, models:/NAME@ALIAS or runs:/ID/model")
     g.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
     g = common.add_argument_group("output")

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_compare)
 
     p = subparsers.add_parser("register", help="register a run's model in the MLflow model registry")
-    p.add_argument("--run-id", required=True, help="run id, or a unique prefix (as geograph compare prints)")
+    p.add_argument("--run-id", required=True, help="run id, a unique prefix (as geograph compare prints), or latest (the last finished training run)")
     p.add_argument("--name", required=True, help="registered model name")
     p.add_argument("--alias", help="also point this alias at the new version (e.g. champion)")
     p.add_argument("--artifact-path", default="model", help="where the run logged the model (default model)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from geograph.cli.common import add_quiet_arg, step
 
 DEFAULT_OUT = Path("data/world")
+DEFAULT_POIS = 2000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cities, 2022 NAICS codes, H3 cells) and write it with write_world. The same --pois and "
         "--seed always give the same tables. See docs/guides/data.md for the generative process.",
     )
-    p.add_argument("--pois", type=int, default=2000, help="number of POIs (default 2000)")
+    p.add_argument("--pois", type=int, default=None, help=f"number of POIs (default {DEFAULT_POIS})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--images", type=int, default=None, help="number of images (default pois // 2; 0: none)")
@@ -57,6 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(hidden visitor communities; no images, --images and --embedding-dim are ignored; default "
         "states: the 48 contiguous ones)",
     )
+    p.add_argument(
+        "--pois-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="take the POIs of the data folder DIR (e.g. from `geograph import osm`) instead of generating "
+        "them, and generate seeded synthetic co-visits (and visits, dwell, area, open hours) over them; "
+        "--pois, --states, --images, --embedding-dim and --generator do not apply",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown from 100K POIs)")
     add_quiet_arg(p)
     p.set_defaults(func=_world)
@@ -88,7 +98,10 @@ def _world(args: argparse.Namespace) -> int:
     from geograph.errors import ConfigError
 
     out: Path = args.out
+    if args.pois_from is not None:
+        return _world_over_pois(args)
     _check_out(out, args.overwrite, args.replace)  # before spending time on generation
+    args.pois = DEFAULT_POIS if args.pois is None else args.pois
     states = None
     if args.states:
         states = [s.strip().upper() for s in args.states.split(",") if s.strip()]
@@ -125,6 +138,72 @@ def _world(args: argparse.Namespace) -> int:
     console.print(
         f"generated in {t_gen:.1f} s, written in {t_all - t_gen:.1f} s to {out}"
         + (f" (partitioned by {args.partition_by})" if args.partition_by else ""),
+        markup=False,
+    )
+    return 0
+
+
+def _read_pois_folder(folder: Path):
+    """The validated POI table of a data folder (its manifest checked when it has one)."""
+    from geograph.data import read_pois
+    from geograph.data.world_io import find_table, verify_world
+    from geograph.errors import DataValidationError
+
+    if not folder.is_dir():
+        raise DataValidationError("--pois-from: data folder not found (expected a directory)", file=folder)
+    verify_world(folder)
+    path = find_table(folder, "pois")
+    if path is None:
+        raise DataValidationError(
+            "--pois-from: the folder has no POI table (pois.parquet, pois.csv or pois/)", file=folder
+        )
+    return read_pois(path)
+
+
+def _world_over_pois(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from geograph.data.synthetic import generate_over_pois
+    from geograph.data.world_io import write_world
+    from geograph.data.world_summary import print_world_summary
+    from geograph.errors import ConfigError
+
+    out: Path = args.out
+    given = [
+        flag
+        for flag, on in (
+            ("--pois", args.pois is not None),
+            ("--states", args.states is not None),
+            ("--images", args.images is not None),
+            ("--generator", args.generator != "embedded"),
+        )
+        if on
+    ]
+    if given:
+        raise ConfigError(
+            f"--pois-from takes the POIs of {args.pois_from}; {', '.join(given)} do(es) not apply with it"
+        )
+    if out.resolve() == args.pois_from.resolve():
+        raise ConfigError(f"--out must differ from --pois-from ({out}): the source folder is read, not rewritten")
+    _check_out(out, args.overwrite, args.replace)
+    quiet = args.quiet or args.no_progress
+    with step(f"reading the POIs of {args.pois_from}", quiet):
+        pois = _read_pois_folder(args.pois_from)
+    with step(f"generating co-visits over {pois.height:,} POIs", quiet):
+        t0 = time.perf_counter()
+        world = generate_over_pois(pois, seed=args.seed, covisits_per_poi=args.covisits_per_poi)
+        t_gen = time.perf_counter() - t0
+    world.meta["pois_from"] = str(args.pois_from)
+    with step(f"writing {out}", quiet):
+        t0 = time.perf_counter()
+        write_world(world, out, partition_by=args.partition_by, overwrite=args.overwrite, replace=args.replace)
+        t_write = time.perf_counter() - t0
+    console = Console()
+    print_world_summary(world, console=console, title=f"world {out} (POIs of {args.pois_from}, seed {args.seed})")
+    console.print(
+        f"generated in {t_gen:.1f} s, written in {t_write:.1f} s to {out}"
+        + (f" (partitioned by {args.partition_by})" if args.partition_by else "")
+        + "; the co-visits and the visits / dwell / area / open-hours columns are synthetic",
         markup=False,
     )
     return 0

@@ -23,6 +23,7 @@ from geograph.nn.covisit_model import ModelConfig
 from geograph.train import (
     log_resumed_history,
     param_checksum,
+    phase,
     pip_requirements,
     rank_session,
     resume_checkpoint,
@@ -94,7 +95,8 @@ def _run_rank(cfg: CovisitConfig, config: dict, info, uri: str | None, world: Wo
 
     if info.is_main:
         configure(uri)  # fail before any work if the store is unreachable
-    prep = prepare(cfg, world)  # the world of cfg.data (per-state loading decided there) when None
+    with phase("preparing data (world, graph, pairs)", cfg.train.progress and info.is_main):
+        prep = prepare(cfg, world)  # the world of cfg.data (per-state loading decided there) when None
     if not info.is_main:
         # workers train their shard and join every collective; rank 0 alone logs and writes
         # checkpoints, but every rank resumes from the run's checkpoint
@@ -127,7 +129,8 @@ def fit_and_score(prep: Prepared, on_epoch, stop_after_epoch: int | None = None,
     """Fit, evaluate val / test and predict the test pairs; every rank runs exactly this
     (the same collectives in the same order)."""
     fr = fit(prep, on_epoch=on_epoch, stop_after_epoch=stop_after_epoch, checkpoint=checkpoint, resume=resume)
-    metrics, preds = evaluate_and_predict(fr, prep)
+    with phase("scoring validation and test pairs", prep.cfg.train.progress and on_epoch is not None):
+        metrics, preds = evaluate_and_predict(fr, prep)
     return fr, metrics, preds["test"] if "test" in preds else predict_split(fr, prep, "test")
 
 

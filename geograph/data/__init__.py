@@ -12,6 +12,7 @@ from geograph.data.readers import (
     read_pois,
     read_regions,
 )
+from geograph.data.regions import normalize_region, region_from_coordinates
 from geograph.data.safegraph import read_patterns
 from geograph.data.world_io import (
     World,
@@ -36,6 +37,8 @@ __all__ = [
     "read_pois",
     "read_regions",
     "read_patterns",
+    "normalize_region",
+    "region_from_coordinates",
     "World",
     "find_table",
     "load_world",

@@ -1,5 +1,7 @@
 """Out-of-core access to a world partitioned by state: sizes from metadata, one state at a time.
 
+A "state" is any region key of :mod:`geograph.data.regions` (``CA``, ``CA-ON``, ``FI-18``).
+
 A world written with ``geograph world --partition-by state`` keeps ``pois`` and ``covisits``
 as hive folders (``pois/state=CA/part-0.parquet``). :func:`state_sizes` counts rows per state
 from the Parquet footers (no data page is read), which is enough to assign states to ranks
@@ -23,7 +25,6 @@ from geograph.constants import DST_POI, LAT, LON, POI_ID, SRC_POI, STATE
 from geograph.data.naics import NAICSTaxonomy
 from geograph.data.readers import (
     _READ_ERRORS,
-    US_STATES,
     _Ctx,
     _exc_line,
     _validate_covisits,
@@ -31,6 +32,7 @@ from geograph.data.readers import (
     read_images,
     read_regions,
 )
+from geograph.data.regions import expected_region, normalize_region, normalize_regions
 from geograph.data.world_io import META_FILE, World, find_table, verify_world
 from geograph.errors import DataValidationError
 from geograph.geo.sphere import bounding_box, km_to_chord, unit_xyz
@@ -42,14 +44,25 @@ PARTITIONED_TABLES = ("pois", "covisits")
 
 
 def _state_dirs(table_dir: Path) -> dict[str, Path]:
-    """``{state: folder}`` of a hive table partitioned by ``state``."""
-    out = {}
+    """``{region key: folder}`` of a hive table partitioned by ``state``, keyed by canonical key.
+
+    Folder names may spell a key any accepted way (``state=US-CA``, ``state=on``); two folders
+    naming the same region (``state=CA`` and ``state=US-CA``) are an error.
+    """
+    out: dict[str, Path] = {}
     for p in sorted(table_dir.iterdir()):
         if p.is_dir() and p.name.startswith(f"{STATE}="):
-            code = p.name.split("=", 1)[1]
-            if code not in US_STATES:
+            text = p.name.split("=", 1)[1]
+            try:
+                code = normalize_region(text)
+            except ValueError:
                 raise DataValidationError(
-                    f"partition folder {p.name!r} does not name a 2-letter US state code", file=p
+                    f"partition folder {p.name!r} does not name a region; {expected_region(text)}", file=p
+                ) from None
+            if code in out:
+                raise DataValidationError(
+                    f"partition folders {out[code].name!r} and {p.name!r} name the same region {code}",
+                    file=table_dir,
                 )
             out[code] = p
     return out
@@ -190,7 +203,8 @@ def load_state_world(
 
     Args:
         folder: World folder written with ``partition_by="state"``.
-        state: 2-letter code of a state that has a POI partition.
+        state: Region key (``CA``, ``CA-ON``, ``FI-18``, any accepted spelling) of a region
+            that has a POI partition.
         halo_km: Border halo in km (0: none).
         taxonomy: NAICS taxonomy for the POI check (default: 2022 edition).
 
@@ -201,6 +215,10 @@ def load_state_world(
 
 
     folder = Path(folder)
+    try:
+        state = normalize_region(state)
+    except ValueError as exc:
+        raise DataValidationError(str(exc), file=folder, field=STATE) from None
     pois_dir = _table_dir(folder, "pois")
     cov_dir = _table_dir(folder, "covisits")
     own = _parts(pois_dir, [state])
@@ -302,7 +320,11 @@ def _read_side_table(path: Path, name: str, states: list[str], reader) -> pl.Dat
         return reader(df.drop(_FILE, _ROW))
     lf = pl.scan_csv(path) if path.suffix == ".csv" else pl.scan_parquet(path)
     if STATE in lf.collect_schema():
-        df = lf.filter(pl.col(STATE).cast(pl.String).str.to_uppercase().is_in(states)).collect()
+        text = pl.col(STATE).cast(pl.String).str.strip_chars()
+        seen = lf.select(text.unique()).collect().to_series().drop_nulls().to_list()
+        canon = normalize_regions(seen)  # the spellings of the table whose key is one of ``states``
+        keep = [v for v in seen if canon[v] in set(states)]
+        df = lf.filter(text.is_in(keep)).collect()
         # no row for these states: an empty table keeps the columns, so every state's graph has
         # the same feature columns (readers refuse empty tables, hence no validation here)
         return reader(df) if df.height else df

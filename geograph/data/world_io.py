@@ -34,13 +34,13 @@ import polars as pl
 from geograph.constants import DST_POI, H3_CELL, IMAGE_ID, POI_ID, SRC_POI, STATE
 from geograph.data.naics import NAICSTaxonomy
 from geograph.data.readers import (
-    US_STATES,
     _scan_folder,
     read_covisits,
     read_images,
     read_pois,
     read_regions,
 )
+from geograph.data.regions import expected_region, normalize_regions, region_spellings
 from geograph.errors import DataValidationError
 from geograph.utils.atomic import atomic_write, atomic_write_text, file_sha256, remove_tree, replace_tree
 
@@ -180,6 +180,12 @@ def write_world(
                 path.unlink()
         if df is None:
             continue
+        if STATE in df.columns and df.schema[STATE] in (pl.String, pl.Categorical):
+            # region keys in their canonical form (ON -> CA-ON, US-CA -> CA): one hive folder per
+            # region, and queries compare keys as written; an unknown key is kept for the readers
+            text = df[STATE].cast(pl.String).str.strip_chars()
+            canon = {k: v or k for k, v in normalize_regions(text.drop_nulls().unique().to_list()).items()}
+            df = df.with_columns(text.replace_strict(canon, default=None).alias(STATE))
         if hive:
             tmp = folder / f".{name}.partial"
             if tmp.exists():
@@ -522,10 +528,11 @@ def scan_table(folder: str | Path, name: str, states: list[str] | None = None) -
     Args:
         folder: The world folder.
         name: One of ``pois``, ``covisits``, ``images``, ``regions``.
-        states: 2-letter US codes (any case); None keeps every row.
+        states: Region keys (``CA``, ``US-CA``, ``ON``, ``FI-18``, any case, see
+            :mod:`geograph.data.regions`); None keeps every row.
 
     Raises:
-        DataValidationError: the table is absent, a state code is unknown, or the table
+        DataValidationError: the table is absent, a region key is unknown, or the table
             has no way to be filtered by state.
     """
     verify_world(folder, checksums=False)  # an unfinished or changed world: sizes, not SHA-256
@@ -541,13 +548,18 @@ def scan_table(folder: str | Path, name: str, states: list[str] | None = None) -
         lf = pl.scan_parquet(path)
     if states is None:
         return lf
-    wanted = sorted({str(s).strip().upper() for s in states})
-    unknown = [s for s in wanted if s not in US_STATES]
+    canon = normalize_regions(str(s) for s in states)
+    unknown = [s for s, c in canon.items() if c is None]
     if unknown:
-        raise DataValidationError(f"unknown state code(s) {unknown}; expected 2-letter US codes", field=STATE)
+        raise DataValidationError(
+            f"unknown state code(s) {unknown}; {expected_region(unknown[0])}", field=STATE
+        )
+    wanted = sorted({c for c in canon.values() if c is not None})
     schema = lf.collect_schema()
     if STATE in schema:
-        return lf.filter(pl.col(STATE).is_in(wanted))
+        # every accepted spelling of the keys, so the filter prunes partitions and matches raw text
+        spellings = [f for k in wanted for f in region_spellings(k)]
+        return lf.filter(pl.col(STATE).is_in(spellings))
     if name == "covisits" and SRC_POI in schema:
         ids = scan_table(folder, "pois", wanted).select(pl.col(POI_ID).cast(pl.String).alias("__key__"))
         keyed = lf.with_columns(pl.col(SRC_POI).cast(pl.String).alias("__key__"))

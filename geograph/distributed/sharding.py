@@ -1,4 +1,8 @@
-"""Balanced assignment of states (or state groups) to ranks."""
+"""Balanced assignment of states (or state groups) to ranks.
+
+A state is any region key (``CA``, ``CA-ON``, ``FI-18``, ``H3-<cell>``; see
+:mod:`geograph.data.regions`): items are only names with weights.
+"""
 
 from __future__ import annotations
 

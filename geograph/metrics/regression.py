@@ -34,7 +34,9 @@ def regression_metrics(y_log1p: np.ndarray, pred_log1p: np.ndarray) -> dict[str,
         raise ValueError("no pairs to evaluate")
     p_clip = np.clip(p, 0.0, None)
     y_raw, p_raw = np.expm1(y), np.expm1(p_clip)
-    rho = spearmanr(y, p).statistic if y.size > 1 else float("nan")
+    # undefined (no ranks to correlate) when either side is constant: scipy would warn and give NaN
+    ranked = y.size > 1 and np.ptp(y) > 0 and np.ptp(p) > 0
+    rho = spearmanr(y, p).statistic if ranked else float("nan")
     return {
         "r2": r2(y, p),
         "mae": float(np.abs(y - p).mean()),

@@ -144,7 +144,10 @@ def register_model(
                 "geograph.tracking.log_pyfunc_model (or pass --artifact-path)"
             )
     try:
-        version = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name)
+        # MLflow 3 keeps a run's model as a LoggedModel: register that directly (registering the
+        # runs:/ URI works too but warns that the run has no artifacts at the path)
+        source = f"models:/{logged[0].model_id}" if logged else f"runs:/{run_id}/{artifact_path}"
+        version = mlflow.register_model(source, name)
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(f"cannot register run {run_id} as model {name!r}: {exc.message}") from None
     number = int(version.version)

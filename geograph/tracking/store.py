@@ -375,6 +375,10 @@ def _tag_threads() -> None:
 
 
 RUN_ID_LENGTH = 32  # hex digits of an MLflow run id
+LATEST = "latest"
+"""The run id that names the most recently started finished training run (see resolve_run_id)."""
+TAG_TRAINING_KEY = "geograph.training_key"
+"""Tag on every training run (its value keys the run's config); what ``latest`` looks for."""
 SHORT_RUN_ID = 8  # digits of the shortest prefix geograph prints
 
 
@@ -400,17 +404,21 @@ def resolve_run_id(run_id: str, tracking_uri: str | None = None) -> str:
     Case and surrounding blanks are ignored.
 
     Args:
-        run_id: A full 32-digit id or a prefix of one (at least one hex digit).
+        run_id: A full 32-digit id, a prefix of one (at least one hex digit), or ``latest``:
+            the most recently started training run that finished (see
+            :func:`latest_training_run`).
         tracking_uri: The store to search (default: the configured one).
 
     Raises:
-        TrackingError: not hexadecimal; no run in the store has that id / prefix (the message
+        TrackingError: not hexadecimal (nor ``latest``); no run in the store has that id / prefix (the message
             names the store); or more than one run starts with it (the message lists them).
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     text = str(run_id).strip().lower()
+    if text == LATEST:
+        return latest_training_run(tracking_uri)
     if not text or len(text) > RUN_ID_LENGTH or not all(c in "0123456789abcdef" for c in text):
         raise TrackingError(
             f"run id must be up to {RUN_ID_LENGTH} hexadecimal digits (a full id or a unique prefix), got {run_id!r}"
@@ -432,6 +440,32 @@ def resolve_run_id(run_id: str, tracking_uri: str | None = None) -> str:
             f"{shown}{more}; give more digits"
         )
     return hits[0][0]
+
+
+def latest_training_run(tracking_uri: str | None = None) -> str:
+    """The id of the most recently started FINISHED training run of the store (any experiment):
+    what ``--run-id latest`` names. Summary runs (``geograph compare``) and failed or running
+    runs are passed over.
+
+    Raises:
+        TrackingError: the store holds no finished training run.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    ids = [e.experiment_id for e in client.search_experiments(max_results=50000)]
+    runs = client.search_runs(
+        ids,
+        filter_string=f"attributes.status = 'FINISHED' and tags.`{TAG_TRAINING_KEY}` != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    ) if ids else []
+    if not runs:
+        raise TrackingError(
+            f"run 'latest' not found in {client.tracking_uri}: the store holds no finished training run; "
+            "train one (geograph train ...) or give a run id"
+        )
+    return runs[0].info.run_id
 
 
 def resolve_model_uri(uri: str, tracking_uri: str | None = None) -> str:
@@ -511,6 +545,7 @@ __all__ = [
     "reopen_run",
     "RUN_ID_LENGTH",
     "SHORT_RUN_ID",
+    "latest_training_run",
     "resolve_model_uri",
     "resolve_run_id",
     "resolve_tracking_uri",

@@ -3,14 +3,14 @@
 * :mod:`~geograph.train.loop`: :func:`fit_loop` (epochs, validation, early stopping, best
   weights, checkpoints, resume).
 * :mod:`~geograph.train.progress`: :class:`EpochProgress` (epochs on stderr: a live bar on a
-  terminal, rate-limited lines elsewhere).
+  terminal, rate-limited lines elsewhere) and :func:`phase` (a timed step: data preparation, scoring).
 * :mod:`~geograph.train.tracked`: :func:`tracked_run` (the MLflow run, checkpoints keyed by its
   run id, ``--resume RUN_ID``), :func:`shared_run_id` (the run every rank logs to),
   :func:`param_checksum`, :func:`pip_requirements`.
 """
 
 from geograph.train.loop import CHECKPOINT_FILE, LoopResult, fit_loop, load_checkpoint
-from geograph.train.progress import EpochProgress, format_seconds
+from geograph.train.progress import EpochProgress, format_seconds, phase
 from geograph.train.tracked import (
     DEFAULT_CHECKPOINT_ROOT,
     TrackedRun,
@@ -38,6 +38,7 @@ __all__ = [
     "load_checkpoint",
     "log_resumed_history",
     "param_checksum",
+    "phase",
     "pip_requirements",
     "rank_session",
     "resume_checkpoint",

@@ -14,10 +14,12 @@ Nothing is written to stdout: stdout carries a command's result only.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 PLAIN_INTERVAL_S = 5.0  # fewest seconds between two plain epoch lines (first and last always shown)
@@ -37,6 +39,33 @@ def format_seconds(s: float) -> str:
         return f"{m}m{sec:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m"
+
+
+@contextlib.contextmanager
+def phase(text: str, enabled: bool = True) -> Iterator[None]:
+    """Show a step that may take a while on stderr: a spinner on a terminal, else a plain
+    ``geograph: TEXT ...`` line; either way ``geograph: TEXT: 2.1 s`` when it ends. Nothing
+    when not ``enabled`` (``--quiet``, ``train.progress: false``, ranks other than 0).
+
+    Example::
+
+        with phase("preparing data"):
+            prep = prepare(cfg)
+    """
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+
+    con = Console(stderr=True)
+    t0 = time.perf_counter()
+    if con.is_terminal:
+        with con.status(text):
+            yield
+    else:
+        print(f"geograph: {text} ...", file=sys.stderr, flush=True)
+        yield
+    print(f"geograph: {text}: {format_seconds(time.perf_counter() - t0)}", file=sys.stderr, flush=True)
 
 
 class EpochProgress:

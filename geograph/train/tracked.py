@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 from geograph.errors import CheckpointError
+from geograph.tracking.store import TAG_TRAINING_KEY
 from geograph.train.loop import CHECKPOINT_FILE, load_checkpoint
 
 DEFAULT_CHECKPOINT_ROOT = Path("mlruns") / "checkpoints"
 TAG_RESUMED_FROM = "geograph.resumed_from_epoch"
-TAG_TRAINING_KEY = "geograph.training_key"
 
 # The run of this process's last training: opened here (rank 0, or a single process), or
 # received from rank 0 when a rank session ended (see shared_run_id).

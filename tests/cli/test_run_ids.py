@@ -14,7 +14,7 @@ from cli_configs import tiny_covisit_yaml
 
 from geograph.cli.main import main
 from geograph.errors import TrackingError
-from geograph.tracking.store import resolve_model_uri, resolve_run_id, unique_prefixes
+from geograph.tracking.store import TAG_TRAINING_KEY, resolve_model_uri, resolve_run_id, unique_prefixes
 
 N_EMPTY_RUNS = 17  # 17 runs over 16 hex digits: two of them surely share their first digit
 
@@ -68,6 +68,27 @@ def test_the_resolver_round_trips_prefixes(tmp_path: Path, empty_store_db: Path)
         resolve_run_id("0" * 32, uri)
     with pytest.raises(TrackingError, match="hexadecimal"):
         resolve_run_id("not-a-run", uri)
+
+
+def test_latest_names_the_last_finished_training_run(tmp_path: Path, empty_store_db: Path) -> None:
+    uri = _store(tmp_path, empty_store_db)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    with pytest.raises(TrackingError, match=f"run 'latest' not found in {uri}: the store holds no finished training"):
+        resolve_run_id("latest", uri)
+    exp = client.create_experiment("latest", artifact_location=uri.replace("sqlite:///", "file://") + ".art")
+
+    def run(training: bool, status: str, start_ms: int) -> str:
+        tags = {TAG_TRAINING_KEY: "k"} if training else {}
+        rid = client.create_run(exp, start_time=start_ms, tags=tags).info.run_id
+        client.set_terminated(rid, status=status)
+        return rid
+
+    older = run(True, "FINISHED", 1_000)
+    newer = run(True, "FINISHED", 2_000)
+    run(True, "FAILED", 3_000)  # failed: passed over
+    run(False, "FINISHED", 4_000)  # a summary run (no training tag): passed over
+    assert resolve_run_id("latest", uri) == resolve_run_id(" LATEST", uri) == newer != older
+    assert resolve_model_uri("runs:/latest/model", uri) == f"runs:/{newer}/model"
 
 
 def _covisit_yaml(tmp_path: Path) -> Path:

@@ -168,10 +168,10 @@ def test_reading_never_modifies_inputs(tmp_path):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_missing_required_columns(tmp_path, fmt):
-    path = save(base_pois().drop(LAT, STATE), tmp_path, fmt)
+    path = save(base_pois().drop(LAT, LON), tmp_path, fmt)
     with pytest.raises(DataValidationError) as ei:
         read_pois(path)
-    msg = check_error(ei.value, path, None, LAT, "missing required column(s) ['latitude', 'state']")
+    msg = check_error(ei.value, path, None, LAT, "missing required column(s) ['latitude', 'longitude']")
     assert "columns found: ['poi_id', 'name'" in msg
 
 
@@ -256,10 +256,10 @@ def test_malformed_naics(code, expect):
 
 
 def test_unknown_state():
-    df = base_pois().with_columns(pl.Series(STATE, ["CA", "CA", "CA", "ON", "NY", "NY"]))
+    df = base_pois().with_columns(pl.Series(STATE, ["CA", "CA", "CA", "ZZ", "NY", "NY"]))
     with pytest.raises(DataValidationError) as ei:
         read_pois(df)
-    check_error(ei.value, DATAFRAME, 3, STATE, "2-letter US state code", "got 'ON'")
+    check_error(ei.value, DATAFRAME, 3, STATE, "state must be a region key", "got 'ZZ'")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -107,7 +107,7 @@ ADVICE = [
     ("2 to 6 digits", "use a NAICS code of 2 to 6 digits (2022, or 2017 / 2012: see naics_vintage)"),
     ("have 6 digits", "use a 6-digit 2022 NAICS code (the message suggests the closest valid prefix)"),
     ("naics", "use a 6-digit 2022 NAICS code (text or integer)"),
-    ("state must be a 2-letter", "use a USPS code (CA, NY, DC, PR, ...)"),
+    ("state must be a region key", "use a US state code (CA, NY, DC, PR), an ISO 3166-2 code (CA-ON, FI-18) or H3-<cell>"),
     ("unknown state", "use a USPS code that occurs in the data"),
     ("h3_cell", "use H3 cell indexes as hex text (e.g. 8828308281fffff) or 64-bit integers"),
     ("embedding", "give each image one JSON list of finite floats, all of one length"),

@@ -48,6 +48,7 @@ from geograph.constants import (
 )
 from geograph.data.naics import NAICSTaxonomy
 from geograph.data.readers import US_STATES, _is_h3_cell
+from geograph.data.regions import is_region, normalize_region
 from geograph.errors import DataValidationError
 
 TAXONOMY = NAICSTaxonomy()
@@ -84,7 +85,7 @@ class TableSpec:
 SPECS: dict[str, TableSpec] = {
     "pois": TableSpec(
         "pois",
-        required={c: c for c in (POI_ID, NAME, BRAND_COL, NAICS_CODE, LAT, LON, STATE)},
+        required={c: c for c in (POI_ID, NAME, BRAND_COL, NAICS_CODE, LAT, LON)},  # no state: derived
         unique=POI_ID,
         id_col=POI_ID,
         strings=(POI_ID, NAME, BRAND_COL, NAICS_CODE, STATE),
@@ -169,7 +170,7 @@ def _valid_cell(table: str, col: str, v: Any, others: list[Any], fmt: str) -> bo
     if col == STATE:
         if not isinstance(v, str) or not _ASCII_PRINTABLE.match(v):
             return None if isinstance(v, str) else False
-        return v.strip().upper() in US_STATES
+        return is_region(v)
     if col == H3_CELL:
         if not isinstance(v, str):
             return False
@@ -296,7 +297,7 @@ def state_values() -> st.SearchStrategy:
     return st.one_of(
         st.sampled_from(sorted(US_STATES)),
         st.sampled_from(sorted(US_STATES)).map(str.lower),
-        st.sampled_from(["", "XX", "C", "CAL", " ny ", "ZZ", "Ca"]),
+        st.sampled_from(["", "XX", "C", "CAL", " ny ", "ZZ", "Ca", "on", "US-TX", "fi-18", "FI-99", "H3-x"]),
         TEXT_VALUES,
     )
 
@@ -610,7 +611,7 @@ def contract_check(spec: TableSpec, result: pl.DataFrame) -> None:
             assert result[c].dtype == pl.Int64 and result[c].null_count() == 0 and (result[c] >= 0).all()
     if spec.name == "pois":
         assert all(len(c) == 6 and c[: TAXONOMY.level_of(c)] in TAXONOMY for c in result[NAICS_CODE])
-        assert result[STATE].is_in(sorted(US_STATES)).all()
+        assert all(normalize_region(k) == k for k in result[STATE].unique())
         assert (result[NAME].str.len_chars() > 0).all()
     if spec.name == "images" and EMBEDDING in result.columns:
         lens = result[EMBEDDING].list.len()

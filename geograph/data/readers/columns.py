@@ -9,12 +9,8 @@ import polars as pl
 from geograph.constants import NAICS_CODE, STATE
 from geograph.data.naics import NAICSTaxonomy
 from geograph.data.readers.loading import _Ctx, _exc_line, _first, _show
-
-US_STATES: frozenset[str] = frozenset(
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
-    "NJ NM NY NC ND OH OK OR PA PR RI SC SD TN TX UT VT VA WA WV WI WY".split()
-)
-"""USPS codes of the 50 states, the District of Columbia and Puerto Rico."""
+from geograph.data.regions import H3_PREFIX, expected_region, normalize_region, normalize_regions
+from geograph.data.regions import US_STATES as US_STATES
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -199,18 +195,35 @@ def _rows(mask: pl.Series, errors: dict[int, str] | None) -> list[int]:
     return [] if i is None else [i]
 
 
-def _state_col(df: pl.DataFrame, ctx: _Ctx) -> pl.Series:
-    """2-letter US state codes, stripped and upper-cased."""
-    s = _string_col(df, STATE, ctx)
-    t = s.str.strip_chars().str.to_uppercase()
-    i = _first(~t.is_in(pl.Series(sorted(US_STATES), dtype=pl.String)))
-    if i is not None:
-        raise ctx.error(
-            f"state must be a 2-letter US state code (50 states, DC or PR), got {_show(s[i])}",
-            row=i,
-            field=STATE,
-        )
-    return t.rename(STATE)
+def _state_col(df: pl.DataFrame, ctx: _Ctx, errors: dict[int, str] | None = None) -> pl.Series:
+    """Region keys (:mod:`geograph.data.regions`): ``CA``, ``CA-ON``, ``FI-18``, ``H3-<cell>``.
+
+    Bare US codes and ``US-CA`` give the bare code, bare Canadian codes ``CA-ON``; any other
+    ISO 3166-2 code is upper-cased and checked. A row whose key is missing or unknown raises
+    naming the row (with close matches), or, when ``errors`` is given, is recorded there
+    (row -> reason) and left null.
+    """
+    s = _string_col(df, STATE, ctx, required=errors is None)
+    t = s.str.strip_chars()
+    canon = normalize_regions(t.drop_nulls().unique().to_list())
+    out = t.replace_strict(canon, default=None, return_dtype=pl.String).rename(STATE)
+
+    def reason(i: int) -> str:
+        v = t[i]
+        if not v:
+            return f"missing state ({_show(s[i])}); every row needs a region key"
+        if v.upper().startswith(H3_PREFIX):  # a malformed H3 key says what is wrong with it
+            try:
+                normalize_region(v)
+            except ValueError as exc:
+                return f"state must be a region key, got {_show(s[i])}: {exc}"
+        return f"state must be a region key, got {_show(s[i])}; {expected_region(v)}"
+
+    for i in _rows(out.is_null(), errors):
+        if errors is None:
+            raise ctx.error(reason(i), row=i, field=STATE)
+        errors.setdefault(i, reason(i))
+    return out
 
 
 def _known_ids(df: pl.DataFrame, col: str, known: pl.Series, ctx: _Ctx) -> None:

@@ -52,7 +52,8 @@ def read_covisits(
     Forms (see :func:`covisit_level`): ``src_poi_id, dst_poi_id, visitors``;
     ``src_poi_id, dst_brand, visitors``; ``src_brand, dst_brand, state, visitors``.
     ``visitors`` (people who visited both) must be a whole number >= 0; ``period`` and
-    ``state`` are optional except that brand-level rows need a ``state``.
+    ``state`` are optional except that brand-level rows need a ``state`` (a region key,
+    see :mod:`geograph.data.regions`, stored in its canonical form).
 
     Args:
         source: CSV / Parquet path, hive-partitioned folder, or polars / pandas DataFrame.

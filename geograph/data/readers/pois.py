@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import polars as pl
@@ -30,6 +31,7 @@ from geograph.constants import (
 from geograph.data.naics import NAICSTaxonomy, check_vintage
 from geograph.data.readers.columns import _float_col, _naics_col, _state_col, _string_col, _unique
 from geograph.data.readers.loading import Source, _Ctx, _load, _require
+from geograph.data.regions import region_from_coordinates
 
 _CONTRACT_COLUMNS = frozenset(
     (
@@ -60,8 +62,12 @@ def read_pois(
     Contract: ``poi_id`` (text, unique), ``name`` (text), ``brand`` (text, null allowed),
     ``naics_code`` (NAICS of 2 to 6 digits, int or text, read in ``naics_vintage`` and
     stored as its 2022 code), ``latitude`` / ``longitude`` (WGS84
-    degrees), ``state`` (2-letter US code incl. DC and PR). Other columns are kept after
-    these; the numeric ones are features (see :func:`feature_columns`).
+    degrees), ``state`` (a region key, see :mod:`geograph.data.regions`: a US state code
+    such as ``CA``, an ISO 3166-2 code such as ``CA-ON`` or ``FI-18``; bare Canadian codes
+    such as ``ON`` are shorthand for ``CA-ON``). A table without a ``state`` column gets
+    one from the coordinates (:func:`~geograph.data.regions.region_from_coordinates`, with
+    a warning). Other columns are kept after these; the numeric ones are features (see
+    :func:`feature_columns`).
 
     Args:
         source: CSV / Parquet path, hive-partitioned folder, or polars / pandas DataFrame.
@@ -74,7 +80,8 @@ def read_pois(
     Returns:
         A new DataFrame: the seven contract columns first (``naics_code`` as the 6-char 2022
         code, a shorter code right-padded with zeros, e.g. 3118 -> ``"311800"``,
-        ``latitude`` / ``longitude`` Float64, ``state`` upper-case, empty brands as null),
+        ``latitude`` / ``longitude`` Float64, ``state`` the canonical region key, empty
+        brands as null),
         then the extra columns in input order.
 
     Raises:
@@ -91,27 +98,43 @@ def _validate_pois(
     taxonomy: NAICSTaxonomy | None,
     naics_vintage: str = "auto",
     naics_errors: dict[int, str] | None = None,
+    state_errors: dict[int, str] | None = None,
 ) -> pl.DataFrame:
     """Check the POI contract; every row is kept.
 
     ``naics_errors``: when given, a row whose NAICS code is missing, malformed or unknown
     is recorded there (row -> reason) with a null ``naics_code`` instead of raising; the
-    caller drops it.
+    caller drops it. ``state_errors``: the same for a missing or unknown region key.
+
+    Without a ``state`` column, each POI's region is derived from its coordinates
+    (:func:`~geograph.data.regions.region_from_coordinates`) and a warning says so.
     """
-    _require(df, POI_REQUIRED, ctx)
+    _require(df, [c for c in POI_REQUIRED if c != STATE], ctx)
     taxonomy = taxonomy or NAICSTaxonomy()
     poi_id = _string_col(df, POI_ID, ctx)
     _unique(poi_id, POI_ID, ctx)
     brand = _string_col(df, BRAND_COL, ctx, required=False)
     brand = pl.select(pl.when(brand.str.len_chars() > 0).then(brand)).to_series().rename(BRAND_COL)
+    lat = _float_col(df, LAT, ctx, -90.0, 90.0)
+    lon = _float_col(df, LON, ctx, -180.0, 180.0)
+    if STATE in df.columns:
+        state = _state_col(df, ctx, state_errors)
+    else:
+        state = pl.Series(STATE, region_from_coordinates(lat.to_numpy(), lon.to_numpy()), pl.String)
+        warnings.warn(
+            f"{ctx.file}: no {STATE} column; derived the region of {df.height} POIs from their coordinates "
+            f"({state.n_unique()} regions, e.g. {state[0] if df.height else 'none'}); "
+            "see geograph.data.regions.region_from_coordinates",
+            stacklevel=3,
+        )
     cols = [
         poi_id,
         _string_col(df, NAME, ctx),
         brand,
         _naics_col(df, ctx, taxonomy, naics_vintage, naics_errors),
-        _float_col(df, LAT, ctx, -90.0, 90.0),
-        _float_col(df, LON, ctx, -180.0, 180.0),
-        _state_col(df, ctx),
+        lat,
+        lon,
+        state,
     ]
     extras = [c for c in df.columns if c not in POI_REQUIRED]
     return pl.DataFrame(cols).hstack(df.select(extras).get_columns())

@@ -60,7 +60,8 @@ Modules: :mod:`.catalogue` (NAICS codes, affinity rules), :mod:`.places` (US cit
 :mod:`.config` (:class:`WorldConfig`), :mod:`.laws` (seed-only laws), :mod:`.names` (brand
 names), :mod:`.pois` (steps 1-2), :mod:`.covisits` (steps 3-5, :func:`pair_log_rate`,
 :func:`covisit_r2_diagnostics`), :mod:`.regions` (step 6), :mod:`.images` (step 7),
-:mod:`.truth` (:class:`GroundTruth`) and :mod:`.generate` (:func:`generate_world`).
+:mod:`.truth` (:class:`GroundTruth`), :mod:`.generate` (:func:`generate_world`) and
+:mod:`.over_pois` (:func:`generate_over_pois`: the co-visit stages over real POIs).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ from geograph.data.synthetic.config import WorldConfig
 from geograph.data.synthetic.covisits import covisit_r2_diagnostics, pair_log_rate
 from geograph.data.synthetic.generate import PROCESS_VERSION, generate_world, generate_world_with_truth
 from geograph.data.synthetic.generate import PROGRESS_MIN_POIS as PROGRESS_MIN_POIS
+from geograph.data.synthetic.over_pois import generate_over_pois
 from geograph.data.synthetic.places import us_cities
 from geograph.data.synthetic.truth import GroundTruth
 from geograph.data.world_summary import print_world_summary, summarize_world
@@ -95,6 +97,7 @@ __all__ = [
     "pair_log_rate",
     "generate_world",
     "generate_world_with_truth",
+    "generate_over_pois",
     "print_world_summary",
     "summarize_world",
     "us_cities",

@@ -1,6 +1,7 @@
 """geograph.data: data contracts (readers + validation), vendor adapters, the NAICS taxonomy, world IO."""
 
 from geograph.data.naics import NAICSTaxonomy, NAICSVocabulary
+from geograph.data.patterns_import import ImportSummary, import_patterns
 from geograph.data.readers import (
     COVISIT_FORMS,
     DATAFRAME,
@@ -37,6 +38,8 @@ __all__ = [
     "read_pois",
     "read_regions",
     "read_patterns",
+    "ImportSummary",
+    "import_patterns",
     "normalize_region",
     "region_from_coordinates",
     "World",

@@ -40,11 +40,19 @@ RAW_VISITOR_COUNTS = "raw_visitor_counts"
 POI_CBG = "poi_cbg"
 RELATED_SAME_DAY = "related_same_day_brand"
 RELATED_SAME_MONTH = "related_same_month_brand"
+RELATED_SAME_WEEK = "related_same_week_brand"
+"""Weekly Patterns' counterpart of ``related_same_month_brand``."""
+DATE_RANGE_START = "date_range_start"
+DATE_RANGE_END = "date_range_end"
 PCT = "pct"
 """Column of the brand co-visits holding the vendor's percentage (0..100)."""
 
-WINDOWS: dict[str, str] = {RELATED_SAME_DAY: "same_day", RELATED_SAME_MONTH: "same_month"}
-"""JSON column -> ``period`` value of the co-visit rows it yields."""
+WINDOWS: dict[str, str] = {
+    RELATED_SAME_DAY: "same_day",
+    RELATED_SAME_MONTH: "same_month",
+    RELATED_SAME_WEEK: "same_week",
+}
+"""JSON column -> ``period`` value of the co-visit rows it yields (``same_week``: Weekly Patterns)."""
 
 PATTERNS_REQUIRED = (
     PLACEKEY,
@@ -187,7 +195,7 @@ def read_patterns(
             and lists it in ``report["skipped"]``.
         column_map: Your column names -> the Patterns names above. Default none.
         periods: Which maps to read: ``"same_day"`` and / or ``"same_month"`` (default
-            both). The same-day overlap is part of the same-month one, so pick one period
+            both; ``"same_week"`` reads Weekly Patterns' ``related_same_week_brand``). The same-day overlap is part of the same-month one, so pick one period
             before summing visitors over a POI pair.
         naics_vintage: NAICS edition of ``naics_code`` (default ``"auto"``: 2022 codes
             stay, others go through the 2017, then the 2012 concordance; Patterns files
@@ -228,8 +236,9 @@ def read_patterns(
         cbg = cbg.cast(pl.String)
     base = df.select(PATTERNS_REQUIRED).with_columns(raw, cbg.rename(POI_CBG)).rename(_RENAME)
     naics_errors: dict[int, str] | None = {} if on_error == "skip" else None
+    state_errors: dict[int, str] | None = {} if on_error == "skip" else None
     try:
-        pois = _validate_pois(base, ctx, taxonomy, naics_vintage, naics_errors)
+        pois = _validate_pois(base, ctx, taxonomy, naics_vintage, naics_errors, state_errors)
     except DataValidationError as exc:  # name the Patterns column, not geograph's
         if exc.field == NAICS_CODE:
             raise DataValidationError(
@@ -248,8 +257,14 @@ def read_patterns(
             field=vendor,
         ) from None
 
-    dropped = sorted(naics_errors or {})
-    skipped = [{"row": i, "field": NAICS_CODE, "error": (naics_errors or {})[i]} for i in dropped]
+    naics_errors, state_errors = naics_errors or {}, state_errors or {}
+    dropped = sorted(set(naics_errors) | set(state_errors))
+    skipped = [
+        {"row": i, "field": NAICS_CODE, "error": naics_errors[i]}
+        if i in naics_errors
+        else {"row": i, "field": REGION, "error": state_errors[i]}
+        for i in dropped
+    ]
     parts = []
     for col in windows:
         entries, errors = _map_entries(df[col])
@@ -294,8 +309,9 @@ def read_patterns(
     )
     raw_naics = df[NAICS_CODE]
     if dropped:
-        raw_naics = raw_naics.filter(pois[NAICS_CODE].is_not_null())
-        pois = pois.filter(pl.col(NAICS_CODE).is_not_null())
+        kept = pois[NAICS_CODE].is_not_null() & pois[STATE].is_not_null()
+        raw_naics = raw_naics.filter(kept)
+        pois = pois.filter(kept)
     known = pois[BRAND_COL].drop_nulls().unique()
     unknown = covisits.filter(~pl.col(DST_BRAND).is_in(known))
     report: dict[str, Any] = {

@@ -142,6 +142,21 @@ def test_poi_errors_name_the_patterns_column():
     assert "got 'ZZ'" in str(ei.value)
 
 
+def test_skip_drops_a_row_with_an_unknown_region():
+    related = json.dumps({"Starbucks": 10})
+    df = pl.DataFrame([
+        _row(**{RELATED_SAME_DAY: related}),
+        _row(placekey="b", region="ZZ", **{RELATED_SAME_DAY: related}),
+        _row(placekey="c", region="ON"),
+    ])
+    pois, cv, report = read_patterns(df, on_error="skip")
+    assert pois[POI_ID].to_list() == ["zzw-222@5vg-7gv-d7q", "c"]
+    assert pois[STATE].to_list() == ["CA", "CA-ON"]  # Canadian shorthand, canonical
+    assert report["skipped_rows"] == 1 and report["skipped"][0]["row"] == 1
+    assert report["skipped"][0]["field"] == "region" and "ZZ" in report["skipped"][0]["error"]
+    assert cv[SRC_POI].to_list() == ["zzw-222@5vg-7gv-d7q"]  # the dropped row's co-visits go with it
+
+
 def test_missing_columns_and_bad_option():
     df = pl.DataFrame([_row()]).drop("raw_visitor_counts")
     with pytest.raises(DataValidationError) as ei:

@@ -23,7 +23,10 @@ caches are filled under load):
    model (each process loads the world: memory grows with the clients).
 
 Reported: mismatches against the reference, p50 / p99 latency per kind of call and overall
-(the client's wall time of a call), throughput, peak RSS (``ru_maxrss``) and the hardware.
+(the client's wall time of a call), throughput, peak RSS (``ru_maxrss``) and the hardware. A
+mismatch names its call and what differs (the errors, or the schema / shape, or each differing
+column with its first differing rows, reference value beside the other); both frames are
+written to ``mismatches/`` beside ``soak.json``.
 
     .venv/bin/python benchmarks/soak.py                                 # 1M POIs, 10,000 calls, 8 clients
     .venv/bin/python benchmarks/soak.py --pois 20000 --calls 1000 --processes
@@ -407,32 +410,79 @@ def run_processes(spec: dict, calls: list[Call], clients: int) -> dict:
 
 
 def compare(ref: list, got: list, calls: list[Call]) -> list[dict]:
+    """One entry per call whose outcome differs from the reference: the call, and what differs."""
     bad = []
     for i, (a, b) in enumerate(zip(ref, got, strict=True)):
         if not same(a, b):
-            detail = [x if x[0] == "error" else ("ok", "<frame>") for x in (a, b)]
-            cols = _differing_columns(a, b)
             bad.append(
                 {
                     "call": i,
                     "kind": calls[i].kind,
+                    "fn": calls[i].fn,
                     "args": repr((calls[i].args, calls[i].kwargs))[:300],
-                    "reference": repr(detail[0])[:300],
-                    "got": repr(detail[1])[:300],
-                    "columns": cols,
+                    **difference(a, b),
                 }
             )
     return bad
 
 
-def _differing_columns(a: tuple, b: tuple) -> dict[str, list] | None:
-    """For two answered frames of one shape: each differing column, with its first 5 values in both."""
-    if a[0] != "ok" or b[0] != "ok":
-        return None
-    x, y = (a[1][0], b[1][0]) if isinstance(a[1], tuple) else (a[1], b[1])
-    if x.shape != y.shape or x.columns != y.columns:
-        return {"shape": [list(x.shape), list(y.shape)]}
-    return {c: [x[c].head(5).to_list(), y[c].head(5).to_list()] for c in x.columns if not x[c].equals(y[c])}
+def _frames(o: tuple) -> tuple[Any, str | None]:
+    """The answered frame of an outcome, and the rest of a whatif answer (JSON) or None."""
+    return (o[1][0], o[1][1]) if isinstance(o[1], tuple) else (o[1], None)
+
+
+def difference(a: tuple, b: tuple, rows: int = 5) -> dict[str, Any]:
+    """What differs between the reference outcome ``a`` and ``b``, so that a mismatch explains
+    itself: the two errors (or an error and a frame's shape); for two frames, the schema or
+    shape when they differ, else each differing column with its number of differing rows and
+    the first ``rows`` of them as ``[row, reference value, value]``."""
+    if a[0] != b[0] or a[0] == "error":
+        brief = [o[1:] if o[0] == "error" else ("frame", list(_frames(o)[0].shape)) for o in (a, b)]
+        return {"reference": repr(brief[0])[:300], "got": repr(brief[1])[:300]}
+    (x, rx), (y, ry) = _frames(a), _frames(b)
+    out: dict[str, Any] = {}
+    if rx != ry:
+        out["rest"] = [rx, ry]
+    if x.schema != y.schema:
+        out["schema"] = [str(dict(x.schema)), str(dict(y.schema))]
+    if x.shape != y.shape:
+        out["shape"] = [list(x.shape), list(y.shape)]
+    if x.height == y.height:
+        cols: dict[str, Any] = {}
+        for c in (c for c in x.columns if c in y.columns):
+            try:
+                differs = ~x[c].eq_missing(y[c])
+            except Exception:  # columns of two dtypes polars does not compare
+                differs = np.asarray([u != v for u, v in zip(x[c].to_list(), y[c].to_list(), strict=True)])
+            where = np.flatnonzero(np.asarray(differs))
+            if len(where):
+                cols[c] = {
+                    "rows_differing": int(len(where)),
+                    "first": [[int(i), x[c][int(i)], y[c][int(i)]] for i in where[:rows]],
+                }
+        out["columns"] = cols
+    return out
+
+
+def save_mismatches(bad: list[dict], ref: list, got: list, phase: str, folder: Path) -> list[str]:
+    """Both answers of each mismatch answered with frames, as Parquet files under ``folder``
+    (``call<i>_<phase>_reference.parquet`` / ``..._got.parquet``); returns their names."""
+    import polars as pl
+
+    names = []
+    for m in bad:
+        i = m["call"]
+        if ref[i][0] != "ok" or got[i][0] != "ok":
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for label, o in (("reference", ref[i]), ("got", got[i])):
+            frame: pl.DataFrame = _frames(o)[0]
+            target = folder / f"call{i}_{phase}_{label}.parquet"
+            tmp = target.with_name(f".{target.name}.tmp")
+            frame.write_parquet(tmp)
+            os.replace(tmp, target)
+            names.append(target.name)
+    return names
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -541,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, dict] = {}
     for name, ph in phases.items():
         bad = [] if name == "reference" else compare(ref["outcomes"], ph["outcomes"], calls)
+        saved = save_mismatches(bad[:20], ref["outcomes"], ph["outcomes"], name, args.out / "mismatches")
         per_kind = {}
         for k in [*kinds, "all"]:
             xs = [t for t, c in zip(ph["lat"], calls, strict=True) if k in ("all", c.kind)]
@@ -550,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             "calls": len(calls),
             "mismatches": len(bad),
             "mismatch_examples": bad[:20],
+            "mismatch_frames": saved,
             "wall_s": round(ph["wall_s"], 2),
             "throughput_calls_per_s": round(len(calls) / ph["wall_s"], 2),
             "load_s": round(ph["load_s"], 2) if "load_s" in ph else None,
@@ -577,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     from geograph.utils.atomic import atomic_write_text
 
     target = args.out / "soak.json"
-    atomic_write_text(target, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(target, json.dumps(report, indent=2, default=str) + "\n")
     _print(report, args.markdown)
     print(f"wrote {target}", file=sys.stderr)
     failed = len(unexpected) + sum(s["mismatches"] for s in summary.values())
@@ -618,6 +670,12 @@ def _print(report: dict, markdown: bool) -> None:
             f"{p}: {s['clients']} client(s), {s['mismatches']} mismatches, {s['wall_s']:,.1f} s, "
             f"{s['throughput_calls_per_s']:,.1f} calls/s, peak RSS {rss} MB"
         )
+    for p, s in phases.items():
+        for m in s["mismatch_examples"]:
+            what = {k: v for k, v in m.items() if k not in ("call", "kind", "fn", "args")}
+            lines.append(f"{p} mismatch: call {m['call']} ({m['kind']}: {m['args']}): {json.dumps(what, default=str)}")
+        if s["mismatch_frames"]:
+            lines.append(f"{p}: both answers of each mismatch in mismatches/ beside soak.json")
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")

@@ -91,36 +91,47 @@ def hotspots(
             rows.lazy().filter(~inside).select(pl.col("cell_b").alias(H3_CELL), VISITORS, pl.lit(False).alias("__in__"), *extra),
         ]
     )
-    per_cell_pois = pl.concat(
-        [
-            rows.lazy().select(pl.col("cell_a").alias(H3_CELL), pl.col(SRC_POI).alias(POI_ID)),
-            rows.lazy().select(pl.col("cell_b").alias(H3_CELL), pl.col(DST_POI).alias(POI_ID)),
-        ]
-    ).group_by(H3_CELL).agg(pl.col(POI_ID).n_unique().cast(pl.Int64).alias("pois"))
     if by == "volume":
-        out = touched.group_by(H3_CELL).agg(
-            pl.len().cast(pl.Int64).alias("pairs"),
-            pl.col(VISITORS).sum(),
-            pl.col(VISITORS).filter(pl.col("__in__")).sum().alias("internal_visitors"),
-        )
-        total = int(rows[VISITORS].sum()) if rows.height else 0
-        out = out.with_columns((pl.col(VISITORS) / max(total, 1)).alias("share"))
-        order = [pl.col(VISITORS), pl.col(H3_CELL)]
-        desc = [True, False]
+        aggs = [pl.col(VISITORS).filter(pl.col("__in__")).sum().alias("internal_visitors")]
+        order, desc = [pl.col(VISITORS), pl.col(H3_CELL)], [True, False]
     else:
-        out = touched.group_by(H3_CELL).agg(
-            pl.len().cast(pl.Int64).alias("pairs"),
-            pl.col(VISITORS).sum(),
+        aggs = [
             ordered_sum("__predv__").alias("predicted_visitors"),
             (ordered_sum("__res__") / pl.len()).alias("mean_residual"),
-        )
+        ]
+        order, desc = [pl.col("mean_residual").abs(), pl.col(H3_CELL)], [True, False]
+    per_cell = (
+        touched.group_by(H3_CELL)
+        .agg(pl.len().cast(pl.Int64).alias("pairs"), pl.col(VISITORS).sum(), *aggs)
+        .filter(pl.col("pairs") >= min_pairs)
+        .collect()
+    )
+    # Ranked eagerly, on the collected cells: in a lazy query polars fuses ``sort().head()``
+    # into a streaming top-k fed by the parallel group-by, whose rows arrive in a varying
+    # order; a full sort by (rank key, cell) is a total order and costs milliseconds here.
+    out = per_cell.sort(order, descending=desc).head(top)
+    if by == "volume":
+        total = int(rows[VISITORS].sum()) if rows.height else 0
+        out = out.with_columns((pl.col(VISITORS) / max(total, 1)).alias("share"))
+    else:
         out = out.with_columns(
             pl.when(pl.col("mean_residual") >= 0).then(pl.lit("under")).otherwise(pl.lit("over")).alias("direction")
         )
-        order = [pl.col("mean_residual").abs(), pl.col(H3_CELL)]
-        desc = [True, False]
-    out = out.filter(pl.col("pairs") >= min_pairs).sort(order, descending=desc).head(top)
-    out = out.join(per_cell_pois, on=H3_CELL, how="left", maintain_order="left").collect()
+    # POIs with a counted pair, for the ranked cells only
+    ranked = out[H3_CELL].implode()
+    per_cell_pois = (
+        pl.concat(
+            [
+                rows.lazy().select(pl.col("cell_a").alias(H3_CELL), pl.col(SRC_POI).alias(POI_ID)),
+                rows.lazy().select(pl.col("cell_b").alias(H3_CELL), pl.col(DST_POI).alias(POI_ID)),
+            ]
+        )
+        .filter(pl.col(H3_CELL).is_in(ranked))
+        .group_by(H3_CELL)
+        .agg(pl.col(POI_ID).n_unique().cast(pl.Int64).alias("pois"))
+        .collect()
+    )
+    out = out.join(per_cell_pois, on=H3_CELL, how="left", maintain_order="left")
     centers = np.asarray([h3.cell_to_latlng(c) for c in out[H3_CELL].to_list()], dtype=np.float64).reshape(-1, 2)
     out = out.with_columns(pl.Series(LAT, centers[:, 0]), pl.Series(LON, centers[:, 1]))
     first = [H3_CELL, LAT, LON, "pois", "pairs"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,7 +17,11 @@ from geograph.geo.sphere import chord_to_km, km_to_chord, unit_xyz
 
 from ._checks import unknown_value_error
 
-MODEL_ARTIFACT = "model"
+# ``one_thread`` sections open in any thread, and torch's thread count outside them.
+_THREADS_LOCK = threading.Lock()
+_inside = 0
+_outside_threads = 0
+_depth = threading.local()  # sections open in this thread (they may nest)
 
 
 @contextlib.contextmanager
@@ -26,13 +31,31 @@ def one_thread() -> Iterator[None]:
     The per-query graphs here are tiny (about 1K nodes): with several OpenMP threads the
     threads spin-wait for each other and a ``whatif`` took 3.5 s instead of 0.07 s
     (2 CPU cores; measured with benchmarks/queries.py).
+
+    Safe to enter from several threads at once. ``torch.set_num_threads`` sets the calling
+    thread's OpenMP count and the count a thread starts with on its first torch call; a
+    plain save / restore per call let a thread that started inside another's section save
+    1 and restore 1, for itself and every later thread. Here the count outside all
+    sections is saved by the first to enter (under a lock, counting the sections open) and
+    a thread leaving its outermost section restores that count.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _inside, _outside_threads
+    with _THREADS_LOCK:
+        if _inside == 0:
+            _outside_threads = torch.get_num_threads()
+        _inside += 1
+        _depth.n = getattr(_depth, "n", 0) + 1
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)  # name under which geograph.covisit.train logs the pyfunc model
+        with _THREADS_LOCK:
+            _inside -= 1
+            _depth.n -= 1
+            torch.set_num_threads(_outside_threads if _depth.n == 0 else 1)
+
+
+MODEL_ARTIFACT = "model"  # name under which geograph.covisit.train logs the pyfunc model
 
 
 def model_uri_for(run_id: str | None = None, model_uri: str | None = None) -> str:

@@ -130,3 +130,30 @@ def test_ordered_sum_does_not_depend_on_row_order() -> None:
     assert one == pytest.approx(math.fsum(df.filter(pl.col("cell") == "7")["v"].drop_nulls()), rel=1e-12)
     empty = pl.DataFrame({"cell": ["a"], "v": [None]}, schema={"cell": pl.String, "v": pl.Float64})
     assert empty.group_by("cell").agg(ordered_sum("v"))["v"].to_list() == [0.0]
+
+
+def test_mismatch_explains_itself(tmp_path: Path) -> None:
+    """A mismatch names the differing columns and rows (reference value beside the other),
+    and both frames are kept as Parquet."""
+    soak = _soak_module()
+    a = pl.DataFrame({"h3_cell": ["c1", "c2", "c3"], "visitors": [9, 7, 7], "share": [0.5, 0.25, 0.25]})
+    b = a.with_columns(pl.Series("h3_cell", ["c1", "c3", "c2"]), pl.Series("share", [0.5, 0.25, 0.2500000000000001]))
+    d = soak.difference(("ok", a), ("ok", b))
+    assert d["columns"] == {
+        "h3_cell": {"rows_differing": 2, "first": [[1, "c2", "c3"], [2, "c3", "c2"]]},
+        "share": {"rows_differing": 1, "first": [[2, 0.25, 0.2500000000000001]]},
+    }
+    assert "schema" not in d and "shape" not in d
+    assert soak.difference(("ok", a), ("ok", a.head(2)))["shape"] == [[3, 3], [2, 3]]
+    err = ("error", "DataValidationError", "unknown brand 'x'")
+    assert soak.difference(("ok", a), err) == {
+        "reference": "('frame', [3, 3])",
+        "got": "('DataValidationError', \"unknown brand 'x'\")",
+    }
+    assert soak.difference(("ok", (a, "{}")), ("ok", (a, '{"notes": []}')))["rest"] == ["{}", '{"notes": []}']
+    call = soak.Call("hotspots", "hotspots", "data", (8,))
+    bad = soak.compare([("ok", a), err], [("ok", b), err], [call, call])
+    assert [(m["call"], m["kind"], sorted(m["columns"])) for m in bad] == [(0, "hotspots", ["h3_cell", "share"])]
+    names = soak.save_mismatches(bad, [("ok", a), err], [("ok", b), err], "threads", tmp_path / "m")
+    assert names == ["call0_threads_reference.parquet", "call0_threads_got.parquet"]
+    assert pl.read_parquet(tmp_path / "m" / names[1]).equals(b)

@@ -15,6 +15,7 @@ from geograph.covisit.gravity_dc import DoublyConstrainedGravity
 from geograph.covisit.groups import Prepared
 from geograph.covisit.messages import gravity_design
 from geograph.covisit.model import FitResult, TargetScaler
+from geograph.data.naics import code_level
 from geograph.graph.geograph_data import GeoGraph
 
 # ----------------------------------------------------------------------------------------
@@ -37,10 +38,25 @@ def sklearn_features_from(cfg: CovisitConfig, graph: GeoGraph, src: Tensor, dst:
     x = p.x.double().numpy()
     rest = pf[:, 1:] if cfg.model.pair_rank else pf[:, 1:3]  # same brand, depth (, neighbour rank)
     cols = [dist[:, None], rest.double().numpy(), x[src.numpy()], x[dst.numpy()]]
+    naics = p.naics_code.numpy()
     for lv in cfg.model.gbt_naics_levels:
-        codes = p.naics_code.numpy() // 10 ** (6 - lv)
-        cols += [codes[src.numpy()][:, None].astype(np.float64), codes[dst.numpy()][:, None].astype(np.float64)]
+        codes = naics_at_level(naics, lv)
+        cols += [codes[src.numpy()][:, None], codes[dst.numpy()][:, None]]
     return np.concatenate(cols, axis=1)
+
+
+def naics_at_level(naics: np.ndarray, level: int) -> np.ndarray:
+    """Stored 6-digit NAICS codes cut to ``level`` digits, as floats; NaN (a missing category)
+    where a code is shorter than ``level``: the zero padding of a short code (``311800`` for the
+    industry group ``3118``) is not a finer code.
+
+    Shapes: ``naics`` ``(N,)`` integers; returns ``(N,)`` float64.
+    """
+    uniq, inv = np.unique(naics, return_inverse=True)
+    own = np.array([code_level(int(c)) for c in uniq], dtype=np.int64)[inv]
+    out = (naics // 10 ** (6 - level)).astype(np.float64)
+    out[own < level] = np.nan
+    return out
 
 
 MAX_CATEGORIES = 255  # HistGradientBoostingRegressor's limit on a categorical feature's cardinality
@@ -77,8 +93,9 @@ def fit_sklearn(prep: Prepared) -> FitResult:
         n_code = 2 * len(prep.cfg.model.gbt_naics_levels)
         code_cols = range(X.shape[1] - n_code, X.shape[1])
         # categories must be small non-negative ints: index the NAICS codes seen in training
-        cat = [c for c in code_cols if len(np.unique(X[:, c])) <= MAX_CATEGORIES] or None
-        prep_codes = {c: np.unique(X[:, c]) for c in cat or []}
+        known = {c: np.unique(X[:, c][~np.isnan(X[:, c])]) for c in code_cols}  # NaN: finer than the code
+        cat = [c for c in code_cols if len(known[c]) <= MAX_CATEGORIES] or None
+        prep_codes = {c: known[c] for c in cat or []}
         X = encode_categories(prep_codes, X)
         est = HistGradientBoostingRegressor(
             max_iter=prep.cfg.model.gbt_max_iter,

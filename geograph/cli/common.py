@@ -43,6 +43,40 @@ def console():
     return Console() if sys.stdout.isatty() else Console(width=120)
 
 
+def add_overwrite_args(p: argparse.ArgumentParser, what: str = "data") -> None:
+    """``--overwrite`` / ``--replace FILE`` of every command that writes a data folder: only files
+    geograph wrote (listed in its ``manifest.json``) are replaced, others only when named."""
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace the {what} in an existing folder (only files geograph wrote, listed in its manifest.json)",
+    )
+    p.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --overwrite: a file in the folder that geograph did not write but may replace or remove "
+        "(e.g. pois.csv; repeatable)",
+    )
+
+
+def command_modules(names: tuple[str, ...]) -> list:
+    """The modules of ``names`` that exist, in order (a module missing is simply not offered;
+    an import error inside one is raised)."""
+    import importlib
+
+    mods = []
+    for name in names:
+        try:
+            mods.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+    return mods
+
+
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:
     """``-q/--quiet``: no progress on stderr (errors still print; stdout keeps the result)."""
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr (errors still print)")

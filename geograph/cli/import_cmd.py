@@ -9,7 +9,8 @@ One subcommand per source format, each in its own module (``import_patterns``,
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from geograph.cli.common import command_modules
 
 # Format modules, in the order they appear in ``geograph import --help``.
 FORMAT_MODULES = ("geograph.cli.import_patterns", "geograph.cli.import_osm")
@@ -24,11 +25,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = p.add_subparsers(dest="format", metavar="FORMAT")
     sub.required = True
-    for name in FORMAT_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for mod in command_modules(FORMAT_MODULES):
         mod.add_parser(sub)

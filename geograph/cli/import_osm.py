@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from geograph.cli.common import add_quiet_arg, step
+from geograph.cli.common import add_overwrite_args, add_quiet_arg, step
 
 UNMAPPED_SHOWN = 10  # most frequent unmapped tags printed
 
@@ -32,19 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="your own tag -> NAICS CSV (tag_key,tag_value,naics_code,title; default: the shipped table)",
     )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the data in an existing folder (only files geograph wrote, listed in its manifest.json)",
-    )
-    p.add_argument(
-        "--replace",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="with --overwrite: a file in the folder that geograph did not write but may replace or remove "
-        "(repeatable)",
-    )
+    add_overwrite_args(p, "data")
     add_quiet_arg(p)
     p.set_defaults(func=_import_osm)
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from geograph.cli.common import add_quiet_arg, stderr_console, step
+from geograph.cli.common import add_overwrite_args, add_quiet_arg, stderr_console, step
 
 NAICS_VINTAGES = ("auto", "2012", "2017", "2022")
 
@@ -73,18 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="split each brand-level co-visit row over the K POIs of that brand nearest to the source POI "
         "in its state (default 10)",
     )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the world in a non-empty folder (only files geograph wrote, listed in its manifest.json)",
-    )
-    p.add_argument(
-        "--replace",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="with --overwrite: a file in the folder that geograph did not write but may replace (repeatable)",
-    )
+    add_overwrite_args(p, "world")
     add_quiet_arg(p)
     p.set_defaults(func=_import_patterns)
 

@@ -8,10 +8,10 @@ Heavy imports happen inside the handlers so ``geograph --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+from geograph.cli.common import command_modules
 from geograph.errors import GeographError
 
 # Subcommand modules, in the order they appear in --help. A module missing here is
@@ -37,13 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for mod in command_modules(COMMAND_MODULES):
         mod.register(sub)
     return parser
 

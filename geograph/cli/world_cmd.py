@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from geograph.cli.common import add_quiet_arg, step
+from geograph.cli.common import add_overwrite_args, add_quiet_arg, step
 
 DEFAULT_OUT = Path("data/world")
 DEFAULT_POIS = 2000
@@ -37,19 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="write hive-partitioned folders (pois/state=CA/part-0.parquet) instead of one file per table",
     )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the world in an existing folder (only files geograph wrote, listed in its manifest.json)",
-    )
-    p.add_argument(
-        "--replace",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="with --overwrite: a file in the folder that geograph did not write but may replace or remove "
-        "(e.g. pois.csv; repeatable)",
-    )
+    add_overwrite_args(p, "world")
     p.add_argument(
         "--generator",
         choices=["embedded", "latent"],

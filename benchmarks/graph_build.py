@@ -22,11 +22,11 @@ reported as capped. Prints a Markdown table and writes ``benchmarks/out/graph_bu
     .venv/bin/python benchmarks/graph_build.py                    # 10K, 100K, 1M
     .venv/bin/python benchmarks/graph_build.py --sizes 10000 --profile
 
-Profile of ``build_graph`` at 1M POIs / 10M co-visit rows (cProfile, 2 shared cores), shares of
-the build: cKDTree kNN ~22 %, polars id joins ~17 %, ``pair_features`` ~17 %, near
-symmetrisation ~9 %, the per-POI ``h3.latlng_to_cell`` loop ~9 %, the per-cell ``grid_disk``
-loop ~4 %. The h3 loops are ~13 % of the build, so a vectorised H3 package (polars-h3, h3ronpy)
-would save a few seconds at most: not worth a new dependency. Before this benchmark,
+Profile of ``build_graph`` at 1M POIs / 10M co-visit rows (cProfile, 2 cores), shares of the
+build before H3 was vectorised: cKDTree kNN ~22 %, polars id joins ~17 %, ``pair_features``
+~17 %, near symmetrisation ~9 %, the per-POI ``h3.latlng_to_cell`` loop ~9 %, the per-cell
+``grid_disk`` loop ~4 %. Both loops are now array calls on ``uint64`` cells (``h3ronpy``;
+docs/guides/benchmarks.md, "H3 at array speed"). Before this benchmark,
 ``pair_features`` (35 %), ``torch.unique`` in ``symmetrize`` and ``np.unique`` on co-visit keys
 were the top items; they were rewritten with identical output (see docs/guides/graph.md).
 """

@@ -13,12 +13,11 @@
 
 from __future__ import annotations
 
-import h3
-import numpy as np
 import polars as pl
 
 from geograph.constants import DST_POI, H3_CELL, LAT, LON, POI_ID, SRC_POI, STATE, VISITORS
 from geograph.errors import ConfigError
+from geograph.geo.h3cells import cell_centers, cells_to_string_series
 
 from ._checks import check_choice, check_positive, check_resolution, check_state
 from .model_context import ModelContext, ordered_sum, to_visitors
@@ -60,7 +59,11 @@ def hotspots(
     state = check_state(state)
     if by == "residual" and model is None:
         raise ConfigError("hotspots by residual needs a model (--run-id or --model-uri)")
+    # cells as uint64 H3 indexes through the joins and group-bys (their order is the hex
+    # strings' order, so the ranking's tie-break is unchanged); strings in the result only
     cells = source.poi_cells(resolution).lazy()
+    if cells.collect_schema()[H3_CELL] == pl.String:
+        cells = cells.with_columns(pl.col(H3_CELL).str.to_integer(base=16, dtype=pl.UInt64))
     pois = source.pois().select(POI_ID, STATE)
     if state is not None:
         pois = pois.filter(pl.col(STATE) == state)
@@ -132,8 +135,10 @@ def hotspots(
         .collect()
     )
     out = out.join(per_cell_pois, on=H3_CELL, how="left", maintain_order="left")
-    centers = np.asarray([h3.cell_to_latlng(c) for c in out[H3_CELL].to_list()], dtype=np.float64).reshape(-1, 2)
-    out = out.with_columns(pl.Series(LAT, centers[:, 0]), pl.Series(LON, centers[:, 1]))
+    centers = cell_centers(out[H3_CELL].to_numpy())
+    out = out.with_columns(
+        cells_to_string_series(out[H3_CELL], H3_CELL), pl.Series(LAT, centers[:, 0]), pl.Series(LON, centers[:, 1])
+    )
     first = [H3_CELL, LAT, LON, "pois", "pairs"]
     out = out.select(first + [c for c in out.columns if c not in first])
     return out.with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))

@@ -1,6 +1,19 @@
 """Geo core: sphere geometry (distances, bearings, unit vectors), H3 helpers, Equal Earth."""
 
-from geograph.geo.h3cells import cell_area_km2, cell_centers, cell_neighbors, latlng_to_cells
+from geograph.geo.h3cells import (
+    as_cell_ids,
+    cell_area_km2,
+    cell_centers,
+    cell_neighbors,
+    cell_parents,
+    cell_resolutions,
+    cells_from_strings,
+    cells_to_string_series,
+    cells_to_strings,
+    grid_disks,
+    latlng_to_cell_ids,
+    latlng_to_cells,
+)
 from geograph.geo.projection import equal_earth, equal_earth_torch
 from geograph.geo.sphere import (
     bounding_box,
@@ -37,6 +50,14 @@ __all__ = [
     "chord_to_km",
     "check_lat_lon",
     "latlng_to_cells",
+    "latlng_to_cell_ids",
+    "cells_to_strings",
+    "cells_to_string_series",
+    "cells_from_strings",
+    "cell_resolutions",
+    "cell_parents",
+    "grid_disks",
+    "as_cell_ids",
     "cell_centers",
     "cell_neighbors",
     "cell_area_km2",

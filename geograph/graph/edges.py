@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import warnings
 
-import h3
 import numpy as np
 import polars as pl
 import torch
@@ -39,6 +38,7 @@ from geograph.constants import (
     VISITORS,
 )
 from geograph.data.covisit_tables import aggregate_pairs, expand_brand_covisits, map_poi_ids
+from geograph.geo.h3cells import as_cell_ids, grid_disks
 from geograph.geo.sphere import km_to_chord, unit_xyz
 from geograph.graph.config import GraphConfig
 from geograph.graph.geograph_data import empty_long
@@ -91,22 +91,27 @@ def knn_embedding_edges(emb: np.ndarray, k: int) -> torch.Tensor:
     return ei[:, ei[0] != ei[1]]
 
 
-def cell_adjacency_edges(cell_ids: list[str], k: int) -> torch.Tensor:
+def cell_adjacency_edges(cell_ids, k: int) -> torch.Tensor:
     """``cell -adjacent-> cell`` edges: every pair of the cells within H3 grid distance ``k``.
+
+    Edges are listed by source cell, each source's in ``h3.grid_disk`` order.
+
+    Args:
+        cell_ids: The cells (``uint64`` indexes or hex strings), one node each.
+        k: Grid distance.
 
     Shapes: returns ``(2, E)`` int64 (empty for ``k == 0`` or a single cell).
     """
     if k <= 0 or len(cell_ids) < 2:
         return empty_long()
-    pos_of = {cid: i for i, cid in enumerate(cell_ids)}
-    src, dst = [], []
-    for i, cid in enumerate(cell_ids):
-        for nb in h3.grid_disk(cid, int(k)):
-            j = pos_of.get(nb)
-            if j is not None and j != i:
-                src.append(i)
-                dst.append(j)
-    return torch.tensor([src, dst], dtype=torch.long).reshape(2, -1)
+    ids = as_cell_ids(cell_ids)
+    offsets, disk = grid_disks(ids, int(k))
+    src = np.repeat(np.arange(len(ids), dtype=np.int64), np.diff(offsets))
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids[order], disk), len(ids) - 1)
+    dst = order[at].astype(np.int64)
+    keep = (ids[dst] == disk) & (dst != src)
+    return torch.from_numpy(np.stack([src[keep], dst[keep]])).reshape(2, -1)
 
 
 def add_cell_edges(data: HeteroData, poi_cell: np.ndarray, cell_ids: list[str], config: GraphConfig) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import h3
 import numpy as np
 import polars as pl
 import torch
@@ -18,6 +17,14 @@ from torch_geometric.data import HeteroData
 from geograph.constants import BRAND_COL, CELL, EMBEDDING, H3_CELL, IMAGE, LAT, LON, NAICS_CODE, POI, STATE
 from geograph.data.poi_tables import poi_feature_columns
 from geograph.errors import DataValidationError
+from geograph.geo.h3cells import (
+    as_cell_ids,
+    cell_centers,
+    cell_parents,
+    cell_resolutions,
+    cells_to_strings,
+    latlng_to_cell_ids,
+)
 
 CELL_COUNT_FEATURE = "log1p_pois"
 """The first cell feature: ``log1p`` of the number of POIs in the cell."""
@@ -119,34 +126,32 @@ def add_cell_nodes(
         resolution: H3 resolution of the cells.
     """
     n = len(poi_lat)
-    f = h3.latlng_to_cell
-    poi_cells = [f(a, b, resolution) for a, b in zip(poi_lat.tolist(), poi_lon.tolist(), strict=True)]
-    img_cells = [f(a, b, resolution) for a, b in zip(image_lat.tolist(), image_lon.tolist(), strict=True)]
-    cell_ids, inverse = np.unique(np.asarray(poi_cells + img_cells, dtype=object).astype(str), return_inverse=True)
-    cell_ids = cell_ids.tolist()
+    points = latlng_to_cell_ids(np.concatenate([poi_lat, image_lat]), np.concatenate([poi_lon, image_lon]), resolution)
+    # uint64 order is the hex strings' order (see geograph.geo.h3cells): cells sorted by H3 id
+    cell_u64, inverse = np.unique(points, return_inverse=True)
     poi_cell = inverse[:n]
     c = data[CELL]
-    c.num_nodes = len(cell_ids)
-    c.pos = cell_positions(cell_ids)
-    cell_x, names = cell_features(cell_ids, poi_cell, regions, resolution)
+    c.num_nodes = len(cell_u64)
+    c.pos = cell_positions(cell_u64)
+    cell_x, names = cell_features(cell_u64, poi_cell, regions, resolution)
     c.x = torch.from_numpy(cell_x).float()
     data[POI].cell = torch.from_numpy(poi_cell.astype(np.int64))
-    return CellNodes(ids=cell_ids, poi_cell=poi_cell, image_cell=inverse[n:], feature_names=names)
+    return CellNodes(ids=cells_to_strings(cell_u64), poi_cell=poi_cell, image_cell=inverse[n:], feature_names=names)
 
 
-def cell_positions(cell_ids: list[str]) -> torch.Tensor:
-    """Centres of H3 cells; ``(C, 2)`` float32 ``(lat, lon)``."""
-    return torch.tensor([h3.cell_to_latlng(x) for x in cell_ids], dtype=torch.float32).reshape(-1, 2)
+def cell_positions(cell_ids) -> torch.Tensor:
+    """Centres of H3 cells (``uint64`` indexes or hex strings); ``(C, 2)`` float32 ``(lat, lon)``."""
+    return torch.from_numpy(cell_centers(cell_ids)).float().reshape(-1, 2)
 
 
 def cell_features(
-    cells: list[str], poi_cell: np.ndarray, regions: pl.DataFrame | None, res: int
+    cells, poi_cell: np.ndarray, regions: pl.DataFrame | None, res: int
 ) -> tuple[np.ndarray, list[str]]:
     """Cell features: log1p(POIs in cell), the numeric region columns of the covering region (or
     the mean of the finer regions / region points inside the cell), and ``has_region``.
 
     Args:
-        cells: H3 ids of the cells.
+        cells: H3 ids of the cells (``uint64`` indexes or hex strings).
         poi_cell: Cell index of each POI.
         regions: Regions keyed by ``h3_cell`` (any one resolution) or by ``latitude`` /
             ``longitude`` points; None: only the POI count.
@@ -168,31 +173,37 @@ def cell_features(
     if by_cell or by_point:
         num = [cname for cname, dt in regions.schema.items() if cname != H3_CELL and dt.is_numeric()
                and cname not in (LAT, LON)]
+        cell_u64 = as_cell_ids(cells)
         if by_cell:
-            resolutions = sorted({h3.get_resolution(x) for x in regions[H3_CELL].unique().to_list()})
+            # the regions table keeps hex strings for users; joined here as uint64 indexes
+            reg_cells = as_cell_ids(regions[H3_CELL])
+            resolutions = sorted(set(np.unique(cell_resolutions(reg_cells)).tolist()))
             if len(resolutions) > 1:
                 raise DataValidationError(
                     f"regions mix H3 resolutions {resolutions}; expected one resolution", field=H3_CELL
                 )
             reg_res = resolutions[0] if resolutions else res
-            table = regions.select(H3_CELL, *num)
+            table = regions.select(num).with_columns(pl.Series(H3_CELL, reg_cells, pl.UInt64))
         else:
             # region points (latitude / longitude): the cell holding each point
             reg_res = res + 1
-            pts = zip(regions[LAT].to_list(), regions[LON].to_list(), strict=True)
-            table = regions.select(num).with_columns(pl.Series(H3_CELL, [h3.latlng_to_cell(a, b, res) for a, b in pts], pl.Utf8))
+            pts = latlng_to_cell_ids(regions[LAT].cast(pl.Float64).to_numpy(), regions[LON].cast(pl.Float64).to_numpy(), res)
+            table = regions.select(num).with_columns(pl.Series(H3_CELL, pts, pl.UInt64))
         if reg_res <= res:
-            keys = [h3.cell_to_parent(cid, reg_res) for cid in cells]
+            keys = cell_parents(cell_u64, reg_res)
         else:
             # finer regions than cells: average them up to the cell resolution
             if by_cell:
-                table = table.with_columns(
-                    pl.col(H3_CELL).map_elements(lambda x: h3.cell_to_parent(x, res), return_dtype=pl.Utf8)
-                )
+                table = table.with_columns(pl.Series(H3_CELL, cell_parents(table[H3_CELL].to_numpy(), res), pl.UInt64))
             table = table.group_by(H3_CELL).agg(pl.col(num).mean())
-            keys = cells
+            keys = cell_u64
         table = table.with_columns(pl.lit(1.0).alias("_hit"))
-        joined = pl.DataFrame({H3_CELL: keys}).with_row_index("_r").join(table, on=H3_CELL, how="left").sort("_r")
+        joined = (
+            pl.DataFrame({H3_CELL: pl.Series(keys, dtype=pl.UInt64)})
+            .with_row_index("_r")
+            .join(table, on=H3_CELL, how="left")
+            .sort("_r")
+        )
         vals = joined.select(num).to_numpy().astype(np.float64)
         # has_region: a region row matched (a null in one of its columns still counts)
         has = joined["_hit"].is_not_null().to_numpy()

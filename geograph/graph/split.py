@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import h3
 import numpy as np
 import torch
 
 from geograph.constants import COVISITS, POI
 from geograph.errors import ConfigError
+from geograph.geo.h3cells import cells_to_strings, latlng_to_cell_ids
 from geograph.graph.geograph_data import GeoGraph
 
 SPLITS = ("train", "val", "test")
@@ -164,9 +164,9 @@ def _group_keys(graph: GeoGraph, protocol: str) -> tuple[np.ndarray, list[str]]:
     res = int(protocol.split(":", 1)[1])
     if not 0 <= res <= 15:
         raise ConfigError(f"spatial hold-out resolution must be 0..15, got {res}")
-    cells = [h3.latlng_to_cell(float(a), float(b), res) for a, b in p.pos.tolist()]
-    names, inv = np.unique(np.asarray(cells), return_inverse=True)
-    return inv, names.tolist()
+    pos = p.pos.double().numpy()
+    names, inv = np.unique(latlng_to_cell_ids(pos[:, 0], pos[:, 1], res), return_inverse=True)
+    return inv, cells_to_strings(names)
 
 
 def split_covisits(

@@ -30,9 +30,10 @@ def _regions(
 ) -> pl.DataFrame:
     from scipy.spatial import cKDTree
 
-    from geograph.geo.h3cells import cell_area_km2, cell_centers, latlng_to_cells
+    from geograph.geo.h3cells import cell_area_km2, cell_centers, cells_to_strings, latlng_to_cell_ids
 
-    cells = pl.DataFrame({H3_CELL: latlng_to_cells(lat, lon, cfg.h3_resolution), STATE: state})
+    # cells as uint64 H3 indexes (sorted as their hex strings are); strings in the table only
+    cells = pl.DataFrame({H3_CELL: latlng_to_cell_ids(lat, lon, cfg.h3_resolution), STATE: state})
     per_cell = (
         cells.group_by(H3_CELL, STATE)
         .len()
@@ -40,7 +41,7 @@ def _regions(
         .unique(H3_CELL, keep="first", maintain_order=True)
         .select(H3_CELL, STATE)
     )
-    cell_ids = per_cell[H3_CELL].to_list()
+    cell_ids = per_cell[H3_CELL].to_numpy()
     centers = cell_centers(cell_ids)
     area = cell_area_km2(cell_ids)
     # population: each city spread as a 2-D Gaussian of width sigma_c, integrated over the cell
@@ -64,7 +65,7 @@ def _regions(
     income = (np.rint(np.exp(log_inc) / 100.0) * 100).astype(np.int64)
     z = 0.35 + 0.9 * (log_inc - np.log(65000.0)) + rng.normal(0.0, 0.08, len(cell_ids))
     pct_college = np.round(np.clip(z, 0.03, 0.9), 3)
-    return regions_frame(cell_ids, centers, cell_state, population, income, pct_college)
+    return regions_frame(cells_to_strings(cell_ids), centers, cell_state, population, income, pct_college)
 
 
 def regions_frame(cell_ids, centers: np.ndarray, state, population, income, pct_college) -> pl.DataFrame:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -34,6 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 LOOKUP_TARGET_MS = 100.0
+LOOKUP_P99_MS = 300.0
+SUGGEST_TARGET_MS = 100.0
+AGGREGATE_TARGET_MS = 300.0  # on tables in memory (cached)
 WHATIF_TARGET_MS = 1000.0
 
 
@@ -62,16 +66,31 @@ def timed_each(fns: list[Callable[[], object]], warmup: int = 1) -> list[float]:
 
 
 def row(query: str, data: str, times: list[float], target: float | None) -> dict:
-    p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
+    p50, p95, p99 = (float(np.percentile(times, q)) for q in (50, 95, 99))
     return {
         "query": query,
         "data": data,
         "reps": len(times),
         "p50_ms": round(p50, 1),
         "p95_ms": round(p95, 1),
+        "p99_ms": round(p99, 1),
         "target_ms": target,
-        "meets_target": None if target is None else bool(p50 < target),
+        # a lookup also needs its p99 under LOOKUP_P99_MS
+        "meets_target": None if target is None else bool(p50 < target and (target != LOOKUP_TARGET_MS or p99 < LOOKUP_P99_MS)),
     }
+
+
+def hardware() -> str:
+    """One line naming the CPU, its cores and the Python / polars versions."""
+    import polars as pl
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores; Python {platform.python_version()}, polars {pl.__version__}"
 
 
 def ensure_world(n: int, seed: int) -> tuple[Path, float | None]:
@@ -124,16 +143,26 @@ def _data_rows(src, d: str, ids: list[str], brands: list[str], state: str, agg_r
     rows.append(row(f"covisited --brand --state {state}", d,
                     timed_each([lambda b=b: covisited(src, brand=b, state=state) for b in brands]), LOOKUP_TARGET_MS))
 
-    def unknown() -> None:
+    def unknown(poi: str) -> None:
         try:
-            covisited(src, "poi_x" + ids[0][5:])
+            covisited(src, "poi_x" + poi[5:])
         except DataValidationError:
             pass
 
-    rows.append(row("covisited, unknown id (suggestions)", d, timed(unknown, max(agg_reps, 3)), None))
-    rows.append(row("naics-flow --level 2", d, timed(lambda: naics_flow(src, 2), agg_reps), None))
+    t0 = time.perf_counter()
+    unknown(ids[-1])
+    rows.append(row("covisited, unknown id (first: id vocabulary)", d, [(time.perf_counter() - t0) * 1000], None))
+    rows.append(row("covisited, unknown id (suggestions)", d,
+                    timed_each([lambda p=p: unknown(p) for p in ids], warmup=0), SUGGEST_TARGET_MS))
+    t0 = time.perf_counter()
+    naics_flow(src, 2)
+    first = "cached: flow by NAICS code of every state" if src.indexed else "lazy: no cache"
+    rows.append(row(f"naics-flow --level 2 (first; {first})", d, [(time.perf_counter() - t0) * 1000], None))
+    rows.append(row("naics-flow --level 2", d, timed(lambda: naics_flow(src, 2), agg_reps, warmup=0),
+                    AGGREGATE_TARGET_MS if src.indexed else None))
     rows.append(row(f"naics-flow --level 6 --state {state}", d,
-                    timed(lambda: naics_flow(src, 6, state=state), agg_reps), None))
+                    timed(lambda: naics_flow(src, 6, state=state), agg_reps),
+                    AGGREGATE_TARGET_MS if src.indexed else None))
     t0 = time.perf_counter()
     hotspots(src, 7)
     rows.append(row("hotspots --resolution 7 (first: H3 cells of all POIs)", d,
@@ -231,23 +260,24 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_model:
         mrows, info = model_queries(args.model_pois, args.seed, args.model_epochs, args.reps, args.agg_reps)
         rows += mrows
-    import os
-
     report = {
         "world": str(folder.relative_to(ROOT)),
         "world_generated_s": gen_s,
         "model": info,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "hardware": hardware()},
         "rows": rows,
     }
     from geograph.utils.atomic import atomic_write_text
 
     atomic_write_text(OUT / "queries.json", json.dumps(report, indent=2) + "\n")
-    head = ["query", "data", "reps", "p50 ms", "p95 ms", "target"]
+    head = ["query", "data", "reps", "p50 ms", "p95 ms", "p99 ms", "target"]
     lines = []
     for r in rows:
         tgt = "" if r["target_ms"] is None else f"< {r['target_ms']:.0f} ms {'ok' if r['meets_target'] else 'MISSED'}"
-        lines.append([r["query"], r["data"], str(r["reps"]), f"{r['p50_ms']:,.1f}", f"{r['p95_ms']:,.1f}", tgt])
+        if r["target_ms"] == LOOKUP_TARGET_MS:
+            tgt = tgt.replace(" ms ", f" ms p50, < {LOOKUP_P99_MS:.0f} ms p99 ")
+        lines.append([r["query"], r["data"], str(r["reps"]), f"{r['p50_ms']:,.1f}", f"{r['p95_ms']:,.1f}", f"{r['p99_ms']:,.1f}", tgt])
     if args.markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "|".join("---" for _ in head) + "|")
@@ -259,10 +289,11 @@ def main(argv: list[str] | None = None) -> int:
 
         table = Table(title=f"analytics query latency ({folder.name})")
         for h in head:
-            table.add_column(h, justify="right" if h in ("reps", "p50 ms", "p95 ms") else "left")
+            table.add_column(h, justify="right" if h in ("reps", "p50 ms", "p95 ms", "p99 ms") else "left")
         for cells in lines:
             table.add_row(*cells)
         Console().print(table)
+    print(f"hardware: {hardware()}")
     print(f"wrote {OUT / 'queries.json'}", file=sys.stderr)
     return 0
 

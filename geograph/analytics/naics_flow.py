@@ -30,6 +30,8 @@ from .world_source import WorldSource, reads_world
 
 SRC_NAICS = "src_naics"
 DST_NAICS = "dst_naics"
+_MEMO = "naics_flow"
+_STATE = "__state__"
 FLOW_COLUMNS = (SRC_NAICS, "src_title", DST_NAICS, "dst_title", VISITORS, "expected", "lift", "pairs")
 
 
@@ -58,22 +60,11 @@ def naics_flow(
     """
     level = check_level(level)
     state = check_state(state)
-    pois = source.pois().select(POI_ID, NAICS_CODE, STATE)
-    if state is not None:
-        pois = pois.filter(pl.col(STATE) == state)
-    cat = pois.select(POI_ID, pl.col(NAICS_CODE).str.slice(0, level).alias("__c__"))
-    rows = (
-        source.covisits()
-        .join(cat.rename({POI_ID: SRC_POI, "__c__": "a"}), on=SRC_POI)
-        .join(cat.rename({POI_ID: DST_POI, "__c__": "b"}), on=DST_POI)
-        .select("a", "b", VISITORS)
+    cut = _by_code(source, state).select(
+        pl.col("a").str.slice(0, level), pl.col("b").str.slice(0, level), VISITORS, "pairs"
     )
-    both = pl.concat([rows, rows.select(pl.col("b").alias("a"), pl.col("a").alias("b"), VISITORS)])
-    flow = (
-        both.group_by("a", "b")
-        .agg(pl.col(VISITORS).sum(), pl.len().cast(pl.Int64).alias("pairs"))
-        .collect()
-    )
+    both = pl.concat([cut, cut.select(pl.col("b").alias("a"), pl.col("a").alias("b"), VISITORS, "pairs")])
+    flow = both.group_by("a", "b").agg(pl.col(VISITORS).sum(), pl.col("pairs").sum())
     # a same-category row was counted twice above (once per orientation): that is the 2 v of
     # the definition for the flow, but it is still one co-visit row
     flow = flow.with_columns(
@@ -100,6 +91,51 @@ def naics_flow(
         .select(FLOW_COLUMNS)
     )
     return out.head(top) if top is not None else out
+
+
+def _by_code(source: WorldSource, state: str | None) -> pl.DataFrame:
+    """Co-visit rows summed by the full NAICS codes of their two ends as stored: ``a, b, visitors,
+    pairs`` (``pairs``: rows), only rows with both ends in ``state`` when given.
+
+    Every level is a prefix of these codes, so a query cuts this table (at most codes x codes
+    rows) instead of joining every co-visit row again. A source with its tables in memory
+    (``cache=True`` or a World) computes it once per source, for all states at a time; a lazy
+    source computes it per query with the state filter pushed into the scan.
+    """
+    if not source.indexed:
+        return _code_rows(source, state, by_state=False).collect()
+    tables = source.memo(_MEMO, lambda: _tables(source))
+    if state in tables:
+        return tables[state]
+    return pl.DataFrame(schema={"a": pl.String, "b": pl.String, VISITORS: pl.Int64, "pairs": pl.Int64})
+
+
+def _tables(source: WorldSource) -> dict[str | None, pl.DataFrame]:
+    """``_by_code`` of all the data (key None) and of every state, from one pass over the rows."""
+    rows = _code_rows(source, None, by_state=True).collect()
+    sums = (pl.col(VISITORS).sum(), pl.col("pairs").sum())
+    out: dict[str | None, pl.DataFrame] = {None: rows.group_by("a", "b").agg(*sums)}
+    for (st,), part in rows.drop_nulls(_STATE).partition_by(_STATE, as_dict=True).items():
+        out[st] = part.drop(_STATE)
+    return out
+
+
+def _code_rows(source: WorldSource, state: str | None, *, by_state: bool) -> pl.LazyFrame:
+    """``a, b[, state], visitors, pairs``: co-visit rows grouped by the codes of both ends (and by
+    the state of both ends where it is the same, null otherwise)."""
+    pois = source.pois().select(POI_ID, NAICS_CODE, STATE)
+    if state is not None:
+        pois = pois.filter(pl.col(STATE) == state)
+    rows = (
+        source.covisits()
+        .join(pois.select(pl.col(POI_ID).alias(SRC_POI), pl.col(NAICS_CODE).alias("a"), pl.col(STATE).alias("sa")), on=SRC_POI)
+        .join(pois.select(pl.col(POI_ID).alias(DST_POI), pl.col(NAICS_CODE).alias("b"), pl.col(STATE).alias("sb")), on=DST_POI)
+    )
+    keys = ["a", "b"]
+    if by_state:
+        rows = rows.with_columns(pl.when(pl.col("sa") == pl.col("sb")).then(pl.col("sa")).alias(_STATE))
+        keys.append(_STATE)
+    return rows.group_by(keys).agg(pl.col(VISITORS).sum(), pl.len().cast(pl.Int64).alias("pairs"))
 
 
 def _title(tax: NAICSTaxonomy, code: str) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-import h3
 import numpy as np
 import polars as pl
 
@@ -16,6 +15,7 @@ from geograph.constants import (
     BRAND_COL,
     COVISIT_REQUIRED,
     DST_POI,
+    H3_CELL,
     LAT,
     LON,
     NAICS_CODE,
@@ -28,13 +28,15 @@ from geograph.constants import (
 from geograph.data.readers import read_covisits, read_pois
 from geograph.data.world_io import World, find_table, scan_table, validate_world
 from geograph.errors import DataValidationError
+from geograph.geo.h3cells import latlng_to_cell_ids
 
-from ._checks import unknown_value_error
+from ._checks import Vocabulary, unknown_value_error
 
 # What polars raises when a scanned file is damaged: a corrupt Parquet page can make its Rust
 # code panic, and PanicException derives from BaseException, not Exception.
 _POLARS_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def reads_world(fn: _F) -> _F:
@@ -95,6 +97,7 @@ class WorldSource:
         self.cache = cache
         self._frames: dict[str, pl.DataFrame] = {}
         self._cells: dict[int, pl.DataFrame] = {}
+        self._memo: dict[Hashable, Any] = {}
         self._checked = False
         # Fills of the in-memory tables and caches; re-entrant (``_sorted`` calls ``pois``).
         self._lock = threading.RLock()
@@ -203,18 +206,39 @@ class WorldSource:
 
     @reads_world
     def poi_cells(self, resolution: int) -> pl.DataFrame:
-        """``poi_id, h3_cell`` of every POI at ``resolution`` (computed once per resolution)."""
+        """``poi_id, h3_cell`` of every POI at ``resolution``, the cell as a ``uint64`` H3 index
+        (computed once per resolution, in one vectorised call)."""
         cells = self._cells.get(resolution)
         if cells is not None:
             return cells
         with self._lock:
             if resolution not in self._cells:
                 pois = self.pois().select(POI_ID, LAT, LON).collect()
-                f = h3.latlng_to_cell
-                ll = zip(pois[LAT].to_list(), pois[LON].to_list(), strict=True)
-                h = pl.Series("h3_cell", [f(a, b, resolution) for a, b in ll], pl.String)
-                self._cells[resolution] = pois.select(POI_ID).with_columns(h)
+                ids = latlng_to_cell_ids(pois[LAT].to_numpy(), pois[LON].to_numpy(), resolution)
+                self._cells[resolution] = pois.select(POI_ID).with_columns(pl.Series(H3_CELL, ids, pl.UInt64))
             return self._cells[resolution]
+
+    def memo(self, key: Hashable, build: Callable[[], _T]) -> _T:
+        """``build()``, computed once per source and ``key`` and kept: small derived tables
+        (a query's aggregate by NAICS code, the vocabularies of ids and brands). Filled under
+        the source's lock, so threads sharing the source build it once and see it whole."""
+        if key in self._memo:
+            return self._memo[key]
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = build()
+            return self._memo[key]
+
+    def vocabulary(self, column: str) -> Vocabulary:
+        """The distinct values of the POI ``column`` (``poi_id`` or ``brand``) as a
+        :class:`Vocabulary` for close-match suggestions, read once per source (lazy or not)."""
+
+        def build() -> Vocabulary:
+            vocab = Vocabulary(self.pois().select(pl.col(column).drop_nulls().unique()).collect()[column])
+            vocab._arrays()  # the pre-score arrays too, while the lock is held
+            return vocab
+
+        return self.memo(("vocabulary", column), build)
 
     # -- lookups -------------------------------------------------------------------------
     def _sorted(self) -> dict[str, pl.DataFrame]:
@@ -243,7 +267,7 @@ class WorldSource:
         if not self.indexed:
             if ids.len() == 1:
                 return self.pois().filter(pl.col(POI_ID) == ids[0]).collect()
-            return self.pois().filter(pl.col(POI_ID).is_in(ids.implode())).collect()
+            return self.pois().filter(_within(POI_ID, ids) & pl.col(POI_ID).is_in(ids.implode())).collect()
         table = self._sorted()["by_id"]
         return table[_ranges(table[POI_ID], ids.unique())]
 
@@ -256,7 +280,8 @@ class WorldSource:
                 one = ids[0]
                 return self.covisits().filter((pl.col(SRC_POI) == one) | (pl.col(DST_POI) == one)).collect()
             keys = ids.implode()
-            return self.covisits().filter(pl.col(SRC_POI).is_in(keys) | pl.col(DST_POI).is_in(keys)).collect()
+            near = _within(SRC_POI, ids) | _within(DST_POI, ids)
+            return self.covisits().filter(near & (pl.col(SRC_POI).is_in(keys) | pl.col(DST_POI).is_in(keys))).collect()
         t = self._sorted()
         a = t["by_src"][_ranges(t["by_src"][SRC_POI], ids)]
         b = t["by_dst"][_ranges(t["by_dst"][DST_POI], ids)]
@@ -268,8 +293,7 @@ class WorldSource:
         """The row of one POI as a dict; an unknown id raises with close matches."""
         row = self.pois_with_ids([str(poi_id)])
         if row.height == 0:
-            ids = self.pois().select(POI_ID).collect()[POI_ID]
-            raise unknown_value_error("POI id", str(poi_id), ids, POI_ID)
+            raise unknown_value_error("POI id", str(poi_id), self.vocabulary(POI_ID), POI_ID)
         return row.row(0, named=True)
 
     @reads_world
@@ -285,9 +309,14 @@ class WorldSource:
         """``brand`` when some POI carries it; otherwise an error with close matches."""
         hit = self.pois().filter(pl.col(BRAND_COL) == brand).select(pl.len()).collect().item()
         if not hit:
-            brands = self.pois().select(pl.col(BRAND_COL).drop_nulls().unique()).collect()[BRAND_COL]
-            raise unknown_value_error("brand", brand, brands, BRAND_COL)
+            raise unknown_value_error("brand", brand, self.vocabulary(BRAND_COL), BRAND_COL)
         return brand
+
+
+def _within(column: str, ids: pl.Series) -> pl.Expr:
+    """``column`` between the smallest and largest of ``ids``: a range that Parquet row-group
+    statistics can prune (``is_in`` alone reads every row group), ANDed before the ``is_in``."""
+    return pl.col(column).is_between(pl.lit(ids.min(), pl.String), pl.lit(ids.max(), pl.String))
 
 
 def _ranges(sorted_col: pl.Series, keys: pl.Series) -> np.ndarray:

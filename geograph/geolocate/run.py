@@ -15,7 +15,7 @@ from geograph.geolocate.select import select
 from geograph.geolocate.train import fit
 from geograph.metrics.geo import prefixed
 from geograph.retrieval.search import distributed_search
-from geograph.train import log_resumed_history, param_checksum, rank_session, resume_checkpoint, tracked_run
+from geograph.train import log_resumed_history, param_checksum, phase, rank_session, resume_checkpoint, tracked_run
 
 # ----------------------------------------------------------------------------------------
 # the runner
@@ -113,7 +113,9 @@ def _tracked_run(cfg: GeolocateConfig, uri: str | None, fast: bool) -> dict:
     from geograph.distributed import dist_info
     from geograph.tracking.tags import run_tags
 
-    data = prepare(cfg)
+    show = cfg.train.progress
+    with phase("preparing data (places, embeddings, splits)", show):
+        data = prepare(cfg)
     tags = run_tags(data_fingerprint=data.fingerprint, config=cfg.to_dict())
     tags.update(
         {
@@ -141,10 +143,12 @@ def _tracked_run(cfg: GeolocateConfig, uri: str | None, fast: bool) -> dict:
                 metrics["train_time_s"] = fr.train_time_s
                 metrics["train_best_epoch"] = float(fr.best_epoch)
                 metrics["train_parameters"] = float(sum(p.numel() for p in fr.head.parameters()))
-            sel = select(cfg, data, fr)
+            with phase("choosing inference settings on validation", show):
+                sel = select(cfg, data, fr)
             mlflow.log_params({f"chosen.{k}": v for k, v in sel.choice.items()})
             metrics.update(prefixed(sel.val_metrics, "val"))
-            test_m, pred, area = evaluate(cfg, data, sel, "test")
+            with phase("scoring the test split", show):
+                test_m, pred, area = evaluate(cfg, data, sel, "test")
         metrics.update(prefixed(test_m, "test"))
         mlflow.log_metrics(metrics)
         q_te, ll_te = data.part("test")

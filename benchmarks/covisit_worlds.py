@@ -90,7 +90,7 @@ def hardware() -> str:
         pass
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
-        f"Hardware: {cpu}, {os.cpu_count()} logical CPUs (shared; load average {load1:.1f}), "
+        f"Hardware: {cpu}, {os.cpu_count()} logical CPUs (load average {load1:.1f}), "
         f"torch {torch.__version__} on CPU with torch.set_num_threads(1), Python {platform.python_version()}"
     )
 

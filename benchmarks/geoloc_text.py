@@ -1,6 +1,6 @@
 """Text-to-GPS benchmark: real world cities, text embedding -> coordinates, 3 seeds.
 
-    .venv/bin/python benchmarks/geoloc_text.py                # full table (~1 h on 2 busy cores)
+    .venv/bin/python benchmarks/geoloc_text.py                # full table (~1 h on 2 CPU cores)
     .venv/bin/python benchmarks/geoloc_text.py --quick        # 3,000 places, 2 epochs (minutes)
 
 Every method is fitted on the training split of a seed, its inference knobs (KDE bandwidth and
@@ -44,7 +44,7 @@ ENCODERS = {
     "GeoCLIP pretrained, heads fine-tuned": {
         # the capsule heads (1024 -> 512 per scale) train at encoder_lr; the frozen trunks'
         # features of the training cities are cached (a full GeoCLIP step costs ~6e10 FLOP per
-        # 1,000 locations, too slow for 3 seeds on 2 shared CPU cores)
+        # 1,000 locations, too slow for 3 seeds on 2 CPU cores)
         "encoder": {"name": "geoclip", "pretrained": True, "finetune": "heads"},
         "train": {"encoder_lr": 1e-4, "epochs": 5},
     },
@@ -60,6 +60,8 @@ ENCODERS = {
 # KDE with the KDE of the query's kNN neighbours among the training texts (predict.fusion_weight)
 FUSION = {"predict": {"fusion_weight": 0.75}}
 HEAD_ONLY = {"predict": {"fusion_weight": 0.0}}
+QUERY = {"query_weight": 1.0, "query_weight_grid": [0.5, 1.0, 2.0, 4.0]}
+GRAPH = {"graph_edges": ["knn", "h3", "group"], "graph_k": 2, "graph_alpha": 0.5}
 PROPAGATION = {
     "": {"propagation": {"range_weight": 0.0, "appnp_k": 0}, **HEAD_ONLY},
     " + RANGE": {"propagation": {"range_weight": 1.0, "appnp_k": 0}, **HEAD_ONLY},
@@ -70,6 +72,19 @@ PROPAGATION = {
     },
     " + kNN fusion": {"propagation": {"range_weight": 0.0, "appnp_k": 0}, **FUSION},
     " + RANGE + kNN fusion": {"propagation": {"range_weight": 1.0, "appnp_k": 0}, **FUSION},
+    # query-side retrieval augmentation: the query's key mixed with the location embeddings of
+    # its nearest training texts; "+ graph" first propagates those over the training places
+    # (text-kNN, H3 adjacency and same-country edges)
+    " + query retrieval": {"propagation": {"range_weight": 0.0, "appnp_k": 0, **QUERY}, **HEAD_ONLY},
+    " + query retrieval + graph": {
+        "propagation": {"range_weight": 0.0, "appnp_k": 0, **QUERY, **GRAPH},
+        **HEAD_ONLY,
+    },
+    " + RANGE + query retrieval": {"propagation": {"range_weight": 1.0, "appnp_k": 0, **QUERY}, **HEAD_ONLY},
+    " + query retrieval + kNN fusion": {
+        "propagation": {"range_weight": 0.0, "appnp_k": 0, **QUERY},
+        **FUSION,
+    },
 }
 BASELINES = {
     "Prior only (population-weighted mode)": {"method": "prior"},
@@ -98,15 +113,72 @@ def fmt(vals: list[float], scale: float = 100.0, digits: int = 1) -> str:
     return f"{a.mean():.{digits}f} ± {a.std(ddof=1):.{digits}f}"
 
 
+def area_fmt(vals: list[float]) -> str:
+    """Area in km², 2 significant digits (mean ± std over seeds; ``inf``: never reached)."""
+    a = np.asarray(vals, dtype=np.float64)
+    if not np.isfinite(a).all():
+        return "∞"
+    sig = lambda x: f"{float(f'{x:.2g}'):,.0f}"  # noqa: E731
+    return sig(a[0]) if len(a) == 1 else f"{sig(a.mean())} ± {sig(a.std(ddof=1))}"
+
+
+def rva_plot(rows: list[dict], areas_dir: Path, path: Path, criterion: str = "median_km") -> None:
+    """One Recall-vs-Area plot of every method with stored areas (seeds pooled)."""
+    from geograph.geolocate.evaluate import rva_figure
+    from geograph.utils.atomic import atomic_write
+
+    curves: dict[str, np.ndarray] = {}
+    for lab in dict.fromkeys(r["label"] for r in rows if r.get("criterion") == criterion):
+        parts = [
+            np.load(f)
+            for r in rows
+            if r["label"] == lab and r.get("criterion") == criterion
+            for f in [areas_dir / area_file(lab, r["seed"], criterion)]
+            if f.is_file()
+        ]
+        if parts:
+            curves[lab] = np.concatenate(parts)
+    if not curves:
+        return
+    fig = rva_figure(curves)
+    fig.set_size_inches(7.5, 4.8)
+    for ax in fig.axes:
+        ax.legend(loc="upper left", fontsize=6.5)
+        ax.axhline(0.5, color="0.6", lw=0.6, ls="--", zorder=0)
+    fig.tight_layout()
+    with atomic_write(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+
+
+def area_file(label: str, seed: int, criterion: str) -> str:
+    import hashlib
+
+    return f"{hashlib.sha1(label.encode()).hexdigest()[:10]}-s{seed}-{criterion}.npy"
+
+
 def table(rows: list[dict]) -> str:
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    head = ["method"] + [f"{t:g} km" for t in GEO_THRESHOLDS_KM] + ["median km", "RvA AUC", "seeds"]
+    head = (
+        ["method"]
+        + [f"{t:g} km" for t in GEO_THRESHOLDS_KM]
+        + [
+            "median km",
+            "RvA AUC",
+            "km² for 50 % recall",
+            "s / 1k queries",
+            "seeds",
+        ]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for lab in labels:
         rs = [r for r in rows if r["label"] == lab]
         cells = [lab] + [fmt([r["test"][threshold_key(t)] for r in rs]) for t in GEO_THRESHOLDS_KM]
         cells.append(fmt([r["test"]["median_km"] for r in rs], 1.0, 0))
         cells.append(fmt([r["test"]["rva_auc"] for r in rs], 1.0, 3) if "rva_auc" in rs[0]["test"] else "–")
+        a50 = [r["test"].get("area50_km2") for r in rs]
+        cells.append(area_fmt(a50) if None not in a50 else "–")
+        t1k = [r["test"].get("predict_s_per_1k") for r in rs]
+        cells.append(fmt(t1k, 1.0, 2) if None not in t1k else "–")
         cells.append(str(len(rs)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -126,12 +198,11 @@ def trained_head(cfg: GeolocateConfig, data, label: str, heads_dir: Path) -> Fit
         return FitResult(head, best_epoch=int(state["best_epoch"]), train_time_s=float(state["train_time_s"]))
     t0 = time.perf_counter()
     # a checkpoint every epoch beside the heads: an interrupted benchmark resumes the training
-    cfg = GeolocateConfig.from_dict(
-        merge(cfg.to_dict(), {"train": {"resume": True, "checkpoint_dir": str(heads_dir / "ckpt" / key)}})
-    )
     fr = fit(
         cfg,
         data,
+        checkpoint=heads_dir / "ckpt" / key / "last.pt",
+        resume=True,
         on_epoch=lambda e, m: log(
             f"  {label} epoch {e}: loss {m['train_loss']:.3f} val acc_mean {m['val_acc_mean']:.4f}"
         ),
@@ -155,11 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "geoloc_text.json"))
     ap.add_argument("--quick", action="store_true", help="3,000 places, 2 epochs, short grids")
-    ap.add_argument("--only", nargs="*", default=None, help="substrings of row labels to run")
+    ap.add_argument(
+        "--only", nargs="*", default=None, help="substrings of row labels to run (=LABEL: exactly)"
+    )
     ap.add_argument(
         "--heads-dir",
         default=str(ROOT / "benchmarks" / "out" / "heads"),
         help="trained heads are kept here (keyed by a config hash) and reused by reruns",
+    )
+    ap.add_argument(
+        "--rva-plot", default=None, help="write the Recall-vs-Area curves of every row here (PNG)"
     )
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -170,21 +246,29 @@ def main(argv: list[str] | None = None) -> int:
         base = merge(apply_fast(base), {"data": {"max_places": 3000}})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    areas_dir = out.parent / (out.stem + ("_quick" if args.quick else "") + "_areas")
     rows: list[dict] = json.loads(out.read_text()) if out.is_file() else []
     done = {(r["label"], r["seed"], r.get("quick", False)) for r in rows}
 
     def want(label: str) -> bool:
-        return args.only is None or any(s.lower() in label.lower() for s in args.only)
+        """``--only``: substrings of labels, or ``=LABEL`` for one label exactly."""
+        return args.only is None or any(
+            label == s[1:] if s.startswith("=") else s.lower() in label.lower() for s in args.only
+        )
 
     def record(label: str, seed: int, cfg: GeolocateConfig, sels: dict, extra: dict) -> None:
         from geograph.utils.atomic import atomic_write_text
 
-        tested: dict[int, dict] = {}  # both criteria may pick the same setting
+        tested: dict[int, tuple] = {}  # both criteria may pick the same setting
         for criterion, sel in sels.items():
             t0 = time.perf_counter()
             if id(sel.predictor) not in tested:
-                tested[id(sel.predictor)] = evaluate(cfg, data, sel, "test")[0]
-            test = tested[id(sel.predictor)]
+                ev = evaluate(cfg, data, sel, "test")
+                tested[id(sel.predictor)] = (ev[0], ev[2])
+            test, area = tested[id(sel.predictor)]
+            if len(area):
+                areas_dir.mkdir(parents=True, exist_ok=True)
+                np.save(areas_dir / area_file(label, seed, criterion), area)
             rows.append(
                 {
                     "label": label,
@@ -248,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     from geograph.utils.atomic import atomic_write_text
 
     atomic_write_text(out.with_suffix(".md"), md + "\n")
+    if args.rva_plot:
+        rva_plot(rows, areas_dir, Path(args.rva_plot))
     print(md)
     return 0
 

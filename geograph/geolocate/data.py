@@ -28,6 +28,8 @@ class GeoData:
         weights: ``(N,)`` prior weights (population for places, 1 for images).
         labels: Text per item (place text or image id). split: index arrays per split.
         fingerprint: Hash of the data (queries, coordinates, split).
+        groups: A group label per item (the country of a text place; None for other
+            sources), for the ``group`` edges of the place graph.
     """
 
     queries: np.ndarray
@@ -37,6 +39,7 @@ class GeoData:
     split: dict[str, np.ndarray]
     source: str
     fingerprint: str = ""
+    groups: list[str] | None = None
 
     @property
     def query_dim(self) -> int:
@@ -265,12 +268,14 @@ def prepare(cfg: GeolocateConfig) -> GeoData:
         DataValidationError: a bad ``files`` table (see :func:`read_files`), before any work.
     """
     dc = cfg.data
+    groups = None
     if dc.source == "files":
         q, ll, w, labels, split = _prepare_files(dc, cfg.train.seed)
     elif dc.source == "text_places":
         from geograph.data.text_places import load_text_places
 
         places = load_text_places(
+            places=dc.places,
             min_population=dc.min_population,
             template=dc.template,
             max_places=dc.max_places,
@@ -278,6 +283,7 @@ def prepare(cfg: GeolocateConfig) -> GeoData:
             cache_dir=dc.cache_dir,
         )
         q, ll, w, labels = places.embeddings, places.latlon, places.population, places.texts
+        groups = list(places.countries)
     else:
         if dc.world_dir:
             from geograph.data import load_world
@@ -310,4 +316,5 @@ def prepare(cfg: GeolocateConfig) -> GeoData:
         split,
         dc.source,
         h.hexdigest()[:16],
+        groups,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from geograph.geolocate.config import SELECT_METRIC, GeolocateConfig
@@ -14,19 +16,40 @@ from geograph.metrics.geo import geo_metrics, rva_curve, rva_metrics
 def evaluate(
     cfg: GeolocateConfig, data: GeoData, sel: Selected, split: str = "test"
 ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Metrics on ``split`` (accuracies, median / mean km, and RvA for the head).
+    """Metrics on ``split`` (accuracies, median / mean km, and RvA for the head and kNN).
+
+    ``predict_s_per_1k`` is the wall time of the prediction per 1,000 queries.
+
+    RvA adds recall at 10^2..10^6 km², ``rva_auc`` and ``area50_km2``, the search area that
+    holds the truth for half of the queries (:func:`area_for_recall`).
 
     Returns ``(metrics, predicted latlon, area needed km² or empty)``; keys unprefixed.
     """
     q, ll = data.part(split)
+    t0 = time.perf_counter()
     pred, _ = predict_with(sel, q, cfg.predict.batch_size)
+    seconds = time.perf_counter() - t0
     m = geo_metrics(pred, ll)
+    m["predict_s_per_1k"] = 1000.0 * seconds / max(len(q), 1)
     m[SELECT_METRIC] = acc_mean(m)
     area = np.zeros(0)
     if sel.method == "head":
         area = sel.predictor.area_needed(q, ll)
+    elif sel.method == "knn":
+        area = sel.predictor.area_needed(q, ll, cfg.predict.region_resolution)
+    if len(area):
         m.update(rva_metrics(area))
+        m["area50_km2"] = area_for_recall(area, 0.5)
     return m, pred, area
+
+
+def area_for_recall(area_needed_km2: np.ndarray, recall: float = 0.5) -> float:
+    """The smallest search area (km²) within which ``recall`` of the queries are captured
+    (``inf`` when fewer ever are)."""
+    a = np.sort(np.asarray(area_needed_km2, dtype=np.float64))
+    if not len(a):
+        return float("inf")
+    return float(a[max(int(np.ceil(recall * len(a))) - 1, 0)])
 
 
 # ----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from geograph.errors import CheckpointError, GeographError
 from geograph.geolocate.config import GeolocateConfig
 from geograph.geolocate.data import GeoData, QueryTable, check_width, embed_tables, read_query_table
 from geograph.geolocate.model import build_head
-from geograph.geolocate.select import Selected, _fusion_knn, gallery_graph, gallery_keys
+from geograph.geolocate.select import Selected, _fusion_knn, gallery_graph, gallery_keys, query_augmentation
 from geograph.retrieval import (
     Gallery,
     GeoPredictor,
@@ -53,10 +53,12 @@ def save_geolocator(cfg: GeolocateConfig, sel: Selected, data: GeoData, folder: 
         "gallery_keys": gp.gallery.embeddings.detach().cpu(),
         "choice": dict(sel.choice),
     }
-    if gp.range_weight > 0 or gp.fusion_weight > 0:  # the RANGE / kNN database
+    if gp.range_weight > 0 or gp.fusion_weight > 0 or gp.query_aug is not None:  # the RANGE / kNN database
         idx = data.split["train"]
         state["database_latlon"] = torch.as_tensor(data.latlon[idx])
         state["database_queries"] = torch.as_tensor(data.queries[idx])
+    if gp.query_aug is not None:  # its (propagated) location embeddings
+        state["query_values"] = gp.query_aug.db_values.detach().cpu()
     with atomic_write(folder / BUNDLE_FILE) as tmp:
         torch.save(state, tmp)
     digest = hashlib.sha256((folder / BUNDLE_FILE).read_bytes()).hexdigest()
@@ -95,6 +97,7 @@ class LoadedGeolocator:
             kde_temperature=p.kde_temperature,
             knn=p.knn,
             fusion_weight=p.fusion_weight,
+            query_aug=p.query_aug,
         )
 
     @property
@@ -153,6 +156,11 @@ def load_geolocator(folder: str | Path) -> LoadedGeolocator:
             raise CheckpointError(f"{path} uses kNN fusion but carries no database")
         gp.knn = _fusion_knn(cfg.predict).fit(db[1].numpy(), db[0].numpy())
         gp.fusion_weight = fusion
+    beta = float(ch.get("query_weight", 0.0))
+    if beta > 0:
+        if db is None or "query_values" not in state:
+            raise CheckpointError(f"{path} uses query retrieval but carries no database")
+        gp.query_aug = query_augmentation(cfg, db[1], state["query_values"], beta)
     return LoadedGeolocator(cfg, gp, db)
 
 

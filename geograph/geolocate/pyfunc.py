@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from geograph.errors import DataValidationError
 from geograph.geolocate.config import GeolocateConfig
@@ -47,9 +48,7 @@ try:
         def load_context(self, context) -> None:
             self.geolocator = load_geolocator(Path(context.artifacts["geolocator"]))
 
-        def predict(self, context, model_input, params=None):  # noqa: ARG002
-            import pandas as pd
-
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ARG002
             df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
             q = frame_queries(df, self.geolocator.query_dim)
             p = self.geolocator.predictor.predict(q)

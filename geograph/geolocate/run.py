@@ -15,7 +15,14 @@ from geograph.geolocate.select import select
 from geograph.geolocate.train import fit
 from geograph.metrics.geo import prefixed
 from geograph.retrieval.search import distributed_search
-from geograph.train import log_resumed_history, param_checksum, phase, rank_session, resume_checkpoint, tracked_run
+from geograph.train import (
+    log_resumed_history,
+    param_checksum,
+    phase,
+    rank_session,
+    resume_checkpoint,
+    tracked_run,
+)
 
 # ----------------------------------------------------------------------------------------
 # the runner

@@ -84,6 +84,69 @@ def _appnp(pc: PropagationConfig):
     return APPNPPropagation(pc.appnp_k, pc.appnp_alpha) if pc.appnp_k > 0 else None
 
 
+def query_values(
+    cfg: GeolocateConfig,
+    head: RetrievalHead,
+    data: GeoData,
+    embeddings: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``z_j`` of the query retrieval: location embeddings of the training coordinates,
+    propagated over the configured place graph (``propagation.graph_edges``).
+
+    ``embeddings`` supplies the unit-norm location embeddings of the training rows when known
+    (the ``train`` gallery's ``e``).
+    """
+    from geograph.nn.place_graph import place_graph, propagate_values
+
+    pc = cfg.propagation
+    idx = data.split["train"]
+    if embeddings is None:
+        g = Gallery(data.latlon[idx], name="train")
+        e, _ = gallery_parts(head, g)
+    else:
+        e = embeddings
+    if not pc.graph_edges or pc.graph_k == 0:
+        return e
+    groups = None
+    if "group" in pc.graph_edges:
+        if data.groups is None:
+            raise ConfigError(
+                f"propagation.graph_edges has 'group' but data.source {data.source!r} has no groups "
+                "(countries come with text_places)"
+            )
+        groups = [data.groups[i] for i in idx]
+    edges = place_graph(
+        data.latlon[idx],
+        kinds=pc.graph_edges,
+        embeddings=data.queries[idx],
+        groups=groups,
+        knn=pc.graph_knn,
+        h3_resolution=pc.graph_h3_resolution,
+        group_degree=pc.graph_group_degree,
+        seed=cfg.train.seed,
+    )
+    return propagate_values(e.float(), edges, pc.graph_k, pc.graph_alpha).to(e.dtype)
+
+
+def query_augmentation(
+    cfg: GeolocateConfig, database_queries: torch.Tensor | np.ndarray, values: torch.Tensor, weight: float
+):
+    """The :class:`~geograph.nn.query_retrieval.QueryRetrievalAugmentation` of ``cfg`` (None when
+    ``weight`` is 0)."""
+    from geograph.nn.query_retrieval import QueryRetrievalAugmentation
+
+    if weight <= 0:
+        return None
+    pc = cfg.propagation
+    return QueryRetrievalAugmentation(
+        torch.as_tensor(np.asarray(database_queries, dtype=np.float32)),
+        values,
+        weight=weight,
+        temperature=pc.query_temperature,
+        top_k=pc.query_top_k,
+    )
+
+
 def gallery_keys(
     cfg: GeolocateConfig,
     head: RetrievalHead,
@@ -118,6 +181,47 @@ def gallery_keys(
         appnp=_appnp(pc),
         edge_index=edge_index,
     )
+
+
+@torch.no_grad()
+def knn_grid_predictions(
+    q_tr: np.ndarray,
+    ll_tr: np.ndarray,
+    queries: np.ndarray,
+    settings: Sequence[tuple[int, float, float]],
+    chunk_size: int = 256,
+) -> dict[tuple[int, float, float], np.ndarray]:
+    """:meth:`KNNGeolocator.predict` of every ``(k, bandwidth_km, power)`` setting at once.
+
+    One neighbour search at the largest ``k`` and, per chunk of queries, one distance matrix
+    of the neighbours (the settings' ``k`` nearest are its prefixes) and one kernel per
+    ``(k, bandwidth)``: the same numbers as predicting with each setting (up to float
+    rounding), for a fraction of the time (the search and the distance matrices dominate).
+    """
+    from geograph.geo.sphere import cdist_km, latlon_to_xyz, xyz_to_latlon
+    from geograph.retrieval import chunked_topk
+
+    kmax = max(k for k, _, _ in settings)
+    db = KNNGeolocator(k=kmax).fit(q_tr, ll_tr)
+    assert db.keys is not None and db.latlon is not None
+    q = torch.nn.functional.normalize(torch.as_tensor(np.asarray(queries, dtype=np.float32)), dim=1)
+    out: dict[tuple[int, float, float], list[torch.Tensor]] = {st: [] for st in settings}
+    for start in range(0, len(q), chunk_size):
+        sim, idx = chunked_topk(q[start : start + chunk_size], db.keys, kmax)
+        x = latlon_to_xyz(db.latlon[idx].to(torch.float64))  # (B, kmax, 3)
+        d_all = cdist_km(x, x)
+        logd = torch.log(torch.sqrt((2 - 2 * sim.double()).clamp(min=1e-12)))
+        rows = torch.arange(x.shape[0])
+        kern_cache: dict[tuple[int, float], torch.Tensor] = {}
+        for k, bw, pw in settings:
+            if (k, bw) not in kern_cache:
+                kern_cache = {(k, bw): torch.exp(-0.5 * (d_all[:, :k, :k] / bw) ** 2)}
+            w = torch.exp(-pw * logd[:, :k])
+            w = w / w.sum(1, keepdim=True)
+            w = w / w.sum(1, keepdim=True).clamp(min=1e-300)
+            dens = (kern_cache[(k, bw)] * w[:, None, :]).sum(-1)
+            out[(k, bw, pw)].append(xyz_to_latlon(x[rows, dens.argmax(1)]))
+    return {st: torch.cat(v).numpy() for st, v in out.items()}
 
 
 @dataclass
@@ -209,20 +313,25 @@ def select_all(
         )
         return best.result("prior")
     if cfg.method == "knn":
-        for k in _grid(cfg.knn.k_grid, cfg.knn.k, tune):
-            one = int(k) == 1  # bandwidth and power do nothing with one neighbour
-            for bw in _grid(cfg.knn.bandwidth_grid, cfg.knn.bandwidth_km, tune and not one):
-                for pw in _grid(cfg.knn.power_grid, cfg.knn.power, tune and not one):
-                    knn = KNNGeolocator(k=int(k), bandwidth_km=float(bw), power=float(pw)).fit(q_tr, ll_tr)
-                    m = scored(knn.predict(q_val)[0])
-                    if log:
-                        log(
-                            f"knn k={k} bandwidth={bw} power={pw}: val median {m['median_km']:.0f} km, "
-                            f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
-                        )
-                    best.offer(
-                        m, knn, {"knn_k": int(k), "knn_bandwidth_km": float(bw), "knn_power": float(pw)}
-                    )
+        settings = [
+            (int(k), float(bw), float(pw))
+            for k in _grid(cfg.knn.k_grid, cfg.knn.k, tune)
+            # bandwidth and power do nothing with one neighbour
+            for bw in _grid(cfg.knn.bandwidth_grid, cfg.knn.bandwidth_km, tune and int(k) != 1)
+            for pw in _grid(cfg.knn.power_grid, cfg.knn.power, tune and int(k) != 1)
+        ]
+        preds = knn_grid_predictions(q_tr, ll_tr, q_val, settings)
+        db = KNNGeolocator().fit(q_tr, ll_tr)
+        for k, bw, pw in settings:
+            knn = KNNGeolocator(k=k, bandwidth_km=bw, power=pw)
+            knn.keys, knn.latlon = db.keys, db.latlon  # one database shared by the settings
+            m = scored(preds[(k, bw, pw)])
+            if log:
+                log(
+                    f"knn k={k} bandwidth={bw} power={pw}: val median {m['median_km']:.0f} km, "
+                    f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
+                )
+            best.offer(m, knn, {"knn_k": k, "knn_bandwidth_km": bw, "knn_power": pw})
         return best.result("knn")
     if fr is None:
         raise ValueError("method 'head' needs a FitResult")
@@ -269,11 +378,29 @@ def select_all(
             cache[key_n] = (knn, knn.neighbours(q_val))
         knn, nb = cache[key_n]
     mixes = [float(x) for x in _grid(pc.fusion_grid, pc.fusion_weight, tune)] if fuse else [0.0]
+    betas = (
+        [float(b) for b in _grid(prop.query_weight_grid, prop.query_weight, tune)] if prop.query_on else [0.0]
+    )
+    z = None
+    if prop.query_on:  # the database values of the query retrieval (propagated over the place graph)
+        key_z = (
+            "z",
+            tuple(prop.graph_edges),
+            prop.graph_k,
+            prop.graph_alpha,
+            prop.graph_knn,
+            prop.graph_h3_resolution,
+            prop.graph_group_degree,
+        )
+        if key_z not in cache:
+            cache[key_z] = query_values(cfg, head, data, e if pc.gallery == "train" else None)
+        z = cache[key_z]
     scale = float(head.scale.detach())
-    for w in weights:
+    for w, beta in [(w, b) for w in weights for b in betas]:
         g = Gallery(gallery.latlon, gallery.name)
         g._cells = gallery._cells
         g.set_embeddings(combine_keys(e, r, float(w), _appnp(prop), edges))
+        qaug = query_augmentation(cfg, q_tr, z, beta) if z is not None else None
         found = None  # the top-k search does not depend on the KDE knobs: done once per weight
         for bw in _grid(pc.kde_grid, pc.kde_bandwidth_km, tune):
             if fuse and bw is None:
@@ -284,7 +411,7 @@ def select_all(
                 else _grid(pc.kde_temperature_grid, pc.kde_temperature, tune)
             )
 
-            def predictor(temp: float, mix: float, g=g, bw=bw, w=w) -> GeoPredictor:
+            def predictor(temp: float, mix: float, g=g, bw=bw, w=w, qaug=qaug) -> GeoPredictor:
                 return GeoPredictor(
                     head,
                     g,
@@ -296,6 +423,7 @@ def select_all(
                     kde_temperature=float(temp),
                     knn=knn,
                     fusion_weight=mix,
+                    query_aug=qaug,
                 )
 
             if found is None:
@@ -315,7 +443,7 @@ def select_all(
                 m = scored(pred)
                 if log:
                     log(
-                        f"range_weight={w} kde={bw} temperature={temp} fusion={mix}: val median "
+                        f"range_weight={w} query_weight={beta} kde={bw} temperature={temp} fusion={mix}: val median "
                         f"{m['median_km']:.0f} km, {SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
                     )
                 choice = {
@@ -325,6 +453,8 @@ def select_all(
                 }
                 if fuse:
                     choice["fusion_weight"] = mix
+                if prop.query_on:
+                    choice["query_weight"] = beta
                 best.offer(m, predictor(temp, mix), choice)
     return best.result("head")
 

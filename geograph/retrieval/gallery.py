@@ -19,6 +19,7 @@ from geograph.errors import CheckpointError, DataValidationError
 from geograph.geo.h3cells import cell_centers, latlng_to_cells
 from geograph.geo.sphere import check_lat_lon
 from geograph.retrieval.search import sharded_topk
+from geograph.retrieval.validate import check_embeddings
 
 GEOCLIP_GALLERY_RELPATH = ("model", "gps_gallery", "coordinates_100K.csv")
 GALLERY_SOURCES = ("geoclip", "h3", "train")
@@ -91,7 +92,13 @@ class Gallery:
         arr = torch.as_tensor(np.asarray(latlon, dtype=np.float64) if not torch.is_tensor(latlon) else latlon)
         arr = arr.to(torch.float64)
         if arr.dim() != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
-            raise ValueError(f"gallery latlon must be a non-empty (G, 2) array, got {tuple(arr.shape)}")
+            what = (
+                "is empty (0 candidates)" if arr.dim() == 2 and arr.shape[0] == 0 else "is not a (G, 2) array"
+            )
+            raise DataValidationError(
+                f"gallery {name} {what}: need a non-empty (G, 2) array of lat/lon, got shape {tuple(arr.shape)}",
+                field="gallery.latlon",
+            )
         check_lat_lon(arr[:, 0].numpy(), arr[:, 1].numpy(), f"gallery {name}")
         self.latlon = arr
         self.name = name
@@ -170,8 +177,12 @@ class Gallery:
 
     def set_embeddings(self, embeddings: torch.Tensor) -> Gallery:
         """Replace the embeddings (e.g. after propagation); shape ``(G, D)``."""
-        if embeddings.shape[0] != len(self):
-            raise ValueError(f"need {len(self)} embeddings, got {embeddings.shape[0]}")
+        if embeddings.dim() != 2 or embeddings.shape[0] != len(self):
+            raise DataValidationError(
+                f"need {len(self)} embedding rows (one per candidate), got shape {tuple(embeddings.shape)}",
+                field="gallery.embeddings",
+            )
+        check_embeddings(embeddings, "gallery.embeddings")
         self.embeddings = embeddings
         return self
 
@@ -184,6 +195,12 @@ class Gallery:
         """
         if self.embeddings is None:
             raise RuntimeError("gallery is not embedded yet; call gallery.embed(encoder) first")
+        check_embeddings(
+            queries,
+            "queries",
+            width=self.embeddings.shape[1],
+            width_source=f"the gallery keys of {self.name}",
+        )
         # under torchrun each rank scans its shard of the gallery; the top-k are merged
         return sharded_topk(queries.to(self.embeddings.dtype), self.embeddings, k, chunk_size)
 

@@ -15,6 +15,7 @@ from geograph.retrieval.head import RetrievalHead
 from geograph.retrieval.kde import kde_mode, product_kde_mode
 from geograph.retrieval.knn import KNNGeolocator
 from geograph.retrieval.search import _distributed, gather_shards, shard_bounds
+from geograph.retrieval.validate import check_embeddings
 
 RANGE_VALUES = ("raw", "projected")
 
@@ -58,6 +59,15 @@ class GeoPredictor:
             kNN neighbours in embedding space (:func:`product_kde_mode`; needs
             ``kde_bandwidth_km``). Default 0: the head alone. Recall vs Area and the ranked
             regions stay those of the head's scores.
+        query_aug: A :class:`~geograph.nn.query_retrieval.QueryRetrievalAugmentation` applied
+            to the head's query keys (default None): each query's key is mixed with the
+            location embeddings of its nearest database queries, for the search, the KDE and
+            Recall vs Area alike.
+
+    Raises:
+        DataValidationError: at :meth:`predict`, :meth:`search` and :meth:`area_needed`,
+            before any search: queries of another width than the head's, a NaN or infinite
+            value (naming the first bad row), no queries.
     """
 
     def __init__(
@@ -73,6 +83,7 @@ class GeoPredictor:
         kde_temperature: float = 1.0,
         knn: KNNGeolocator | None = None,
         fusion_weight: float = 0.0,
+        query_aug=None,
     ) -> None:
         if not 0.0 <= fusion_weight < 1.0:
             raise ValueError(f"fusion_weight must be in [0, 1), got {fusion_weight}")
@@ -86,6 +97,12 @@ class GeoPredictor:
             raise ValueError(f"range_weight must be >= 0, got {range_weight}")
         if gallery.embeddings is None:
             raise ValueError("the gallery must be embedded (gallery.embed(...)) before predicting")
+        check_embeddings(gallery.embeddings, "gallery.embeddings")
+        if query_aug is not None and query_aug.query_dim != head.query_dim:
+            raise ValueError(
+                f"query_aug's database queries have {query_aug.query_dim} values but the head takes {head.query_dim}"
+            )
+        self.query_aug = query_aug
         self.head, self.gallery = head, gallery
         self.top_k, self.kde_bandwidth_km = top_k, kde_bandwidth_km
         self.region_resolution, self.chunk_size = region_resolution, chunk_size
@@ -105,6 +122,8 @@ class GeoPredictor:
         p = next(self.head.query_mlp.parameters())
         q = q.to(device=p.device, dtype=p.dtype)
         f = self.head.encode_queries(q)
+        if self.query_aug is not None:
+            f = self.query_aug(q, f)
         if self.range_weight > 0:
             v = F.normalize(q, dim=-1) if self.range_values == "raw" else f
             f = torch.cat([f, math.sqrt(self.range_weight) * v], dim=1)
@@ -120,19 +139,35 @@ class GeoPredictor:
             queries: Raw query embeddings (before the head's MLP).
             batch_size: Queries per search batch.
             num_regions: Also return this many ranked H3 regions per query (0: none).
+
+        Raises:
+            DataValidationError: see the class.
         """
-        scores, index = self.search(queries, batch_size)
+        self.check_queries(queries)
+        scores, index = self.search(queries, batch_size, checked=True)
         nb = self.knn.neighbours(queries) if self.fusion_weight > 0 and self.knn is not None else None
         return self.predict_from_search(scores, index, batch_size, num_regions, neighbours=nb)
 
+    def check_queries(self, queries: np.ndarray | torch.Tensor, field: str = "queries") -> None:
+        """Refuse queries the head cannot take (see :func:`~geograph.retrieval.validate.check_embeddings`)."""
+        check_embeddings(
+            queries,
+            field,
+            width=self.head.query_dim,
+            width_source=f"the head (query_dim={self.head.query_dim})",
+        )
+
     @torch.no_grad()
     def search(
-        self, queries: np.ndarray | torch.Tensor, batch_size: int = 1024
+        self, queries: np.ndarray | torch.Tensor, batch_size: int = 1024, checked: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k gallery scores and rows of each query, best first (on the CPU).
 
         Shapes: ``queries`` ``(Q, query_dim)``; returns ``(Q, top_k)`` scores and indices.
+        ``checked`` skips :meth:`check_queries` (the caller ran it).
         """
+        if not checked:
+            self.check_queries(queries)
         out_s, out_i = [], []
         for start in range(0, len(queries), batch_size):
             q = self.encode(queries[start : start + batch_size])
@@ -222,6 +257,7 @@ class GeoPredictor:
         """
         from geograph.metrics.geo import area_to_capture_from_scores
 
+        self.check_queries(queries)
         uniq, col, areas, pos = self._regions()
         t = np.asarray(true_latlon, dtype=np.float64)
         truth = np.asarray(

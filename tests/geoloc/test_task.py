@@ -145,7 +145,9 @@ def test_baseline_methods(store, method):
         fast=True,
     )
     assert 0.0 <= out["metrics"]["test_acc_2500km"] <= 1.0
-    assert "test_rva_auc" not in out["metrics"]
+    # kNN ranks the H3 cells of its neighbours, so it has Recall vs Area; the prior has none
+    assert ("test_rva_auc" in out["metrics"]) == (method == "knn")
+    assert ("test_area50_km2" in out["metrics"]) == (method == "knn")
 
 
 def test_cli_geolocate_writes_geojson(head_run, store, tmp_path, capsys):

@@ -21,6 +21,7 @@ from geograph.errors import ConfigError
 from geograph.geo.sphere import haversine_km
 
 from ._checks import check_choice, check_positive, check_state, poi_or_brand
+from .covisit_index import CovisitIndex
 from .model_context import ModelContext, ordered_sum, to_visitors
 from .world_source import WorldSource, reads_world
 
@@ -156,6 +157,17 @@ def _for_brand(
     model: ModelContext | None,
     rank_by: str,
 ) -> pl.DataFrame:
+    # from the source's CovisitIndex (built at its second query over all rows), else by
+    # matching the rows' ids as text
+    index = source.reused_covisit_index()
+    if index is not None:
+        return _rank_brands(_brand_rows_indexed(index, brand, state, radius_km, model), top, model, rank_by)
+    return _rank_brands(_brand_rows(source, brand, state, radius_km), top, model, rank_by)
+
+
+def _brand_rows(source: WorldSource, brand: str, state: str | None, radius_km: float | None) -> pl.DataFrame:
+    """``me, other, __partner__, visitors``: the co-visit rows with an end (``me``) of ``brand``
+    (in ``state``), the other end's brand, read by matching the ids as text."""
     mine = source.pois().filter(pl.col(BRAND_COL) == brand)
     if state is not None:
         mine = mine.filter(pl.col(STATE) == state)
@@ -180,7 +192,40 @@ def _for_brand(
         rows = rows.filter(pl.col("__st__") == state)
     if radius_km is not None:
         rows = rows.filter(haversine_km(pl.col("lat_a"), pl.col("lon_a"), pl.col("lat_b"), pl.col("lon_b")) <= radius_km)
-    rows_df = rows.select("me", "other", PARTNER, VISITORS)
+    return rows.select("me", "other", PARTNER, VISITORS)
+
+
+def _brand_rows_indexed(
+    index: CovisitIndex, brand: str, state: str | None, radius_km: float | None, model: ModelContext | None
+) -> pl.DataFrame:
+    """:func:`_brand_rows` from the source's :class:`CovisitIndex`: the brand's POIs marked, the
+    mark gathered at both ends of every row; ``me`` / ``other`` are POI numbers (ids with a model)."""
+    code = index.code(index.brands, brand)
+    mine = index.brand == code if code >= 0 else np.zeros(index.n, dtype=bool)
+    st = index.code(index.states, state) if state is not None else None
+    if st is not None:
+        mine &= index.state == st if st >= 0 else False
+    mark = index.extend(mine, False)
+    src_mine = mark[index.src]
+    hit = np.flatnonzero(src_mine | mark[index.dst])
+    src, dst, src_mine = index.src[hit], index.dst[hit], src_mine[hit]
+    me, other = np.where(src_mine, src, dst), np.where(src_mine, dst, src)
+    partner = index.extend(index.brand, -1)[other]  # -1: no brand, or not a POI
+    keep = partner >= 0
+    if st is not None:
+        keep &= index.extend(index.state, -1)[other] == st
+    me, other, partner, visitors = me[keep], other[keep], partner[keep], index.visitors[hit][keep]
+    if radius_km is not None:
+        ends = pl.DataFrame({"lat_a": index.lat[me], "lon_a": index.lon[me], "lat_b": index.lat[other], "lon_b": index.lon[other]})
+        near = ends.select(haversine_km(pl.col("lat_a"), pl.col("lon_a"), pl.col("lat_b"), pl.col("lon_b")) <= radius_km)
+        near = near.to_series().to_numpy()
+        me, other, partner, visitors = me[near], other[near], partner[near], visitors[near]
+    ends = {"me": me, "other": other} if model is None else {"me": index.ids.gather(me), "other": index.ids.gather(other)}
+    return pl.DataFrame({**ends, PARTNER: index.brands.gather(partner), VISITORS: pl.Series(visitors, dtype=pl.Int64)})
+
+
+def _rank_brands(rows_df: pl.DataFrame, top: int, model: ModelContext | None, rank_by: str) -> pl.DataFrame:
+    """The partner brands of :func:`_brand_rows`' rows, ranked."""
     if model is not None:
         ia, ib = model.known(rows_df["me"].to_list()), model.known(rows_df["other"].to_list())
         pred = np.full(rows_df.height, np.nan)

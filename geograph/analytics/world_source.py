@@ -23,6 +23,7 @@ from geograph.constants import (
     POI_ID,
     POI_REQUIRED,
     SRC_POI,
+    STATE,
     VISITORS,
 )
 from geograph.data.readers import read_covisits, read_pois
@@ -31,11 +32,13 @@ from geograph.errors import DataValidationError
 from geograph.geo.h3cells import latlng_to_cell_ids
 
 from ._checks import Vocabulary, unknown_value_error
+from .covisit_index import CovisitIndex
 
 # What polars raises when a scanned file is damaged: a corrupt Parquet page can make its Rust
 # code panic, and PanicException derives from BaseException, not Exception.
 _POLARS_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 _F = TypeVar("_F", bound=Callable[..., Any])
+_INDEX = "covisit_index"
 _T = TypeVar("_T")
 
 
@@ -70,8 +73,10 @@ class WorldSource:
     training uses, or ``write_world`` validated them and their SHA-256 still match), so no
     query answers from a table that breaks its contract; :meth:`check` does it at once. With
     ``cache=True`` the two tables are read into memory on first use, so repeated queries
-    in one process skip the Parquet decoding. One source may be shared by threads: what it
-    keeps in memory is filled under a lock and published whole.
+    in one process skip the Parquet decoding. Either way, the queries that read every co-visit
+    row (brand lookups, hotspots) answer from a :class:`CovisitIndex` of integer arrays from
+    the source's second such query on (:meth:`reused_covisit_index`). One source may be shared
+    by threads: what it keeps in memory is filled under a lock and published whole.
 
     Co-visit rows are read as *unordered* pairs: a row ``(a, b, v)`` says that ``v``
     visitors went to both ``a`` and ``b``; rows naming the same pair twice are summed.
@@ -98,6 +103,7 @@ class WorldSource:
         self._frames: dict[str, pl.DataFrame] = {}
         self._cells: dict[int, pl.DataFrame] = {}
         self._memo: dict[Hashable, Any] = {}
+        self._all_rows_queries = 0  # queries that read every co-visit row (reused_covisit_index)
         self._checked = False
         # Fills of the in-memory tables and caches; re-entrant (``_sorted`` calls ``pois``).
         self._lock = threading.RLock()
@@ -239,6 +245,35 @@ class WorldSource:
             return vocab
 
         return self.memo(("vocabulary", column), build)
+
+    @reads_world
+    def covisit_index(self) -> CovisitIndex:
+        """The POI and co-visit tables as integer arrays (:class:`CovisitIndex`), read once per
+        source (lazy or not) and kept: the queries that touch every co-visit row (hotspots,
+        brand lookups) answer from it with numpy instead of matching 10M ids as text."""
+
+        def build() -> CovisitIndex:
+            pois = self.pois().select(POI_ID, BRAND_COL, STATE, LAT, LON).collect()
+            return CovisitIndex(pois, self.covisits().collect())
+
+        return self.memo(_INDEX, build)
+
+    def has_covisit_index(self) -> bool:
+        """:meth:`covisit_index` was built (it is not built by this call)."""
+        return _INDEX in self._memo
+
+    def reused_covisit_index(self) -> CovisitIndex | None:
+        """The co-visit index for a query that reads every co-visit row (a brand lookup,
+        hotspots), or None where that query runs without it: at the source's first such query
+        (the index costs a few queries to build, so a one-shot call pays no more than before)
+        and when POI ids repeat. Built at the second such query (thread-safe)."""
+        with self._lock:
+            self._all_rows_queries += 1
+            uses = self._all_rows_queries
+        if uses < 2 and not self.has_covisit_index():
+            return None
+        index = self.covisit_index()
+        return index if index.unique else None
 
     # -- lookups -------------------------------------------------------------------------
     def _sorted(self) -> dict[str, pl.DataFrame]:

@@ -1,14 +1,22 @@
-"""Gallery search throughput: exact chunked top-k vs a per-query loop, 100K and 1M galleries.
+"""Gallery search throughput: exact chunked top-k vs a per-query loop and the matmul peak.
 
     .venv/bin/python benchmarks/retrieval.py [--dim 512] [--k 10] [--sizes 100000 1000000]
+        [--dtype float32 bfloat16] [--threads 1] [--no-faiss]
 
-For each gallery size and batch size (1 and 256 queries) it times
-:func:`geograph.retrieval.chunked_topk` (one matrix product per 65,536-row chunk, a running
-top-k merge) and a straightforward loop (one matrix-vector product and ``topk`` per query,
-:func:`geograph.retrieval.loop_topk`) in the same process, checks they return the same
-neighbours, and prints queries per second, the speed-up, the extra peak resident memory of
-the search (Linux ``VmHWM`` after resetting it, minus the resident size before the call) and
-the fraction of this machine's measured float32 matrix-product FLOP/s the search reaches.
+For each gallery size, dtype and batch size (1 and 256 queries) it times
+:func:`geograph.retrieval.chunked_topk` (one matrix product per 65,536-row chunk, a block-max
+prefilter, a running top-k merge) and a straightforward loop (one matrix-vector product and
+``topk`` per query, :func:`geograph.retrieval.loop_topk`) in the same process, checks they
+return the same neighbours, and prints queries per second, the speed-up, the extra peak
+resident memory of the search (Linux ``VmHWM`` after resetting it, minus the resident size
+before the call) and the search's FLOP/s next to two matrix-product references in the same
+dtype: the product of the search's own shape (``batch x dim @ dim x chunk``, the faster of its
+two orientations) and a ``2048^3`` product. The references are timed in the same rounds as the
+search (interleaved, best of each), so a busy machine slows both alike.
+
+With ``faiss`` importable (an optional extra, not a geograph dependency) it adds approximate
+rows for the last (by default the largest) float32 gallery at the largest batch: an IVF-Flat index (inner product),
+its build time, recall@k against the exact search and the speed-up over it.
 Results also go to ``benchmarks/out/retrieval.json``.
 """
 
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -27,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geograph.retrieval import chunked_topk, loop_topk  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def _status_kb(field: str) -> int:
@@ -61,50 +72,166 @@ def best_time(fn, repeat: int, min_time: float = 0.0) -> float:
     return best
 
 
-def matmul_flops(n: int = 2048, repeat: int = 5) -> float:
-    """Measured float32 FLOP/s of an ``n x n @ n x n`` product (best of ``repeat``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    return 2 * n**3 / best_time(lambda: a @ b, repeat)
+def hardware_line(threads: int) -> str:
+    """CPU model, cores, the vector / bfloat16 instruction sets present, torch build and threads."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags] or ["?"]
+    bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return (
+        f"hardware: {model}, {os.cpu_count()} cores, {' '.join(isa)}; torch {torch.__version__} "
+        f"({torch.backends.cpu.get_cpu_capability()}, oneDNN bf16 {'yes' if bf16 else 'no'}), "
+        f"{threads} thread(s)"
+    )
 
 
-def bench_gallery(g: int, args: argparse.Namespace, peak: float) -> list[dict]:
-    """Time both searches on one random unit-norm gallery of ``g`` rows; print one line per batch size."""
-    keys = torch.nn.functional.normalize(torch.randn(g, args.dim), dim=1)
+class MatmulRefs:
+    """The two matrix-product references of one dtype and batch, each timed when called."""
+
+    def __init__(self, b: int, dim: int, chunk: int, dtype: torch.dtype):
+        self.q = torch.randn(b, dim).to(dtype)
+        self.kc = torch.randn(chunk, dim).to(dtype)
+        self.o1 = torch.empty(b, chunk, dtype=dtype)
+        self.o2 = torch.empty(chunk, b, dtype=dtype)
+        self.a, self.b = torch.randn(2048, 2048).to(dtype), torch.randn(2048, 2048).to(dtype)
+        self.shape_flop, self.big_flop = 2.0 * b * dim * chunk, 2.0 * 2048**3
+        self.t_shape = self.t_big = float("inf")
+
+    def time_shape(self) -> None:
+        """``b x dim @ dim x chunk`` (and its transpose, ``chunk x dim @ dim x b``), the best."""
+        t1 = best_time(lambda: torch.mm(self.q, self.kc.T, out=self.o1), 2, min_time=0.05)
+        t2 = best_time(lambda: torch.mm(self.kc, self.q.T, out=self.o2), 2, min_time=0.05)
+        self.t_shape = min(self.t_shape, t1, t2)
+
+    def time_big(self) -> None:
+        self.t_big = min(self.t_big, best_time(lambda: self.a @ self.b, 1))
+
+    @property
+    def shape_flops(self) -> float:
+        return self.shape_flop / self.t_shape
+
+    @property
+    def big_flops(self) -> float:
+        return self.big_flop / self.t_big
+
+
+def same_result(s_c, i_c, s_l, i_l) -> str:
+    """``same`` (indices equal), ``ties`` (equal scores up to rounding, tied indices ordered
+    differently) or ``DIFFER``."""
+    if torch.equal(i_c, i_l):
+        return "same"
+    tol = torch.finfo(s_c.dtype).eps * float(s_c.abs().max()) * 2
+    return "ties" if torch.allclose(s_c.float(), s_l.float(), rtol=0.0, atol=tol) else "DIFFER"
+
+
+def bench_rows(keys: torch.Tensor, dtype_name: str, args: argparse.Namespace) -> list[dict]:
+    """Time both searches and the references on one gallery; print one line per batch size."""
+    g = keys.shape[0]
+    chunk = min(args.chunk, g)
     rows = []
     for b in args.batches:
-        q = torch.nn.functional.normalize(torch.randn(b, args.dim), dim=1)
-        mem_c, (_, i_c) = peak_extra_mb(lambda q=q: chunked_topk(q, keys, args.k, args.chunk))
-        t_c = best_time(lambda q=q: chunked_topk(q, keys, args.k, args.chunk), repeat=3, min_time=1.0)
+        q = torch.nn.functional.normalize(torch.randn(b, args.dim), dim=1).to(keys.dtype)
+        ref = MatmulRefs(b, args.dim, chunk, keys.dtype)
+        mem_c, (s_c, i_c) = peak_extra_mb(lambda q=q: chunked_topk(q, keys, args.k, args.chunk))
+        t_c = float("inf")
+        for _ in range(args.repeat):  # interleaved: reference, search, reference
+            ref.time_shape()
+            t_c = min(t_c, best_time(lambda q=q: chunked_topk(q, keys, args.k, args.chunk), 1, 0.5))
+            ref.time_big()
         nl = min(b, args.loop_queries)
         ql = q[:nl]
-        mem_l, (_, i_l) = peak_extra_mb(lambda ql=ql: loop_topk(ql, keys, args.k))
+        mem_l, (s_l, i_l) = peak_extra_mb(lambda ql=ql: loop_topk(ql, keys, args.k))
         t_l = best_time(lambda ql=ql: loop_topk(ql, keys, args.k), repeat=2, min_time=1.0)
-        same = bool(torch.equal(i_c[:nl], i_l))
+        check = same_result(s_c[:nl], i_c[:nl], s_l, i_l)
         qps_c, qps_l = b / t_c, nl / t_l
         flops = 2.0 * b * g * args.dim / t_c
         rows.append(
             {
                 "gallery": g,
+                "dtype": dtype_name,
                 "dim": args.dim,
                 "batch": b,
                 "k": args.k,
+                "chunk": chunk,
                 "chunked_qps": qps_c,
                 "loop_qps": qps_l,
                 "speedup": qps_c / qps_l,
                 "chunked_peak_extra_mb": mem_c,
                 "loop_peak_extra_mb": mem_l,
-                "gallery_mb": keys.numel() * 4 / 2**20,
+                "gallery_mb": keys.numel() * keys.element_size() / 2**20,
                 "gflops": flops / 1e9,
-                "fraction_of_matmul_peak": flops / peak,
-                "same_neighbours": same,
+                "matmul_same_shape_gflops": ref.shape_flops / 1e9,
+                "share_of_same_shape_matmul": flops / ref.shape_flops,
+                "matmul_2048_gflops": ref.big_flops / 1e9,
+                "share_of_2048_matmul": flops / ref.big_flops,
+                "check": check,
                 "loop_queries_timed": nl,
             }
         )
         print(
-            f"{g:>9,} {b:>5} | {qps_c:>11,.1f} {qps_l:>9,.1f} {qps_c / qps_l:>7.1f}x | "
-            f"{mem_c:>8.0f} {mem_l:>8.0f} | {flops / 1e9:>7.1f} {flops / peak:>7.1%}"
-            + ("" if same else "  (neighbours differ!)"),
+            f"{g:>9,} {dtype_name:>8} {b:>5} | {qps_c:>9,.1f} {qps_l:>7,.1f} {qps_c / qps_l:>6.1f}x | "
+            f"{mem_c:>5.0f} {mem_l:>5.0f} | {flops / 1e9:>6.1f} | {ref.shape_flops / 1e9:>6.1f} "
+            f"{flops / ref.shape_flops:>6.1%} | {ref.big_flops / 1e9:>6.1f} {flops / ref.big_flops:>6.1%} | "
+            f"{check}",
+            flush=True,
+        )
+    return rows
+
+
+def bench_faiss(keys: torch.Tensor, args: argparse.Namespace, threads: int) -> list[dict]:
+    """IVF-Flat (inner product) against the exact search on the same float32 gallery."""
+    try:
+        import faiss
+    except ImportError as e:
+        print(f"faiss: skipped (not importable: {e}); it is optional: pip install faiss-cpu")
+        return []
+    import numpy as np
+
+    faiss.omp_set_num_threads(threads)
+    g, b = keys.shape[0], max(args.batches)
+    q = torch.nn.functional.normalize(torch.randn(b, args.dim), dim=1)
+    t_exact = best_time(lambda: chunked_topk(q, keys, args.k, args.chunk), 2)
+    exact = chunked_topk(q, keys, args.k, args.chunk)[1].tolist()
+    kn, qn = keys.numpy(), q.numpy()
+    nlist = args.faiss_nlist
+    t = time.perf_counter()
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(args.dim), args.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    sample = kn[np.random.default_rng(0).choice(g, min(g, 40 * nlist), replace=False)]
+    index.train(sample)
+    index.add(kn)
+    build = time.perf_counter() - t
+    rows = []
+    for nprobe in args.faiss_nprobe:
+        index.nprobe = nprobe
+        t_a = best_time(lambda: index.search(qn, args.k), 2)
+        found = index.search(qn, args.k)[1].tolist()
+        recall = sum(len(set(a) & set(e)) for a, e in zip(found, exact, strict=True)) / (b * args.k)
+        rows.append(
+            {
+                "gallery": g,
+                "batch": b,
+                "k": args.k,
+                "index": f"IVF{nlist},Flat",
+                "nprobe": nprobe,
+                "build_s": build,
+                "qps": b / t_a,
+                "exact_qps": b / t_exact,
+                "speedup_over_exact": t_exact / t_a,
+                "recall": recall,
+                "faiss_version": faiss.__version__,
+            }
+        )
+        print(
+            f"faiss {faiss.__version__} IVF{nlist},Flat nprobe {nprobe:>3}: {g:,} x {args.dim} float32, "
+            f"batch {b}: {b / t_a:,.1f} q/s vs exact {b / t_exact:,.1f} q/s ({t_exact / t_a:.1f}x), "
+            f"recall@{args.k} {recall:.3f}, build {build:.0f} s",
             flush=True,
         )
     return rows
@@ -116,36 +243,55 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 256])
+    ap.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=list(DTYPES))
+    ap.add_argument("--threads", type=int, default=1, help="torch (and faiss) threads")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds of search and references")
     ap.add_argument("--loop-queries", type=int, default=8, help="queries timed for the per-query loop")
     ap.add_argument("--chunk", type=int, default=65536)
+    ap.add_argument("--faiss", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--faiss-nlist", type=int, default=1024)
+    ap.add_argument("--faiss-nprobe", type=int, nargs="+", default=[16, 64])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "retrieval.json"))
     args = ap.parse_args(argv)
     torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    peak = matmul_flops()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads; "
-        f"measured float32 matmul: {peak / 1e9:.0f} GFLOP/s (2048^3)"
-    )
-    rows = []
+    hw = hardware_line(threads)
+    print(hw)
     header = (
-        f"{'gallery':>9} {'batch':>5} | {'chunked q/s':>11} {'loop q/s':>9} {'speed-up':>8} | "
-        f"{'peak +MB':>8} {'loop +MB':>8} | {'GFLOP/s':>7} {'of peak':>7}"
+        f"{'gallery':>9} {'dtype':>8} {'batch':>5} | {'search/s':>9} {'loop/s':>7} {'speedup':>7} | "
+        f"{'+MB':>5} {'loop':>5} | {'GFLOP/s':>6} | {'mm-shp':>6} {'share':>6} | {'mm2048':>6} "
+        f"{'share':>6} | check"
     )
     print(header)
     print("-" * len(header))
+    rows = []
     for g in args.sizes:
-        rows.extend(bench_gallery(g, args, peak))
+        keys32 = torch.nn.functional.normalize(torch.randn(g, args.dim), dim=1)
+        for name in args.dtype:
+            keys = keys32 if DTYPES[name] == torch.float32 else keys32.to(DTYPES[name])
+            rows.extend(bench_rows(keys, name, args))
+            del keys
+    print(
+        "search/s, loop/s: queries per second (loop: the first --loop-queries of the batch); +MB: "
+        "extra peak RSS; mm-shp: matmul GFLOP/s of the search's own shape (batch x dim @ dim x chunk); "
+        "mm2048: 2048^3 matmul; share: the search's GFLOP/s over that reference; check: same "
+        "neighbours as the loop (ties: equal scores, tied indices in another order)"
+    )
+    faiss_rows = []
+    if args.faiss:
+        faiss_rows = bench_faiss(keys32, args, threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     from geograph.utils.atomic import atomic_write_text
 
     atomic_write_text(
-        out, json.dumps({"matmul_gflops": peak / 1e9, "threads": threads, "rows": rows}, indent=1)
+        out,
+        json.dumps({"hardware": hw, "threads": threads, "rows": rows, "faiss": faiss_rows}, indent=1),
     )
     print(
-        f"gallery memory: {args.dim * 4 * 100_000 / 2**20:.0f} MB per 100K rows (float32, dim {args.dim}); "
-        f"results in {out}"
+        f"gallery memory: {args.dim * 4 * 100_000 / 2**20:.0f} MB per 100K rows (float32, dim {args.dim}), "
+        f"half that in bfloat16; results in {out}"
     )
     return 0
 

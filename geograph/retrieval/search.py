@@ -3,10 +3,49 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
+
+
+def _block_size(rows: int, k: int) -> int:
+    """Rows per block of the block-max prefilter for a chunk of ``rows`` scores per query: a
+    power of two near ``sqrt(rows / k)`` (64 for 65,536 rows and k = 10), so the block maxima
+    (``rows / B``) and the candidates (``k * B``) are both small next to the chunk; 0 when the
+    chunk has too few blocks for a prefilter to pay (then a plain ``topk``)."""
+    b = 1 << max(3, min(10, round(math.log2(max(rows / k, 1.0)) / 2)))
+    return b if rows // b >= 4 * k else 0
+
+
+def _chunk_topk(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``k`` along dim 0 of one chunk's scores ``s`` ``(C, Q)`` (gallery rows x queries).
+
+    Returns scores and chunk-local row indices ``(Q, k)``, best first. Block-max prefilter: the
+    rows are cut into blocks of ``B``; only the ``k`` blocks with the largest maxima can hold
+    the top ``k`` (an element above the ``k``-th block maximum lies in a block ranked above it,
+    and those ``k`` blocks hold at least ``k`` elements at or above it), so ``topk`` runs over
+    ``k * B`` candidates (plus the ``C mod B`` rows of a ragged tail) instead of ``C``. The
+    scores are the exact top ``k``; among equal scores the index kept may differ from a
+    ``topk`` over the whole row.
+    """
+    c, q = s.shape
+    bsz = _block_size(c, k)
+    if not bsz:
+        return torch.topk(s.T, k, dim=1)
+    nb = c // bsz
+    body = s[: nb * bsz].view(nb, bsz, q)
+    bmax = body.amax(1)  # (nb, Q): a contiguous reduction over rows, vectorised across queries
+    bi = torch.topk(bmax.T, k, dim=1)[1]  # (Q, k) best blocks per query
+    cols = torch.arange(q, device=s.device)
+    cand = body[bi.T, :, cols].transpose(0, 1).reshape(q, k * bsz)  # (Q, k * B) candidate scores
+    rows = (bi.unsqueeze(2) * bsz + torch.arange(bsz, device=s.device)).reshape(q, k * bsz)
+    if nb * bsz < c:  # ragged tail: every row is a candidate
+        cand = torch.cat([cand, s[nb * bsz :].T], 1)
+        rows = torch.cat([rows, torch.arange(nb * bsz, c, device=s.device).expand(q, -1)], 1)
+    v, j = torch.topk(cand, k, dim=1)
+    return v, torch.gather(rows, 1, j)
 
 
 @torch.no_grad()
@@ -15,9 +54,15 @@ def chunked_topk(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` keys by inner product for each query, scanning ``keys`` in chunks.
 
-    Each chunk is one matrix product ``queries @ keys[chunk].T`` followed by ``topk``; the
-    running best ``k`` are merged after every chunk, so peak memory is
-    ``Q * (chunk_size + k)`` scores whatever the gallery size.
+    Each chunk is one matrix product ``keys[chunk] @ queries.T`` written into one reused
+    buffer, then a block-max prefilter and a ``topk`` over the few surviving candidates
+    (:func:`_chunk_topk`); the running best ``k`` are merged after every chunk, so peak memory
+    is ``Q * (chunk_size + k)`` scores whatever the gallery size. Scores are in the dtype of the
+    inputs (bfloat16 inputs use the bfloat16 matrix product).
+
+    The scores returned are exactly the top ``k`` of ``queries @ keys.T`` (as computed by the
+    matrix product); among equal scores (ties, common in bfloat16) the indices kept may differ
+    from those of one ``torch.topk`` over the whole score matrix.
 
     Args:
         queries: Query vectors.
@@ -36,14 +81,19 @@ def chunked_topk(
         raise ValueError(f"k must be >= 1, got {k}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    n = keys.shape[0]
+    n, nq = keys.shape[0], queries.shape[0]
     k = min(k, n)
+    buf = torch.empty(min(chunk_size, n) * nq, dtype=queries.dtype, device=queries.device)
     best_s: torch.Tensor | None = None
     best_i: torch.Tensor | None = None
     for start in range(0, n, chunk_size):
-        s = queries @ keys[start : start + chunk_size].T
-        kk = min(k, s.shape[1])
-        v, i = torch.topk(s, kk, dim=1)
+        kc = keys[start : start + chunk_size]
+        c = kc.shape[0]
+        kk = min(k, c)
+        if _block_size(c, kk):  # gallery rows x queries: the faster orientation, and the prefilter's
+            v, i = _chunk_topk(torch.mm(kc, queries.T, out=buf[: c * nq].view(c, nq)), kk)
+        else:  # few rows per k: a plain topk along contiguous query rows
+            v, i = torch.topk(torch.mm(queries, kc.T, out=buf[: c * nq].view(nq, c)), kk, dim=1)
         i = i + start
         if best_s is None:
             best_s, best_i = v, i

@@ -25,6 +25,7 @@ from geograph.retrieval import (
     loop_topk,
     weighted_mode,
 )
+from geograph.retrieval.search import _block_size
 
 
 def test_chunked_topk_equals_full_sort():
@@ -39,6 +40,85 @@ def test_chunked_topk_equals_full_sort():
     assert chunked_topk(q, keys[:3], 10)[1].shape == (7, 3)  # k clipped to the gallery
     with pytest.raises(ValueError, match="k must be >= 1"):
         chunked_topk(q, keys, 0)
+
+
+def _check_topk(q, keys, k, chunk, exact=True):
+    """``chunked_topk`` against one brute-force ``torch.topk``: the same scores, valid indices."""
+    full = q @ keys.T
+    kk = min(k, keys.shape[0])
+    ref_s, ref_i = torch.topk(full, kk, dim=1)
+    s, i = chunked_topk(q, keys, k, chunk_size=chunk)
+    assert s.shape == i.shape == (q.shape[0], kk) and s.dtype == full.dtype and i.dtype == torch.long
+    assert ((i >= 0) & (i < keys.shape[0])).all()
+    assert all(len(set(row)) == kk for row in i.tolist())  # no row index twice
+    if exact:  # integer-valued data: every product is exact, ties are everywhere
+        assert torch.equal(s, ref_s)
+        assert torch.equal(full.gather(1, i), s)  # each index carries its score
+    else:
+        tol = {"atol": 1e-5, "rtol": 1e-5} if full.dtype == torch.float32 else {"atol": 0.02, "rtol": 0.01}
+        assert torch.allclose(s.float(), ref_s.float(), **tol)
+        assert torch.allclose(full.gather(1, i).float(), s.float(), **tol)
+    return s, i, ref_i
+
+
+def test_chunked_topk_block_prefilter_matches_brute_force():
+    g = torch.Generator().manual_seed(1)
+    q, keys = torch.randn(9, 24, generator=g), torch.randn(3000, 24, generator=g)
+    assert _block_size(3000, 5) and _block_size(1000, 5) and not _block_size(30, 5)  # both paths run
+    for k in (1, 5, 17):
+        # chunk boundaries: whole gallery, divisible and ragged chunks, a one-row last chunk
+        for chunk in (3000, 1000, 999, 1500, 2999, 7, 65536):
+            _, i, ref_i = _check_topk(q, keys, k, chunk, exact=False)
+            assert torch.equal(i, ref_i)  # random float32: no ties, the same neighbours
+    _check_topk(q, keys, 40, 16, exact=False)  # k larger than a chunk
+    _check_topk(q[:1], keys, 5, 1000, exact=False)  # one query
+    s, i = chunked_topk(q[:0], keys, 5, chunk_size=1000)
+    assert s.shape == i.shape == (0, 5)
+
+
+def test_chunked_topk_ties():
+    g = torch.Generator().manual_seed(2)
+    q = torch.randint(-2, 3, (11, 6), generator=g).float()
+    keys = torch.randint(-2, 3, (2500, 6), generator=g).float()
+    keys[100:400] = keys[7]  # whole blocks of equal rows
+    for k in (1, 3, 10, 64):
+        for chunk in (2500, 1024, 333, 50):
+            _check_topk(q, keys, k, chunk)
+    for dtype in (torch.float32, torch.bfloat16):  # all equal: any k of them
+        s, i = chunked_topk(
+            torch.ones(3, 4, dtype=dtype), torch.ones(777, 4, dtype=dtype), 10, chunk_size=300
+        )
+        assert (s == 4).all() and all(len(set(row)) == 10 for row in i.tolist())
+
+
+def test_chunked_topk_k_at_least_gallery_and_tiny_galleries():
+    g = torch.Generator().manual_seed(3)
+    q = torch.randint(-3, 4, (5, 8), generator=g).float()
+    keys = torch.randint(-3, 4, (300, 8), generator=g).float()
+    for k in (299, 300, 301, 1000):
+        for chunk in (300, 64, 1000):
+            _, i, _ = _check_topk(q, keys, k, chunk)
+            if k >= 300:
+                assert sorted(i[0].tolist()) == list(range(300))  # every row once
+    for n in (1, 2, 3, 5):  # tiny galleries, k below, at and above their size
+        for k in (1, 2, 4, 10):
+            for chunk in (1, 2, 65536):
+                _check_topk(q, keys[:n], k, chunk)
+
+
+def test_chunked_topk_bfloat16():
+    g = torch.Generator().manual_seed(4)
+    # small integers: exact in bfloat16 and in its float32 accumulation, many ties
+    q = torch.randint(-3, 4, (16, 32), generator=g).to(torch.bfloat16)
+    keys = torch.randint(-3, 4, (5000, 32), generator=g).to(torch.bfloat16)
+    for k in (1, 10, 33):
+        for chunk in (5000, 4096, 1000, 777):
+            _check_topk(q, keys, k, chunk)
+    # unit-norm random embeddings as a model makes them (bfloat16 rounding of each product)
+    qf = torch.nn.functional.normalize(torch.randn(8, 64, generator=g), dim=1)
+    kf = torch.nn.functional.normalize(torch.randn(4000, 64, generator=g), dim=1)
+    s, _, _ = _check_topk(qf.bfloat16(), kf.bfloat16(), 10, 1024, exact=False)
+    assert s.dtype == torch.bfloat16
 
 
 def test_gallery_sources(tmp_path):

@@ -8,9 +8,25 @@ partitions, builds and trains on them one state group at a time (``data.loading=
 `geograph.covisit.sharded`). Reported: seconds per epoch (median of the epochs after the
 first), peak RSS of each rank, speed-up and memory ratio against one rank, the POIs each rank
 loaded, the largest state, and a projection of one epoch at the paper's scale (94.9M co-visit
-records, 48 states) from the measured cost per training pair.
+records, 48 states) from the measured cost per training pair. "Data share" is a rank's peak RSS
+minus its RSS after the imports (Python, torch, polars, geograph), i.e. what the data and the
+training add.
 
-    python benchmarks/scale.py --pois 100000 --epochs 3
+``--states-sweep 4 8 16 32 48`` instead simulates a country of N states processed one after
+another out-of-core on one rank: each state is generated on its own with ``--pois-per-state``
+POIs (so every state has the same size and the largest state is the same in every N), the
+first N of the 48 contiguous states (alphabetical) are written partitioned by state, and one
+rank (its own process, so its peak RSS is its own) trains on them with ``data.loading=per_state``
+and one state per group (``--max-group-pois`` defaults to ``--pois-per-state`` here). Reported per
+N: co-visit rows, training pairs, seconds per epoch (and per state), peak RSS, RSS after imports,
+data share, the largest state, and the data share against the smallest N's.
+
+``--rank-negatives`` sets ``split.rank_negatives``; the default (-1) ranks each held-out source
+against every POI of its state, so a state's candidates grow with the square of its POIs and
+validation scores them every epoch: pass a count (20, 100) for large states.
+
+    python benchmarks/scale.py --pois 100000 --epochs 2 --rank-negatives 20
+    python benchmarks/scale.py --states-sweep 4 8 16 32 48 --pois-per-state 2000 --epochs 2
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import socket
 import statistics
@@ -51,19 +68,21 @@ def worker(args) -> None:
     t0 = time.perf_counter()
     cfg = CovisitConfig.from_dict({
         "data": {"world_dir": args.world, "cache_dir": None, "loading": "per_state"},
+        "split": {} if args.rank_negatives is None else {"rank_negatives": args.rank_negatives},
         "train": {"epochs": args.epochs, "patience": 1000, "max_group_pois": args.max_group_pois,
-                  "checkpoint_dir": f"{args.out}/ckpt-{info.world_size}"},
+                  "checkpoint_dir": f"{args.out}/ckpt-{args.tag or info.world_size}"},
     })
     prep = C.prepare(cfg)
     t_prep = time.perf_counter() - t0
     rss_prep = _rss_mb()
-    fr = C.fit_gnn(prep)
+    epoch_s: list[float] = []  # train + validation + checkpoint of each epoch (the loop's epoch_time_s)
+    C.fit_gnn(prep, on_epoch=lambda _epoch, m: epoch_s.append(m["epoch_time_s"]))
     sh = prep.shard
     res = {
         "rank": info.rank,
         "world_size": info.world_size,
         "prepare_s": t_prep,
-        "epoch_s": [h["epoch_time_s"] for h in fr.history],
+        "epoch_s": epoch_s,
         "train_pairs": sh.train_pairs,
         "rank_train_pairs": len(prep.split.pairs["train"]),
         "states": sh.states,
@@ -75,11 +94,136 @@ def worker(args) -> None:
         "peak_state_graph_pois": sh.peak_state_pois,
         "pois": int(sh.summary["pois"]),
         "covisit_rows": sum(v["covisits"] for v in sh.sizes.values()),
+        "rank_negatives": cfg.split.rank_negatives,
+        "rank_pairs": {k: len(v) for k, v in prep.rank.items()},
         "rss_start_mb": rss0,
         "rss_after_prepare_mb": rss_prep,
         "peak_rss_mb": _rss_mb(),
     }
-    Path(args.out, f"scale-{info.world_size}-rank{info.rank}.json").write_text(json.dumps(res))
+    Path(args.out, f"scale-{args.tag or info.world_size}-rank{info.rank}.json").write_text(json.dumps(res))
+
+
+def _hardware() -> str:
+    """One line: CPU model, logical CPUs, torch version, threads per rank (torch is not imported)."""
+    from importlib.metadata import version
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"hardware: {model}, {os.cpu_count()} logical CPUs, torch {version('torch')}, "
+            f"1 torch thread per rank (OMP_NUM_THREADS=1), Python {platform.python_version()}")
+
+
+def _launch(args, n: int, world: str, tag: str, max_group_pois: int) -> tuple[list[dict], float]:
+    """Train ``n`` ranks under torchrun on ``world``; each rank's result dict and the wall time."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--nnodes", "1",
+           "--master-addr", "127.0.0.1", "--master-port", str(_port()), __file__, "--worker",
+           "--epochs", str(args.epochs), "--out", args.out, "--world", world,
+           "--max-group-pois", str(max_group_pois), "--tag", tag]
+    if args.rank_negatives is not None:
+        cmd += ["--rank-negatives", str(args.rank_negatives)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    wall = time.perf_counter() - t0
+    return [json.loads(Path(args.out, f"scale-{tag}-rank{r}.json").read_text()) for r in range(n)], wall
+
+
+def _steady(epoch_s: list[float]) -> float:
+    """Seconds per epoch: median of the epochs after the first (the first one alone if there is one)."""
+    return statistics.median(epoch_s[1:] or epoch_s)
+
+
+def _state_world(state: str, pois: int, seed: int):
+    """A world of one state with exactly ``pois`` POIs, POI ids prefixed by the state."""
+    import polars as pl
+
+    from geograph.data.synthetic import generate_world
+
+    w = generate_world(n_pois=pois, seed=seed, n_images=0, states=[state], progress=False)
+    ids = {c: pl.lit(f"{state}_") + pl.col(c) for c in ("poi_id", "src_poi_id", "dst_poi_id")}
+    w.pois = w.pois.with_columns(ids["poi_id"].alias("poi_id"))
+    w.covisits = w.covisits.with_columns(ids["src_poi_id"].alias("src_poi_id"), ids["dst_poi_id"].alias("dst_poi_id"))
+    return w
+
+
+def states_sweep(args) -> None:
+    """Memory and time against the number of states, one rank, states of equal size."""
+    import polars as pl
+
+    from geograph.data import World, write_world
+
+    counts = sorted(set(args.states_sweep))
+    if counts[0] < 1 or counts[-1] > PAPER_STATES:
+        raise SystemExit(f"--states-sweep takes counts from 1 to {PAPER_STATES}, got {counts}")
+    k = args.pois_per_state
+    group = args.max_group_pois or k
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    parts = [_state_world(st, k, i) for i, st in enumerate(CONTIGUOUS_48[: counts[-1]])]
+    t_gen = time.perf_counter() - t0
+    rows = []
+    for n in counts:
+        sub = parts[:n]
+        regions = [w.regions for w in sub if w.regions is not None]
+        world = World(
+            pois=pl.concat([w.pois for w in sub]),
+            covisits=pl.concat([w.covisits for w in sub]),
+            regions=pl.concat(regions).unique("h3_cell", keep="first", maintain_order=True) if regions else None,
+            meta={"generator": "benchmarks/scale.py --states-sweep", "pois_per_state": k,
+                  "states": CONTIGUOUS_48[:n], "seeds": list(range(n))},
+        )
+        folder = str(out / f"sweep-{k}" / f"world-{n}")
+        write_world(world, folder, partition_by="state", overwrite=True)
+        del world
+        (r,), wall = _launch(args, 1, folder, f"sweep-{k}-{n}", group)
+        rows.append({"states": n, "pois": r["pois"], "covisit_rows": r["covisit_rows"],
+                     "train_pairs": r["train_pairs"], "epoch_s": _steady(r["epoch_s"]),
+                     "prepare_s": r["prepare_s"], "peak_rss_mb": r["peak_rss_mb"],
+                     "rss_start_mb": r["rss_start_mb"], "rss_after_prepare_mb": r["rss_after_prepare_mb"],
+                     "data_mb": r["peak_rss_mb"] - r["rss_start_mb"], "groups": r["groups"],
+                     "largest_state_pois": r["largest_state_pois"],
+                     "largest_state_covisits": r["largest_state_covisits"],
+                     "peak_state_graph_pois": r["peak_state_graph_pois"],
+                     "rank_pairs": sum(r["rank_pairs"].values()), "wall_s": wall, "detail": r})
+    b = rows[0]
+    print(f"\nstates sweep: {k:,} POIs per state (each state generated alone, seed = its index), the first N of "
+          f"the {PAPER_STATES} contiguous states, one rank, one state per group (groups of at most {group:,} "
+          f"POIs), split.rank_negatives={b['detail']['rank_negatives']}, {args.epochs} epochs; states generated in "
+          f"{t_gen:.0f} s")
+    print(_hardware())
+    print(f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| states | POIs | co-visit rows | training pairs | val + test ranking pairs | s / epoch | s / epoch / state | prepare s "
+          "| peak RSS (MB) | RSS after imports (MB) | RSS after prepare (MB) | peak - after prepare (MB) "
+          "| data share (MB) "
+          f"| data share / N={b['states']} | largest state (POIs / co-visit rows) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['states']} | {r['pois']:,} | {r['covisit_rows']:,} | {r['train_pairs']:,} | {r['rank_pairs']:,} "
+              f"| {r['epoch_s']:.1f} "
+              f"| {r['epoch_s'] / r['states']:.2f} | {r['prepare_s']:.1f} | {r['peak_rss_mb']:,.0f} "
+              f"| {r['rss_start_mb']:,.0f} | {r['rss_after_prepare_mb']:,.0f} "
+              f"| {r['peak_rss_mb'] - r['rss_after_prepare_mb']:,.0f} | {r['data_mb']:,.0f} "
+              f"| {r['data_mb'] / b['data_mb']:.2f} | {r['largest_state_pois']:,} / {r['largest_state_covisits']:,} |")
+    last = rows[-1]
+    if len(rows) < 2:
+        Path(out, f"sweep-{k}.json").write_text(json.dumps(rows, indent=1))
+        return
+    grow = (last["epoch_s"] / b["epoch_s"]) / (last["states"] / b["states"])
+    extra = last["states"] - b["states"]
+    above = [r["peak_rss_mb"] - r["rss_after_prepare_mb"] for r in rows]
+    print(f"\n{last['states'] / b['states']:.0f}x the states: {last['epoch_s'] / b['epoch_s']:.1f}x the time per epoch "
+          f"({grow:.2f} of linear); {last['data_mb'] / b['data_mb']:.2f}x the data share, "
+          f"{(last['data_mb'] - b['data_mb']) / extra:.1f} MB per extra state, of which "
+          f"{(last['rss_after_prepare_mb'] - b['rss_after_prepare_mb']) / extra:.1f} MB already held after preparing "
+          f"(the country's pair and ranking index arrays); peak above the after-prepare RSS "
+          f"{min(above):,.0f}-{max(above):,.0f} MB (training one state)")
+    Path(out, f"sweep-{k}.json").write_text(json.dumps(rows, indent=1))
 
 
 def _port() -> int:
@@ -93,14 +237,27 @@ def main() -> None:
     p.add_argument("--pois", type=int, default=100_000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--max-group-pois", type=int, default=20_000)
+    p.add_argument("--max-group-pois", type=int, default=None,
+                   help="POIs per state group (default 20000; with --states-sweep, --pois-per-state)")
+    p.add_argument("--states-sweep", type=int, nargs="+", default=None, metavar="N",
+                   help="one rank on worlds of N equal-sized states each (e.g. 4 8 16 32 48)")
+    p.add_argument("--pois-per-state", type=int, default=2000,
+                   help="POIs per state with --states-sweep (default 2000: about 6 min for 4 8 16 32 48 on 2 cores)")
+    p.add_argument("--rank-negatives", type=int, default=None,
+                   help="split.rank_negatives (default: the config's, -1 = every POI of the source's state)")
     p.add_argument("--out", default="benchmarks/out/scale")
     p.add_argument("--world", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--tag", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
         return
+    if args.states_sweep:
+        states_sweep(args)
+        return
+    if args.max_group_pois is None:
+        args.max_group_pois = 20_000
     from geograph.data import write_world
     from geograph.data.synthetic import generate_world
 
@@ -113,17 +270,11 @@ def main() -> None:
     t_world = time.perf_counter() - t0
     rows = []
     for n in args.ranks:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--nnodes", "1",
-               "--master-addr", "127.0.0.1", "--master-port", str(_port()), __file__, "--worker",
-               "--pois", str(args.pois), "--epochs", str(args.epochs), "--out", args.out, "--world", args.world,
-               "--max-group-pois", str(args.max_group_pois)]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-        wall = time.perf_counter() - t0
-        ranks = [json.loads(Path(args.out, f"scale-{n}-rank{r}.json").read_text()) for r in range(n)]
-        steady = [statistics.median(r["epoch_s"][1:] or r["epoch_s"]) for r in ranks]
+        ranks, wall = _launch(args, n, args.world, str(n), args.max_group_pois)
+        steady = [_steady(r["epoch_s"]) for r in ranks]
         rows.append({"ranks": n, "epoch_s": max(steady), "peak_rss_mb": [round(r["peak_rss_mb"]) for r in ranks],
                      "rss_start_mb": [round(r["rss_start_mb"]) for r in ranks],
+                     "data_mb": [round(r["peak_rss_mb"] - r["rss_start_mb"]) for r in ranks],
                      "rank_pois": [r["rank_pois"] for r in ranks],
                      "rank_train_pairs": [r["rank_train_pairs"] for r in ranks],
                      "peak_state_graph_pois": [r["peak_state_graph_pois"] for r in ranks],
@@ -134,13 +285,17 @@ def main() -> None:
     print(f"\nworld: {i0['pois']:,} POIs in {PAPER_STATES} states, {i0['covisit_rows']:,} co-visit rows, "
           f"{i0['train_pairs']:,} training pairs; largest state {i0['largest_state']} with {i0['largest_state_pois']:,} "
           f"POIs ({i0['largest_state_covisits']:,} co-visit rows); groups of at most {args.max_group_pois:,} POIs; "
-          f"world written in {t_world:.0f} s; load average {load:.1f} on {os.cpu_count()} cores\n")
-    print("| ranks | s / epoch | speed-up | prepare s | peak RSS per rank (MB) | memory ratio | POIs loaded per rank "
+          f"world written in {t_world:.0f} s")
+    print(_hardware())
+    print(f"load average {load:.1f}\n")
+    print("| ranks | s / epoch | speed-up | prepare s | peak RSS per rank (MB) | memory ratio "
+          "| RSS after imports per rank (MB) | data share per rank (MB) | data share ratio | POIs loaded per rank "
           "| largest state graph per rank (POIs) | training pairs per rank |")
-    print("|---:|---:|---:|---|---|---:|---|---|---|")
+    print("|---:|---:|---:|---|---|---:|---|---|---:|---|---|---|")
     for r in rows:
         print(f"| {r['ranks']} | {r['epoch_s']:.1f} | {base['epoch_s'] / r['epoch_s']:.2f}x | {r['prepare_s']} | "
-              f"{r['peak_rss_mb']} | {max(r['peak_rss_mb']) / max(base['peak_rss_mb']):.2f} | {r['rank_pois']} | "
+              f"{r['peak_rss_mb']} | {max(r['peak_rss_mb']) / max(base['peak_rss_mb']):.2f} | {r['rss_start_mb']} | "
+              f"{r['data_mb']} | {max(r['data_mb']) / max(base['data_mb']):.2f} | {r['rank_pois']} | "
               f"{r['peak_state_graph_pois']} | {r['rank_train_pairs']} |")
     per_pair = base["epoch_s"] / i0["train_pairs"]
     proj_1 = per_pair * PAPER_RECORDS * i0["train_pairs"] / i0["covisit_rows"]

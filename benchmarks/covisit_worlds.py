@@ -80,14 +80,9 @@ def load(path: Path) -> list[dict]:
 
 
 def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from hostinfo import cpu_model
+
+    cpu = cpu_model()
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
         f"Hardware: {cpu}, {os.cpu_count()} logical CPUs (load average {load1:.1f}), "

@@ -54,15 +54,9 @@ VARIANTS = {"geograph": "AUTO,STRICT", "torch": ""}
 
 def hardware() -> str:
     import torch
+    from hostinfo import cpu_model
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, Python {platform.python_version()}"
 
 

@@ -107,14 +107,9 @@ def _hardware() -> str:
     """One line: CPU model, logical CPUs, torch version, threads per rank (torch is not imported)."""
     from importlib.metadata import version
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from hostinfo import cpu_model
+
+    model = cpu_model()
     return (f"hardware: {model}, {os.cpu_count()} logical CPUs, torch {version('torch')}, "
             f"1 torch thread per rank (OMP_NUM_THREADS=1), Python {platform.python_version()}")
 

@@ -22,8 +22,9 @@ N: co-visit rows, training pairs, seconds per epoch (and per state), peak RSS, R
 data share, the largest state, and the data share against the smallest N's.
 
 ``--rank-negatives`` sets ``split.rank_negatives``; the default (-1) ranks each held-out source
-against every POI of its state, so a state's candidates grow with the square of its POIs and
-validation scores them every epoch: pass a count (20, 100) for large states.
+against every POI of its state, so a state's candidates grow with the square of its POIs (they
+are scored once, by the final evaluation, one state group at a time): pass a count (20, 100) to
+bound that for large states.
 
     python benchmarks/scale.py --pois 100000 --epochs 2 --rank-negatives 20
     python benchmarks/scale.py --states-sweep 4 8 16 32 48 --pois-per-state 2000 --epochs 2
@@ -95,7 +96,8 @@ def worker(args) -> None:
         "pois": int(sh.summary["pois"]),
         "covisit_rows": sum(v["covisits"] for v in sh.sizes.values()),
         "rank_negatives": cfg.split.rank_negatives,
-        "rank_pairs": {k: len(v) for k, v in prep.rank.items()},
+        # candidates stay with their state groups (none in prep.rank): counted in the summary
+        "rank_pairs": {k: int(sh.summary[f"rank_candidates_{k}"]) for k in ("val", "test")},
         "rss_start_mb": rss0,
         "rss_after_prepare_mb": rss_prep,
         "peak_rss_mb": _rss_mb(),
@@ -216,7 +218,7 @@ def states_sweep(args) -> None:
           f"({grow:.2f} of linear); {last['data_mb'] / b['data_mb']:.2f}x the data share, "
           f"{(last['data_mb'] - b['data_mb']) / extra:.1f} MB per extra state, of which "
           f"{(last['rss_after_prepare_mb'] - b['rss_after_prepare_mb']) / extra:.1f} MB already held after preparing "
-          f"(the country's pair and ranking index arrays); peak above the after-prepare RSS "
+          f"(the country's val / test pair index, this rank's training pairs); peak above the after-prepare RSS "
           f"{min(above):,.0f}-{max(above):,.0f} MB (training one state)")
     Path(out, f"sweep-{k}.json").write_text(json.dumps(rows, indent=1))
 

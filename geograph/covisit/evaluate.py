@@ -18,10 +18,16 @@ from geograph.utils.device import select_device
 # ----------------------------------------------------------------------------------------
 
 
-def evaluate_predictions(prep: Prepared, split_name: str, pred: np.ndarray, rank_pred: np.ndarray, prefix: str) -> dict[str, float]:
+def evaluate_predictions(prep: Prepared, split_name: str, pred: np.ndarray, rank_pred: np.ndarray | dict[str, float],
+                         prefix: str) -> dict[str, float]:
     """Every metric of a split (:func:`geograph.metrics.covisit_metrics`): regression on its
-    observed pairs, ranking with its ranking candidates, flows."""
+    observed pairs, ranking with its ranking candidates, flows. ``rank_pred`` is the
+    candidates' predictions, or the ranking metrics themselves where they were computed group
+    by group (per-state loading, :func:`~geograph.covisit.model.predict_gnn`)."""
     pk = prep.split.pairs[split_name]
+    if isinstance(rank_pred, dict):
+        return covisit_metrics(pk.src.numpy(), pk.visitors.numpy(), pred, pk.observed.numpy(), np.zeros(0),
+                               np.zeros(0), prefix, ranking=rank_pred)
     rk = prep.rank.get(split_name)
     rank_src = rk.src.numpy() if rk is not None else np.zeros(0, dtype=np.int64)
     return covisit_metrics(pk.src.numpy(), pk.visitors.numpy(), pred, pk.observed.numpy(), rank_src, rank_pred, prefix)

@@ -11,6 +11,7 @@ from torch import Tensor
 from geograph.constants import POI
 from geograph.covisit.groups import GroupData, Prepared, rank_groups
 from geograph.distributed import sum_across_ranks
+from geograph.metrics.ranking import ranking_means, ranking_per_source
 from geograph.nn.covisit_model import CovisitGNN
 from geograph.utils.device import autocast_context
 
@@ -82,37 +83,85 @@ def _group_to(gd: GroupData, device: torch.device):
 
 
 @torch.no_grad()
-def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: TargetScaler, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted log1p for the pairs of ``split_name`` and its ranking candidates."""
+def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: TargetScaler, device: torch.device,
+                ranking: bool = True) -> tuple[np.ndarray, np.ndarray | dict[str, float]]:
+    """Predicted log1p for the pairs of ``split_name`` and its ranking candidates.
+
+    Returns the pairs' predictions (in the split's pair order) and, with ``ranking``, the
+    candidates' predictions in the order of ``prep.rank[split_name]``. Under per-state
+    loading (``prep.shard`` set) there is no country-wide candidate list: each group's
+    candidates are ranked where they are scored and the second item is the ranking metrics
+    (``ndcg@10``, ``recall@10``, ``hit@10``, ``mrr``, ``ranked_sources``; the values
+    :func:`~geograph.metrics.ranking_metrics` gives on the same predictions, whatever the
+    number of ranks). ``ranking=False`` scores the pairs only (the second item is an empty
+    array): per-epoch validation monitors regression metrics, and the candidates (every POI of
+    a source's state by default) would cost more than the pairs themselves.
+    """
     model.eval()
-    n_pairs = len(prep.split.pairs[split_name])
-    pred = np.zeros(n_pairs, dtype=np.float64)
-    rank_pred = np.zeros(len(prep.rank[split_name]) if split_name in prep.rank else 0, dtype=np.float64)
-    feats = prep.pair_feats[split_name]
+    pairs = prep.split.pairs[split_name]
+    pred = np.zeros(len(pairs), dtype=np.float64)
+    stream = ranking and prep.shard is not None
+    n_rank = len(prep.rank[split_name]) if ranking and not stream and split_name in prep.rank else 0
+    rank_pred = np.zeros(n_rank, dtype=np.float64)
+    # per-state loading: per-source ranking rows at the source's global endpoint id (+ a flag)
+    per_source = np.zeros((len(prep.shard.eval_poi_ids), 5)) if stream else None
+    empty = torch.zeros(0, dtype=torch.long)
     mine = set(rank_groups(prep))
     for gi, gd in enumerate(prep.groups):
         if gi not in mine:
             continue
         ids = gd.pairs[split_name]
-        rids = gd.rank_ids.get(split_name, torch.zeros(0, dtype=torch.long))
+        rids = gd.rank_ids.get(split_name, empty) if (n_rank or stream) else empty
         if ids.numel() == 0 and rids.numel() == 0:
             continue
         data = _group_to(gd, device)
         msg, w = gd.message[split_name]
         w_arg = w.to(device) if prep.cfg.model.weighted_covisits else None
+        p_out, r_out = np.zeros(0), np.zeros(0)
         with autocast_context(device):
             h = model.encode(data, msg.to(device), w_arg)
             if ids.numel():
                 loc = gd.local[split_name].to(device)
-                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(feats[ids].to(device)))
-                pred[ids.numpy()] = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
+                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(_pair_feats(prep, gd, split_name, ids).to(device)))
+                p_out = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
+                pred[ids.numpy()] = p_out
             if rids.numel():
                 loc = gd.rank_local[split_name].to(device)
-                rf = prep.rank_feats[split_name][rids].to(device)
+                rf = _pair_feats(prep, gd, f"rank_{split_name}", rids).to(device)
                 out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(rf))
-                rank_pred[rids.numpy()] = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
+                r_out = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
+                if not stream:
+                    rank_pred[rids.numpy()] = r_out
+        if stream and ids.numel():
+            # a source's pairs and candidates are all in its state's group: rank them here, the
+            # pairs first and then the candidates, as the country-wide concatenation orders them
+            src = pairs.src[ids]
+            to_global = torch.full((int(gd.sub.data[POI].num_nodes),), -1, dtype=torch.long)
+            to_global[gd.local[split_name][0]] = src
+            rank_src = to_global[gd.rank_local[split_name][0]] if rids.numel() else empty
+            sources, rows = ranking_per_source(
+                torch.cat([src, rank_src]).numpy(),
+                np.concatenate([np.log1p(pairs.visitors[ids].double().numpy()), np.zeros(len(rank_src))]),
+                np.concatenate([p_out, r_out]),
+                k=10,
+            )
+            per_source[sources, :4] = rows
+            per_source[sources, 4] = 1.0
     # each pair belongs to exactly one group, hence one rank: the sum is exact
+    if stream:
+        per_source = sum_across_ranks(per_source)
+        return sum_across_ranks(pred), ranking_means(per_source[per_source[:, 4] > 0, :4], k=10)
     return sum_across_ranks(pred), sum_across_ranks(rank_pred)
+
+
+def _pair_feats(prep: Prepared, gd: GroupData, key: str, ids: Tensor) -> Tensor:
+    """Pair features of a group's pairs of ``key`` (a split, or ``rank_<split>``): kept with
+    the group under per-state loading, else rows ``ids`` of the prepared tables."""
+    if key in gd.feats:
+        return gd.feats[key]
+    if key.startswith("rank_"):
+        return prep.rank_feats[key[5:]][ids]
+    return prep.pair_feats[key][ids]
 
 
 @dataclass

@@ -21,7 +21,10 @@ world whose ``pois`` and ``covisits`` are partitioned by state; see
    The target scaler and the message-weight scale are reduced the same way.
 5. **evaluation pairs** – the val / test pairs of every state are gathered (ids and counts only)
    into one global list in state order, so predictions are summed across ranks and the
-   metrics are computed exactly as in the whole-graph path.
+   metrics are computed exactly as in the whole-graph path. Their pair features and the
+   ranking candidates (with theirs) stay with the state group that scores them: candidates
+   are ranked group by group (:func:`~geograph.covisit.model.predict_gnn`), so no rank holds
+   the country's candidates, whose number grows with the square of a state's POIs by default.
 
 A state's graph is the graph of its own sub-world (its POIs, halo and pair targets), so
 features of cells on a border count the POIs loaded for that state; pairs of a state are
@@ -319,16 +322,18 @@ def prepare_sharded(cfg: CovisitConfig):
         sums = red.sum(torch.from_numpy(np.concatenate([ata.ravel(), aty])))
         baseline = GravityBaseline.solve(sums[:16].reshape(4, 4).numpy(), sums[16:].numpy(), cfg.model.mass_feature)
 
-    # global val / test index space: every state's pairs (ids and counts only), in state order
+    # global val / test index space: every state's pairs (ids and counts only), in state order;
+    # ranking candidates get none: each group ranks its own (predict_gnn), so a rank holds the
+    # candidates of one group at a time, not the country's
     everything: dict[str, dict] = {}
     for part in red.gather(mine_eval):
         everything.update(part)
     del mine_eval
     eval_ids: list[str] = []
     glob: dict[str, list[PairSet]] = {k: [] for k in EVAL_SPLITS}
-    glob_rank: dict[str, list[PairSet]] = {k: [] for k in EVAL_SPLITS}
-    start = {}  # (state, split) -> first global pair id; (state, "rank_" + split) likewise
-    count = {k: 0 for k in (*EVAL_SPLITS, *(f"rank_{k}" for k in EVAL_SPLITS))}
+    start = {}  # (state, split) -> first global pair id
+    count = dict.fromkeys(EVAL_SPLITS, 0)
+    n_rank = dict.fromkeys(EVAL_SPLITS, 0)
     for name in sorted(everything):
         e = everything[name]
         off = len(eval_ids)
@@ -338,15 +343,13 @@ def prepare_sharded(cfg: CovisitConfig):
             glob[k].append(PairSet(s_ + off, d_ + off, v_, z_))
             start[name, k] = count[k]
             count[k] += len(s_)
-            rs, rd = e[f"rank_{k}"]
-            glob_rank[k].append(PairSet(rs + off, rd + off, torch.zeros(len(rs), dtype=torch.long)))
-            start[name, f"rank_{k}"] = count[f"rank_{k}"]
-            count[f"rank_{k}"] += len(rs)
+            n_rank[k] += e[f"rank_{k}"]
     del everything
     eval_pairs = {k: PairSet.cat(glob[k]) for k in EVAL_SPLITS}
-    rank_all = {k: PairSet.cat(glob_rank[k]) for k in EVAL_SPLITS}
-    feats = {k: torch.zeros(len(eval_pairs[k]), PAIR_COLUMNS) for k in EVAL_SPLITS}
-    rank_feats = {k: torch.zeros(len(rank_all[k]), PAIR_COLUMNS) for k in EVAL_SPLITS}
+    # pair features of the val / test pairs and ranking candidates stay with their state group
+    # (spilled with it, scored by the rank that holds it); only this rank's training pairs'
+    # features are kept in memory, as training indexes them by pair id
+    feats = {k: torch.zeros(0, PAIR_COLUMNS) for k in EVAL_SPLITS}
     feats["train"] = torch.zeros(n_train, PAIR_COLUMNS)
     zeros = torch.zeros(0, dtype=torch.long)
     # this rank's training pairs: only their counts and features are used (indices stay per state)
@@ -364,14 +367,10 @@ def prepare_sharded(cfg: CovisitConfig):
             g = pre.transform(GeoGraph.from_state(st["graph"]))
             graphs.append(g)
             splits.append(st)
-            for k in SPLITS:
-                src, dst, _ = st["pairs"][k]
-                a = train_start[name] if k == "train" else start[name, k]
-                feats[k][a : a + len(src)] = pair_features(g, src, dst)
-            for k in EVAL_SPLITS:
-                src, dst = st["rank"][k]
-                b = start[name, f"rank_{k}"]
-                rank_feats[k][b : b + len(src)] = pair_features(g, src, dst)
+            src, dst, _ = st["pairs"]["train"]
+            feats["train"][train_start[name] : train_start[name] + len(src)] = pair_features(g, src, dst)
+            st["feats"] = {k: pair_features(g, *st["pairs"][k][:2]) for k in EVAL_SPLITS}
+            st["feats"].update({f"rank_{k}": pair_features(g, *st["rank"][k]) for k in EVAL_SPLITS})
         data, offs = disjoint_union([g.data for g in graphs])
         if dims is None:
             dims = _dims(data)
@@ -384,6 +383,7 @@ def prepare_sharded(cfg: CovisitConfig):
             "message": {},
             "rank_ids": {},
             "rank_local": {},
+            "feats": {k: torch.cat([st["feats"][k] for st in splits]) for k in splits[0]["feats"]},
         }
         weights_of = [MessageWeights(g, weight_scale, baseline) for g in graphs]
         for k in SPLITS:
@@ -398,15 +398,10 @@ def prepare_sharded(cfg: CovisitConfig):
             out["pairs"][k] = torch.cat(ids)
             out["local"][k] = torch.cat(loc, 1)
             out["message"][k] = (torch.cat(msgs, 1), torch.cat(ws))
-        for k in EVAL_SPLITS:
-            ids, loc = [], []
-            for name, st, off in zip(members, splits, offs, strict=True):
-                src, dst = st["rank"][k]
-                first = start[name, f"rank_{k}"]
-                ids.append(torch.arange(first, first + len(src)))
-                loc.append(torch.stack([src, dst]) + off)
-            out["rank_ids"][k] = torch.cat(ids)
+        for k in EVAL_SPLITS:  # candidates are numbered within the group
+            loc = [torch.stack(st["rank"][k]) + off for st, off in zip(splits, offs, strict=True)]
             out["rank_local"][k] = torch.cat(loc, 1)
+            out["rank_ids"][k] = torch.arange(out["rank_local"][k].size(1))
         path = spill / f"group-{len(paths)}.pt"
         torch.save(out, path)
         paths.append(path)
@@ -419,6 +414,8 @@ def prepare_sharded(cfg: CovisitConfig):
         "pairs_train": float(tot[0]),
         "pairs_val": float(len(eval_pairs["val"])),
         "pairs_test": float(len(eval_pairs["test"])),
+        "rank_candidates_val": float(n_rank["val"]),
+        "rank_candidates_test": float(n_rank["test"]),
         "message_train": float(tot[1]),
         "pois": float(tot[2]),
     }
@@ -444,28 +441,20 @@ def prepare_sharded(cfg: CovisitConfig):
         torch.zeros(0, dtype=torch.bool),
         {},
     )
-    return Prepared(
-        cfg, graph, split, pre, feats, rank_all, rank_feats, groups, fingerprint, weight_scale, shard, baseline
-    )
+    return Prepared(cfg, graph, split, pre, feats, {}, {}, groups, fingerprint, weight_scale, shard, baseline)
 
 
 def _eval_entry(graph: GeoGraph, split: CovisitSplit, rank: dict[str, PairSet]) -> dict:
-    """A state's val / test pairs and ranking candidates over its own endpoint list (ids)."""
-    ends = torch.unique(
-        torch.cat(
-            [
-                torch.cat([split.pairs[k].src, split.pairs[k].dst, rank[k].src, rank[k].dst])
-                for k in EVAL_SPLITS
-            ]
-        )
-    )
+    """A state's val / test pairs over its own endpoint list (ids), and its number of ranking
+    candidates per split."""
+    ends = torch.unique(torch.cat([torch.cat([split.pairs[k].src, split.pairs[k].dst]) for k in EVAL_SPLITS]))
     local = torch.full((graph.num_pois,), -1, dtype=torch.long)
     local[ends] = torch.arange(len(ends))
     out: dict = {"ids": np.asarray(graph.index["poi_ids"], dtype=object)[ends.numpy()].tolist()}
     for k in EVAL_SPLITS:
         pk = split.pairs[k]
         out[k] = (local[pk.src], local[pk.dst], pk.visitors, ~pk.observed)
-        out[f"rank_{k}"] = (local[rank[k].src], local[rank[k].dst])
+        out[f"rank_{k}"] = len(rank[k])
     return out
 
 
@@ -514,5 +503,6 @@ class SpilledGroups(Sequence):
             st["rank_local"],
         )
         gd.message = {k: tuple(v) for k, v in st["message"].items()}
+        gd.feats = st["feats"]
         self._cache = (i, gd)
         return gd

@@ -171,7 +171,7 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, 
         return {"train_loss": float(total) / max(float(count), 1.0)}
 
     def validate(epoch: int) -> dict[str, float]:
-        val_pred, _ = predict_gnn(model, prep, "val", scaler, device)
+        val_pred, _ = predict_gnn(model, prep, "val", scaler, device, ranking=False)
         vm = regression_metrics(y_val, val_pred) if len(y_val) else {"r2": 0.0, "mae": 0.0, "spearman": 0.0}
         om = regression_metrics(y_val[obs_val], val_pred[obs_val]) if obs_val.any() else {"r2": 0.0}
         return {"val_r2": vm["r2"], "val_mae": vm["mae"], "val_spearman": vm["spearman"],

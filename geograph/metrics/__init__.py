@@ -2,7 +2,7 @@
 
 from geograph.metrics.covisit import covisit_metrics
 from geograph.metrics.flows import common_part_of_commuters, origin_jsd
-from geograph.metrics.ranking import ndcg_at_k, ranking_metrics
+from geograph.metrics.ranking import ndcg_at_k, ranking_means, ranking_metrics, ranking_per_source
 from geograph.metrics.regression import r2, regression_metrics
 
 __all__ = [
@@ -11,6 +11,8 @@ __all__ = [
     "ndcg_at_k",
     "origin_jsd",
     "r2",
+    "ranking_means",
     "ranking_metrics",
+    "ranking_per_source",
     "regression_metrics",
 ]

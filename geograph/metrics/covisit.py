@@ -30,6 +30,7 @@ def covisit_metrics(
     rank_src: np.ndarray,
     rank_pred_log1p: np.ndarray,
     prefix: str,
+    ranking: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """All metrics of one split.
 
@@ -42,6 +43,9 @@ def covisit_metrics(
         rank_src: Source of each extra ranking candidate (no co-visit row). Shapes: ``(R,)``.
         rank_pred_log1p: Its prediction. Shapes: ``(R,)``.
         prefix: ``val`` or ``test``.
+        ranking: Ranking metrics already computed from the same predictions (``ndcg@10``,
+            ``recall@10``, ``hit@10``, ``mrr``, ``ranked_sources``), e.g. state group by state
+            group; ``rank_src`` / ``rank_pred_log1p`` are then not used.
     """
     src = np.asarray(src)
     visitors = np.asarray(visitors, dtype=np.float64)
@@ -59,10 +63,13 @@ def covisit_metrics(
         out[f"{prefix}_observed_cpc"] = common_part_of_commuters(visitors[observed], p_raw)
         out[f"{prefix}_observed_jsd"] = origin_jsd(src[observed], visitors[observed], p_raw)
     out[f"{prefix}_observed_pairs"] = float(observed.sum())
-    rank_src = np.asarray(rank_src)
-    group = np.concatenate([src, rank_src])
-    rel = np.concatenate([y, np.zeros(len(rank_src))])
-    rm = ranking_metrics(group, rel, np.concatenate([pred, np.asarray(rank_pred_log1p, dtype=np.float64)]), k=10)
+    if ranking is not None:
+        rm = ranking
+    else:
+        rank_src = np.asarray(rank_src)
+        group = np.concatenate([src, rank_src])
+        rel = np.concatenate([y, np.zeros(len(rank_src))])
+        rm = ranking_metrics(group, rel, np.concatenate([pred, np.asarray(rank_pred_log1p, dtype=np.float64)]), k=10)
     out[f"{prefix}_ndcg10"] = rm["ndcg@10"]
     out[f"{prefix}_recall10"] = rm["recall@10"]
     out[f"{prefix}_hit10"] = rm["hit@10"]

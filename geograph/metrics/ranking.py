@@ -47,6 +47,51 @@ def ndcg_at_k(y_true: np.ndarray, y_score: np.ndarray, k: int = 10) -> float:
     return _tie_averaged_dcg(y_true, y_score, k) / ideal
 
 
+RANKING_COLUMNS = ("ndcg", "recall", "hit", "rr")
+"""Columns of :func:`ranking_per_source`'s values."""
+
+
+def ranking_per_source(
+    group: np.ndarray, relevance: np.ndarray, score: np.ndarray, k: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-source NDCG@k, Recall@k, Hit@k and reciprocal rank of the sources (``group`` values)
+    that have a positive candidate: ``(sources (S,), values (S, 4))``, sources in ascending
+    order, columns :data:`RANKING_COLUMNS`. Candidates keep their input order on tied scores.
+
+    The metrics of :func:`ranking_metrics` are the column means; a caller that scores its
+    candidates in pieces (state groups, ranks) can stack the pieces' rows and average them.
+    """
+    group = np.asarray(group)
+    relevance = np.asarray(relevance, dtype=np.float64)
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(group, kind="stable")
+    g, rel, sc = group[order], relevance[order], score[order]
+    bounds = np.flatnonzero(np.diff(g)) + 1
+    starts = np.concatenate([[0], bounds]).astype(np.int64) if len(g) else np.zeros(0, dtype=np.int64)
+    sources, rows = [], []
+    for start, r_part, s_part in zip(starts, np.split(rel, bounds), np.split(sc, bounds), strict=True):
+        pos = r_part > 0
+        if not pos.any():
+            continue
+        ranked = np.argsort(-s_part, kind="stable")
+        sources.append(g[start])
+        rows.append((
+            ndcg_at_k(r_part, s_part, k),
+            float(pos[ranked[:k]].sum() / pos.sum()),
+            float(pos[ranked[:k]].any()),
+            1.0 / (1 + int(np.flatnonzero(pos[ranked])[0])),
+        ))
+    return np.asarray(sources, dtype=group.dtype), np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def ranking_means(values: np.ndarray, k: int = 10) -> dict[str, float]:
+    """The metrics of :func:`ranking_metrics` from per-source rows (``(S, 4)``, in source order)."""
+    if len(values) == 0:
+        return {f"ndcg@{k}": 0.0, f"recall@{k}": 0.0, f"hit@{k}": 0.0, "mrr": 0.0, "ranked_sources": 0}
+    m = [float(np.mean(np.ascontiguousarray(values[:, j]))) for j in range(4)]
+    return {f"ndcg@{k}": m[0], f"recall@{k}": m[1], f"hit@{k}": m[2], "mrr": m[3], "ranked_sources": len(values)}
+
+
 def ranking_metrics(
     group: np.ndarray, relevance: np.ndarray, score: np.ndarray, k: int = 10
 ) -> dict[str, float]:
@@ -55,23 +100,4 @@ def ranking_metrics(
 
     Shapes: all ``(E,)``; ``group`` holds the source id of each candidate.
     """
-    group = np.asarray(group)
-    relevance = np.asarray(relevance, dtype=np.float64)
-    score = np.asarray(score, dtype=np.float64)
-    order = np.argsort(group, kind="stable")
-    g, rel, sc = group[order], relevance[order], score[order]
-    bounds = np.flatnonzero(np.diff(g)) + 1
-    ndcgs, recalls, hits, rr = [], [], [], []
-    for r_part, s_part in zip(np.split(rel, bounds), np.split(sc, bounds), strict=True):
-        pos = r_part > 0
-        if not pos.any():
-            continue
-        ndcgs.append(ndcg_at_k(r_part, s_part, k))
-        ranked = np.argsort(-s_part, kind="stable")
-        recalls.append(float(pos[ranked[:k]].sum() / pos.sum()))
-        hits.append(float(pos[ranked[:k]].any()))
-        rr.append(1.0 / (1 + int(np.flatnonzero(pos[ranked])[0])))
-    if not ndcgs:
-        return {f"ndcg@{k}": 0.0, f"recall@{k}": 0.0, f"hit@{k}": 0.0, "mrr": 0.0, "ranked_sources": 0}
-    return {f"ndcg@{k}": float(np.mean(ndcgs)), f"recall@{k}": float(np.mean(recalls)), f"hit@{k}": float(np.mean(hits)),
-            "mrr": float(np.mean(rr)), "ranked_sources": len(ndcgs)}
+    return ranking_means(ranking_per_source(group, relevance, score, k)[1], k)

@@ -223,3 +223,35 @@ def test_two_ranks_load_only_their_states_and_match_one_process(tmp_path, world_
     assert [h["epoch"] for h in hist] == [1, 2, 3]
     assert [h["train_loss"] for h in hist[:2]] == [h["train_loss"] for h in ckpt["history"]]
     assert np.isfinite(resumed["metrics"]["test_r2"])
+
+
+def test_per_state_candidates_stay_with_their_groups_and_are_ranked_there(world_dir, monkeypatch):
+    import geograph.covisit.model as cm
+    from geograph.metrics import ranking_metrics
+
+    cfg = CovisitConfig.from_dict({
+        "data": {"world_dir": str(world_dir), "loading": "per_state", "cache_dir": None},
+        "model": {"hidden": 16, "head_hidden": [16]},
+        "split": {"rank_negatives": 5},
+    })
+    prep = C.prepare(cfg)
+    # no country-wide table of val / test pair features or ranking candidates on the rank
+    assert prep.rank == {} and all(prep.pair_feats[k].shape[0] == 0 for k in ("val", "test"))
+    assert prep.pair_feats["train"].shape[0] == len(prep.split.pairs["train"])
+    assert sum(len(gd.feats["val"]) for gd in prep.groups) == len(prep.split.pairs["val"]) > 0
+    n_cand = sum(len(gd.feats["rank_val"]) for gd in prep.groups)
+    assert n_cand == prep.shard.summary["rank_candidates_val"] > 0
+    torch.manual_seed(0)
+    model = cm.build_model(prep)
+    scaler = cm.TargetScaler("none").fit(prep.split.pairs["train"].visitors)
+    seen = []
+    real = cm.ranking_per_source
+    monkeypatch.setattr(cm, "ranking_per_source", lambda *a, **k: seen.append(a) or real(*a, **k))
+    pred, ranking = cm.predict_gnn(model, prep, "val", scaler, torch.device("cpu"))
+    assert len(seen) == len(prep.groups) and sum(len(a[0]) for a in seen) == len(pred) + n_cand
+    # group by group equals one ranking over the country's concatenated pairs and candidates
+    whole = ranking_metrics(*(np.concatenate([a[i] for a in seen]) for i in range(3)), k=10)
+    assert ranking == whole and ranking["ranked_sources"] > 0
+    pairs_only, none = cm.predict_gnn(model, prep, "val", scaler, torch.device("cpu"), ranking=False)
+    assert len(none) == 0 and len(seen) == len(prep.groups)
+    np.testing.assert_array_equal(pred, pairs_only)

@@ -66,9 +66,8 @@ def hardware() -> str:
     from hostinfo import cpu_model
 
     cpu = cpu_model()
-    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
-        f"Hardware: {cpu}, {os.cpu_count()} logical CPUs (load average {load1:.1f}), "
+        f"Hardware: {cpu}, {os.cpu_count()} logical CPUs, "
         f"torch {torch.__version__} on CPU with torch.set_num_threads({torch.get_num_threads()}), "
         f"Python {platform.python_version()}"
     )

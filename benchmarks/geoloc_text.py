@@ -33,9 +33,9 @@ from geograph.constants import GEO_THRESHOLDS_KM  # noqa: E402
 from geograph.geolocate.config import GeolocateConfig, apply_fast  # noqa: E402
 from geograph.geolocate.data import prepare  # noqa: E402
 from geograph.geolocate.evaluate import evaluate  # noqa: E402
-from geograph.geolocate.model import build_head  # noqa: E402
+from geograph.geolocate.model import build_head, build_refiner  # noqa: E402
 from geograph.geolocate.select import select_all  # noqa: E402
-from geograph.geolocate.train import FitResult, fit  # noqa: E402
+from geograph.geolocate.train import FitResult, fit, refined_values  # noqa: E402
 from geograph.metrics.geo import threshold_key  # noqa: E402
 
 # (row label, config overrides) -- encoders trained once per seed
@@ -51,6 +51,11 @@ ENCODERS = {
     "SatCLIP (SH L=40 + SIREN)": {
         "encoder": {"name": "satclip", "pretrained": False, "options": {"degree": 40}}
     },
+    "SatCLIP (SH L=10 + SIREN)": {
+        "encoder": {"name": "satclip", "pretrained": False, "options": {"degree": 10}}
+    },
+    # seeded Gaussian random Fourier features of the 3-D unit vector (sigmas 1 / 16 / 64) + MLP
+    "Sphere RFF": {"encoder": {"name": "rff", "pretrained": False}},
     "Sinusoidal": {"encoder": {"name": "sinusoidal", "pretrained": False}},
     "H3 cell embedding (res 3)": {
         "encoder": {"name": "h3", "pretrained": False, "options": {"resolution": 3}}
@@ -62,6 +67,13 @@ FUSION = {"predict": {"fusion_weight": 0.75}}
 HEAD_ONLY = {"predict": {"fusion_weight": 0.0}}
 QUERY = {"query_weight": 1.0, "query_weight_grid": [0.5, 1.0, 2.0, 4.0]}
 GRAPH = {"graph_edges": ["knn", "h3", "group"], "graph_k": 2, "graph_alpha": 0.5}
+# the same graph, with a 2-layer residual SAGE GNN (width 64) refining the z_j, trained with the head
+LEARNED = {
+    "graph_edges": ["knn", "h3", "group"],
+    "graph_mode": "learned",
+    "graph_hidden": 64,
+    "graph_layers": 2,
+}
 PROPAGATION = {
     "": {"propagation": {"range_weight": 0.0, "appnp_k": 0}, **HEAD_ONLY},
     " + RANGE": {"propagation": {"range_weight": 1.0, "appnp_k": 0}, **HEAD_ONLY},
@@ -80,15 +92,25 @@ PROPAGATION = {
         "propagation": {"range_weight": 0.0, "appnp_k": 0, **QUERY, **GRAPH},
         **HEAD_ONLY,
     },
+    # learned propagation: a head of its own, trained with the query retrieval over the GNN's z_j
+    " + query retrieval + learned graph": {
+        "propagation": {"range_weight": 0.0, "appnp_k": 0, **QUERY, **LEARNED},
+        **HEAD_ONLY,
+    },
+    " + query retrieval + learned graph + kNN fusion": {
+        "propagation": {"range_weight": 0.0, "appnp_k": 0, **QUERY, **LEARNED},
+        **FUSION,
+    },
     " + RANGE + query retrieval": {"propagation": {"range_weight": 1.0, "appnp_k": 0, **QUERY}, **HEAD_ONLY},
     " + query retrieval + kNN fusion": {
         "propagation": {"range_weight": 0.0, "appnp_k": 0, **QUERY},
         **FUSION,
     },
 }
+KNN_LABEL = "kNN in text-embedding space + KDE (Revisiting IM2GPS)"
 BASELINES = {
     "Prior only (population-weighted mode)": {"method": "prior"},
-    "kNN in text-embedding space + KDE (Revisiting IM2GPS)": {"method": "knn"},
+    KNN_LABEL: {"method": "knn"},
 }
 
 
@@ -184,6 +206,37 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PAIRED_KM = (25, 200, 750, 2500)
+
+
+def paired_table(rows: list[dict], baseline: str = KNN_LABEL) -> str:
+    """Percentage-point difference of every row from ``baseline`` on the same seed and
+    criterion: the mean, then each seed's difference in brackets."""
+    head = ["method", "criterion"] + [f"Δ {t:g} km" for t in PAIRED_KM] + ["seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    base = {(r["seed"], r["criterion"]): r["test"] for r in rows if r["label"] == baseline}
+    for lab in dict.fromkeys(r["label"] for r in rows if r["label"] != baseline):
+        for crit in ("median_km", "acc_mean"):
+            rs = sorted(
+                (
+                    r
+                    for r in rows
+                    if r["label"] == lab and r["criterion"] == crit and (r["seed"], crit) in base
+                ),
+                key=lambda r: r["seed"],
+            )
+            if not rs:
+                continue
+            cells = [lab, crit]
+            for t in PAIRED_KM:
+                k = threshold_key(t)
+                d = [100 * (r["test"][k] - base[(r["seed"], crit)][k]) for r in rs]
+                cells.append(f"{np.mean(d):+.1f} (" + ", ".join(f"{x:+.1f}" for x in d) + ")")
+            cells.append(str(len(rs)))
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def trained_head(cfg: GeolocateConfig, data, label: str, heads_dir: Path) -> FitResult:
     """Train the head of ``cfg`` (or load it from ``heads_dir``, keyed by a hash of everything
     that shapes training: data, encoder, head and train sections and the selection criterion)."""
@@ -195,7 +248,12 @@ def trained_head(cfg: GeolocateConfig, data, label: str, heads_dir: Path) -> Fit
         head.load_state_dict(state["head"])
         head.eval()
         log(f"{label} seed {cfg.train.seed}: loaded trained head {path}")
-        return FitResult(head, best_epoch=int(state["best_epoch"]), train_time_s=float(state["train_time_s"]))
+        fr = FitResult(head, best_epoch=int(state["best_epoch"]), train_time_s=float(state["train_time_s"]))
+        if "refiner" in state:  # the learned place-graph GNN trained with the head
+            fr.refiner = build_refiner(cfg, head.location_encoder.out_dim, data.query_dim)
+            fr.refiner.load_state_dict(state["refiner"])
+            fr.query_values = refined_values(cfg, head, fr.refiner, data)
+        return fr
     t0 = time.perf_counter()
     # a checkpoint every epoch beside the heads: an interrupted benchmark resumes the training
     fr = fit(
@@ -214,9 +272,10 @@ def trained_head(cfg: GeolocateConfig, data, label: str, heads_dir: Path) -> Fit
     from geograph.utils.atomic import atomic_write
 
     with atomic_write(path) as tmp:
-        torch.save(
-            {"head": fr.head.state_dict(), "best_epoch": fr.best_epoch, "train_time_s": fr.train_time_s}, tmp
-        )
+        state = {"head": fr.head.state_dict(), "best_epoch": fr.best_epoch, "train_time_s": fr.train_time_s}
+        if fr.refiner is not None:
+            state["refiner"] = fr.refiner.state_dict()
+        torch.save(state, tmp)
     return fr
 
 
@@ -311,11 +370,15 @@ def main(argv: list[str] | None = None) -> int:
             cfg = GeolocateConfig.from_dict(merge(base, merge(enc_over, {"train": {"seed": seed}})))
             if args.quick:
                 cfg.train.epochs = min(cfg.train.epochs, 2)
-            fr = trained_head(cfg, data, enc_label, Path(args.heads_dir))
-            parts: dict = {}  # gallery embeddings shared by the propagation variants of this head
+            # one head per training key: the learned propagation trains a head of its own
+            heads: dict[str, tuple[FitResult, dict]] = {}
             for p in todo:
                 pc = merge(cfg.to_dict(), PROPAGATION[p])
                 c2 = GeolocateConfig.from_dict(pc)
+                key = c2.training_key()
+                if key not in heads:  # gallery embeddings shared by the propagation variants of a head
+                    heads[key] = (trained_head(c2, data, enc_label + p, Path(args.heads_dir)), {})
+                fr, parts = heads[key]
                 record(
                     enc_label + p,
                     seed,
@@ -329,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         for crit in ("median_km", "acc_mean")
         if any(r.get("criterion") == crit for r in rows)
     )
+    if any(r["label"] == KNN_LABEL for r in rows):
+        md += "\n\nPaired difference from the kNN baseline (percentage points, mean and per seed):\n\n"
+        md += paired_table(rows)
     from geograph.utils.atomic import atomic_write_text
 
     atomic_write_text(out.with_suffix(".md"), md + "\n")

@@ -245,7 +245,6 @@ def main(argv: list[str] | None = None) -> int:
     from geograph.utils.atomic import atomic_write_text
 
     rows = []
-    load_before = os.getloadavg()
     for n in sizes:
         folder = ensure_world(n, args.seed, args.regen)
         n_cov = pl.scan_parquet(folder / "covisits.parquet").select(pl.len()).collect().item()
@@ -268,9 +267,6 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
-            "load_avg_before": [round(v, 2) for v in load_before],
-            "load_avg_after": [round(v, 2) for v in os.getloadavg()],
-            "note": "shared machine: other jobs ran at the same time; timings are indicative",
         },
         "seed": args.seed,
         "rows": rows,
@@ -278,10 +274,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     OUT.mkdir(parents=True, exist_ok=True)
     atomic_write_text(OUT / "graph_build.json", json.dumps(meta, indent=2))
-    print(
-        f"\nload average before / after: {meta['machine']['load_avg_before']} / {meta['machine']['load_avg_after']} "
-        f"({os.cpu_count()} CPUs, shared with other jobs)"
-    )
     return 0
 
 

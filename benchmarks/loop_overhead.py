@@ -27,9 +27,9 @@ The same step, with the same initial weights and the same draws, runs in:
 Timing: one warm-up epoch (``--warmup``), then ``--epochs`` timed epochs per variant; an epoch is
 the time from its start to the next epoch's start (the last one: to the end of training), so
 whatever the loop does between epochs is counted; "train" ends where validation starts. Wall
-clock and process CPU time are both recorded (on a shared machine the CPU time is steadier).
+clock and process CPU time are both recorded (CPU time leaves out waits for a core, so it is steadier).
 ``--repeats`` runs every variant that many times, rotating their order; the table reports
-medians and minima over all timed epochs and, as the figure least hurt by other jobs on a shared
+medians and minima over all timed epochs and, as the figure least moved by other processes on the
 machine, "paired" numbers: per round, the variant's median epoch against the plain loop's median
 epoch of the same round (they ran back to back), then the median over rounds. "setup" is the
 time outside the epochs: model copy and optimizer for ``plain``; ``Trainer(...)`` construction,
@@ -37,7 +37,7 @@ time outside the epochs: model copy and optimizer for ``plain``; ``Trainer(...)`
 progress bar print to the terminal before the tables.
 
 On the embedded world an epoch has few steps of tens of milliseconds each, so a per-step cost of
-the loop machinery is below the timing noise of a shared machine; ``--null-steps N`` (default
+the loop machinery is below the timing noise between runs; ``--null-steps N`` (default
 500) therefore runs the same loops a second time around a null step (a ``Linear(16, 1)`` on 8
 rows, ``N`` steps per epoch, one validation batch), which measures the loops' own cost per step
 directly. The first table's overhead in seconds per epoch is bounded by that cost times the
@@ -468,7 +468,6 @@ def hardware(threads: int) -> dict:
         "lightning": lightning_version,
         "python": platform.python_version(),
         "threads": threads,
-        "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -618,15 +617,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.null_steps > 0:
         null_runs, _, _ = measure(NullHarness(h, args.null_steps), variants, n_epochs, validate, args.repeats)
         null_rows = summarize(null_runs, args.warmup, args.null_steps)
-    hw["load_avg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     g = h.prep
     in_step = ", ".join(f"{r['variant']} {r['threads_in_step']}" for r in rows)
     print(
         f"hardware: {hw['cpu']}, {hw['cores']} cores ({hw['cores_usable']} usable), torch {hw['torch']}, "
         f"lightning {hw['lightning']}, python {hw['python']}, torch threads {args.threads} "
-        f"(in the step: {in_step}), "
-        f"load average {hw['load_avg'][0]:.2f} at start, {hw['load_avg_end'][0]:.2f} at end"
+        f"(in the step: {in_step})"
     )
     print(
         f"setup: embedded world, {args.n_pois} POIs (prepare {h.prepare_s:.1f} s), {len(g.groups)} state groups, "

@@ -193,8 +193,7 @@ def states_sweep(args) -> None:
           f"the {PAPER_STATES} contiguous states, one rank, one state per group (groups of at most {group:,} "
           f"POIs), split.rank_negatives={b['detail']['rank_negatives']}, {args.epochs} epochs; states generated in "
           f"{t_gen:.0f} s")
-    print(_hardware())
-    print(f"load average {os.getloadavg()[0]:.1f}\n")
+    print(_hardware() + "\n")
     print("| states | POIs | co-visit rows | training pairs | val + test ranking pairs | s / epoch | s / epoch / state | prepare s "
           "| peak RSS (MB) | RSS after imports (MB) | RSS after prepare (MB) | peak - after prepare (MB) "
           "| data share (MB) "
@@ -278,13 +277,11 @@ def main() -> None:
                      "prepare_s": [round(r["prepare_s"], 1) for r in ranks], "wall_s": wall, "ranks_detail": ranks})
     base = rows[0]
     i0 = base["ranks_detail"][0]
-    load = os.getloadavg()[0]
     print(f"\nworld: {i0['pois']:,} POIs in {PAPER_STATES} states, {i0['covisit_rows']:,} co-visit rows, "
           f"{i0['train_pairs']:,} training pairs; largest state {i0['largest_state']} with {i0['largest_state_pois']:,} "
           f"POIs ({i0['largest_state_covisits']:,} co-visit rows); groups of at most {args.max_group_pois:,} POIs; "
           f"world written in {t_world:.0f} s")
-    print(_hardware())
-    print(f"load average {load:.1f}\n")
+    print(_hardware() + "\n")
     print("| ranks | s / epoch | speed-up | prepare s | peak RSS per rank (MB) | memory ratio "
           "| RSS after imports per rank (MB) | data share per rank (MB) | data share ratio | POIs loaded per rank "
           "| largest state graph per rank (POIs) | training pairs per rank |")

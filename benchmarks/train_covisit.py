@@ -29,13 +29,13 @@ Validation, checkpoints and MLflow are left out of the timed region (they are pe
 and prints its per-epoch training losses next to this loop's (they are identical: same
 computation).
 
-Both wall-clock and process CPU time are measured (``pairs/s`` and ``pairs / CPU-s``); on a
-shared machine the CPU-time ratio is the steadier one. ``--threads 1`` sets
-``torch.set_num_threads(1)`` in the subprocess: on an oversubscribed machine torch's OpenMP
+Both wall-clock and process CPU time are measured (``pairs/s`` and ``pairs / CPU-s``); CPU time leaves
+out the time a process waits for a core, so the CPU-time ratio is the steadier one. ``--threads 1`` sets
+``torch.set_num_threads(1)`` in the subprocess: with more threads than free cores torch's OpenMP
 threads spin while waiting for a core and a 2-thread epoch can take several times longer.
 
 Epochs of the two models alternate (geograph first on even epochs, plain SAGE first on odd ones),
-so load from other jobs on a shared machine hits both alike. The first ``--warmup`` epochs are
+so anything else running on the machine hits both alike. The first ``--warmup`` epochs are
 not timed; throughput = training pairs of the timed epochs / their time. Peak memory: before each
 epoch the process's high-water mark is reset to its current RSS (``/proc/self/clear_refs``, after
 ``gc`` and ``malloc_trim``) and ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is read after it,
@@ -374,6 +374,8 @@ def child(args: argparse.Namespace) -> dict:
     import torch_geometric  # noqa: F401
     import yaml
 
+    import geograph.covisit.data as cvdata
+    import geograph.covisit.model as cvmodel
     import geograph.covisit.train as cv
     from geograph.constants import COVISITS, NEAR, POI
     from geograph.covisit.config import CovisitConfig, apply_overrides
@@ -408,8 +410,8 @@ def child(args: argparse.Namespace) -> dict:
     graph = build_graph(world, cfg.graph)
     t2 = time.perf_counter()
     # prepare() builds the graph through the cache helper; hand it the graph built above instead
-    cv.cached_build = lambda *a, **k: graph
-    prep = cv.prepare(cfg, world)
+    cvdata.cached_build = lambda *a, **k: graph
+    prep = cvdata.prepare(cfg, world)
     t3 = time.perf_counter()
     del world
     row.update(
@@ -435,16 +437,16 @@ def child(args: argparse.Namespace) -> dict:
 
     tc, mc = cfg.train, cfg.model
     device = cv.select_device(tc.device)
-    scaler = cv.TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors)
+    scaler = cvmodel.TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors)
     train = prep.split.pairs["train"]
     ctx = {
         "device": device,
         "train": train,
         "y_scaled": scaler.encode(train.visitors),
-        "loss_fn": cv._loss_fn(tc.loss),
+        "loss_fn": cvmodel._loss_fn(tc.loss),
     }
     torch.manual_seed(tc.seed)
-    geo = cv.build_model(prep).to(device)
+    geo = cvmodel.build_model(prep).to(device)
     torch.manual_seed(tc.seed)
     plain = _plain_sage(int(g[POI].x.size(1)), mc).to(device)
     torch.manual_seed(tc.seed)
@@ -491,12 +493,11 @@ def child(args: argparse.Namespace) -> dict:
                 warmup=e <= args.warmup,
                 rss_before_mb=round(base),
                 peak_rss_mb=round(_rss_mb()),
-                load1=round(os.getloadavg()[0], 2),
             )
             row[kind]["epochs"].append(r)
             print(
                 f"[{n:,}] epoch {e} {kind}: {r['time_s']:.2f} s (CPU {r['cpu_s']:.2f} s), {r['steps']} steps, {r['pairs']:,} pairs, "
-                f"loss {r['loss']:.4f}, peak {r['peak_rss_mb']} MB, load {r['load1']}",
+                f"loss {r['loss']:.4f}, peak {r['peak_rss_mb']} MB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -624,24 +625,23 @@ def markdown(rows: list[dict]) -> str:
         "| size | POIs | target pairs / epoch | geograph pairs/s | plain SAGE pairs/s | ratio (wall) | "
         "geograph pairs / CPU-s | plain SAGE pairs / CPU-s | ratio (CPU) | plain SAGE + NAICS pairs / CPU-s | "
         "NAICS cost on plain SAGE (CPU) | geograph peak MB | plain SAGE peak MB | "
-        "load avg (1 min) | world / graph / prepare s |"
+        "world / graph / prepare s |"
     )
-    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     body = []
     for r in rows:
         label = f"{r['pois'] // 1000:,}K" if r["pois"] < 1_000_000 else f"{r['pois'] / 1e6:g}M"
         if "failed" in r:
-            body.append(f"| {label} | {r['pois']:,} |" + " - |" * 12 + f" {r['failed']} |")
+            body.append(f"| {label} | {r['pois']:,} |" + " - |" * 11 + f" {r['failed']} |")
             continue
         g, p, pn = r["geograph"], r["plain_sage"], r["plain_sage_naics"]
         mark = " *" if r["partial_epochs"] else ""
-        loads = [e["load1"] for k in MODELS for e in r[k]["epochs"] if not e["warmup"]]
         body.append(
             f"| {label} | {r['pois']:,} | {r['train_pairs']:,} | {g['pairs_per_s']:,.0f}{mark} | {p['pairs_per_s']:,.0f}{mark} | "
             f"{r['ratio_plain_over_geograph']:.2f}x | {g['pairs_per_cpu_s']:,.0f}{mark} | {p['pairs_per_cpu_s']:,.0f}{mark} | "
             f"{r['cpu_ratio_plain_over_geograph']:.2f}x | {pn['pairs_per_cpu_s']:,.0f}{mark} | "
             f"{100 * (r['cpu_ratio_naics_over_plain'] - 1):+.0f}% | {g['peak_rss_mb']:,} | {p['peak_rss_mb']:,} | "
-            f"{min(loads):.1f}-{max(loads):.1f} | {r['world_s']:.1f} / {r['graph_s']:.1f} / {r['prepare_s']:.1f} |"
+            f"{r['world_s']:.1f} / {r['graph_s']:.1f} / {r['prepare_s']:.1f} |"
         )
     return "\n".join([head, sep, *body])
 
@@ -767,10 +767,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.report:
         saved = json.loads(Path(args.report).read_text())
-        print(
-            f"command: {saved['command']}\nload average before / after: {saved['machine']['load_avg_before']} / "
-            f"{saved['machine']['load_avg_after']}\n"
-        )
+        print(f"command: {saved['command']}\n")
         print(render(saved["rows"], saved["args"]["max_steps"]))
         return 0
     if args.child:
@@ -779,7 +776,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
-    load_before = os.getloadavg()
     rows = []
     for n in sizes:
         row = run_size(n, args)
@@ -797,11 +793,6 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(render(rows, args.max_steps))
     table, phases, ablation = markdown(rows), phase_markdown(rows), ablation_markdown(rows)
-    load_after = os.getloadavg()
-    print(
-        f"\nload average before / after: {[round(v, 2) for v in load_before]} / {[round(v, 2) for v in load_after]} "
-        f"({os.cpu_count()} CPUs, shared with other jobs)"
-    )
     meta = {
         "command": " ".join(
             [".venv/bin/python", "benchmarks/train_covisit.py", *(argv if argv is not None else sys.argv[1:])]
@@ -810,9 +801,6 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
-            "load_avg_before": [round(v, 2) for v in load_before],
-            "load_avg_after": [round(v, 2) for v in load_after],
-            "note": "shared machine: other jobs ran at the same time",
         },
         "args": {k: v for k, v in vars(args).items() if k != "child"},
         "rows": rows,

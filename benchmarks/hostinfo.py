@@ -15,3 +15,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (``avx2``, ``avx512_bf16``, ...); empty
+    where the file is missing."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and ":" in line:
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()

@@ -148,15 +148,9 @@ def run_import(files: list[Path], out: Path) -> dict:
 
 def hardware() -> str:
     import polars as pl
+    from hostinfo import cpu_model
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"Hardware: {cpu}, {os.cpu_count()} logical CPUs, polars {pl.__version__}, Python {platform.python_version()}"
 
 

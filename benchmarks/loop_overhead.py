@@ -447,12 +447,9 @@ def run_lightning(h: Harness, n_epochs: int, validate: bool, defaults: bool) -> 
 
 
 def hardware(threads: int) -> dict:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from hostinfo import cpu_model
+
+    model = cpu_model()
     lightning_version = None
     try:
         import lightning

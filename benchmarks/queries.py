@@ -83,13 +83,9 @@ def row(query: str, data: str, times: list[float], target: float | None) -> dict
 def hardware() -> str:
     """One line naming the CPU, its cores and the Python / polars versions."""
     import polars as pl
+    from hostinfo import cpu_model
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{cpu}, {os.cpu_count()} logical cores; Python {platform.python_version()}, polars {pl.__version__}"
 
 

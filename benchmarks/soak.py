@@ -492,13 +492,9 @@ def pct(xs: list[float], q: float) -> float:
 def hardware() -> dict:
     import polars as pl
     import torch
+    from hostinfo import cpu_model
 
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

@@ -5,7 +5,11 @@ One lifecycle for the contrastive retrieval head and the two baselines, chosen b
 - ``head``: a query MLP and a location encoder trained with InfoNCE against GPS embeddings
   (GeoCLIP, https://arxiv.org/abs/2309.16020), searched against a gallery of candidate
   coordinates; optional RANGE augmentation of the gallery keys and APPNP propagation over a
-  gallery graph (:mod:`geograph.nn.propagation`), then top-1 or a KDE mode over the top-k.
+  gallery graph (:mod:`geograph.nn.propagation`); optional query-side retrieval over the
+  training places, whose location embeddings are propagated over a place graph by APPNP
+  (``propagation.graph_mode: fixed``) or by a GNN trained with the head (``learned``,
+  :class:`~geograph.nn.place_graph_refiner.PlaceGraphRefiner`); then top-1 or a KDE mode
+  over the top-k.
 - ``knn``: the query's nearest training items in embedding space, KDE vote over their
   coordinates (Revisiting IM2GPS, https://arxiv.org/abs/1705.04838).
 - ``prior``: always the weighted mode of the training coordinates (population-weighted for

@@ -12,6 +12,7 @@ from geograph.nn.location import ENCODERS
 
 METHODS = ("head", "knn", "prior")
 SOURCES = ("text_places", "world", "files")
+GRAPH_MODES = ("fixed", "learned")  # propagation.graph_mode
 SELECT_METRIC = "acc_mean"  # mean accuracy over GEO_THRESHOLDS_KM (logged with every evaluation)
 SELECT_METRICS = ("median_km", "acc_mean")  # validation criteria: lower median error / higher mean accuracy
 
@@ -93,7 +94,8 @@ class EncoderConfig:
     """Location encoder.
 
     Attributes:
-        name: ``geoclip``, ``satclip``, ``sinusoidal`` or ``h3``.
+        name: ``geoclip``, ``satclip``, ``sinusoidal``, ``h3`` or ``rff`` (random Fourier
+            features of the unit-sphere vector + MLP).
         pretrained: ``geoclip`` only: load the published weights from the installed package.
         finetune: For a pretrained encoder: ``false`` (frozen), ``true`` / ``"all"`` (train it all
             at ``train.encoder_lr``) or ``"heads"`` (GeoCLIP: train only each capsule's
@@ -285,6 +287,16 @@ class PropagationConfig:
         graph_knn: ``k`` of the ``knn`` edges.
         graph_h3_resolution: Cell resolution of the ``h3`` edges.
         graph_group_degree: Random same-group partners per place of the ``group`` edges.
+        graph_mode: ``fixed`` (APPNP with ``graph_k`` / ``graph_alpha``, parameter-free,
+            applied after training) or ``learned``: a GNN (``graph_layers`` residual SAGE
+            layers of width ``graph_hidden`` over the same graph, see
+            :class:`~geograph.nn.place_graph_refiner.PlaceGraphRefiner`) refines the ``z_j``
+            and is trained end to end with the head, whose training queries then carry the
+            retrieval (weight ``query_weight``; a query never retrieves itself, and its own
+            location embedding and its H3 edges are hidden from the GNN while it is in the
+            batch). Needs ``graph_edges``.
+        graph_hidden: ``learned``: width of the GNN.
+        graph_layers: ``learned``: SAGE layers (hops).
     """
 
     range_weight: float = 0.0
@@ -308,6 +320,9 @@ class PropagationConfig:
     graph_knn: int = 10
     graph_h3_resolution: int = 4
     graph_group_degree: int = 10
+    graph_mode: str = "fixed"
+    graph_hidden: int = 64
+    graph_layers: int = 2
 
     def __post_init__(self) -> None:
         from geograph.nn.place_graph import EDGE_KINDS
@@ -315,6 +330,18 @@ class PropagationConfig:
         bad = [k for k in self.graph_edges if k not in EDGE_KINDS]
         if bad:
             raise ConfigError(f"propagation.graph_edges must be among {EDGE_KINDS}, got {bad}")
+        if self.graph_mode not in GRAPH_MODES:
+            raise ConfigError(f"propagation.graph_mode must be one of {GRAPH_MODES}, got {self.graph_mode!r}")
+        if self.graph_mode == "learned" and not self.graph_edges:
+            raise ConfigError(
+                "propagation.graph_mode 'learned' trains a GNN over the place graph: set "
+                "propagation.graph_edges (e.g. [knn, h3, group])"
+            )
+        if self.graph_hidden < 1 or self.graph_layers < 1:
+            raise ConfigError(
+                f"propagation.graph_hidden and propagation.graph_layers must be >= 1, got "
+                f"{self.graph_hidden}, {self.graph_layers}"
+            )
         if self.graph_edges and self.query_weight <= 0:
             raise ConfigError(
                 "propagation.graph_edges propagates the query retrieval: set propagation.query_weight > 0"
@@ -347,6 +374,11 @@ class PropagationConfig:
     @property
     def query_on(self) -> bool:
         return self.query_weight > 0
+
+    @property
+    def learned(self) -> bool:
+        """The place-graph GNN is trained with the head (``graph_mode: learned``)."""
+        return self.graph_mode == "learned" and bool(self.graph_edges)
 
 
 @dataclass
@@ -436,11 +468,13 @@ class GeolocateConfig:
 
     def training_key(self) -> str:
         """Hash of everything that shapes the trained head: the data, encoder, head and train
-        sections (less the checkpoint / resume switches) and the criterion that picks the kept
-        epoch. Names the default checkpoint folder and guards ``resume``."""
+        sections (less the checkpoint / resume switches), the criterion that picks the kept
+        epoch and, with ``propagation.graph_mode: learned``, the retrieval and graph settings. Names the default checkpoint folder and guards ``resume``."""
         d = self.to_dict()
         shaping = {k: d[k] for k in ("data", "encoder", "head", "train")}
         shaping["select_metric"] = d["predict"]["select_metric"]
+        if self.propagation.learned:  # the GNN and the retrieval are trained with the head
+            shaping["propagation"] = {k: d["propagation"][k] for k in _LEARNED_SHAPING}
         exclude = [f"train.{k}" for k in _NOT_SHAPING]
         # the keys added for data.source 'files' leave the key of every other config as it was
         exclude += [f"data.{k}" for k, v in _FILES_DEFAULTS.items() if d["data"][k] == v]
@@ -456,6 +490,20 @@ _NOT_SHAPING = (
     "dist_timeout_s",
     "progress",
 )  # train keys that do not change the head
+
+
+_LEARNED_SHAPING = (
+    "graph_mode",
+    "graph_edges",
+    "graph_knn",
+    "graph_h3_resolution",
+    "graph_group_degree",
+    "graph_hidden",
+    "graph_layers",
+    "query_weight",
+    "query_temperature",
+    "query_top_k",
+)  # propagation keys that shape a head trained with the learned place-graph GNN
 
 
 _FILES_DEFAULTS = {

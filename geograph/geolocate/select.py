@@ -20,6 +20,7 @@ from geograph.geolocate.config import (
     PropagationConfig,
 )
 from geograph.geolocate.data import GeoData
+from geograph.geolocate.model import place_edges
 from geograph.geolocate.train import FitResult, acc_mean, selection_score
 from geograph.metrics.geo import geo_metrics
 from geograph.retrieval import (
@@ -91,12 +92,14 @@ def query_values(
     embeddings: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``z_j`` of the query retrieval: location embeddings of the training coordinates,
-    propagated over the configured place graph (``propagation.graph_edges``).
+    propagated (APPNP, ``graph_mode: fixed``) over the configured place graph
+    (``propagation.graph_edges``). The ``learned`` mode's values come from training
+    (:attr:`FitResult.query_values`).
 
     ``embeddings`` supplies the unit-norm location embeddings of the training rows when known
     (the ``train`` gallery's ``e``).
     """
-    from geograph.nn.place_graph import place_graph, propagate_values
+    from geograph.nn.place_graph import propagate_values
 
     pc = cfg.propagation
     idx = data.split["train"]
@@ -107,25 +110,7 @@ def query_values(
         e = embeddings
     if not pc.graph_edges or pc.graph_k == 0:
         return e
-    groups = None
-    if "group" in pc.graph_edges:
-        if data.groups is None:
-            raise ConfigError(
-                f"propagation.graph_edges has 'group' but data.source {data.source!r} has no groups "
-                "(countries come with text_places)"
-            )
-        groups = [data.groups[i] for i in idx]
-    edges = place_graph(
-        data.latlon[idx],
-        kinds=pc.graph_edges,
-        embeddings=data.queries[idx],
-        groups=groups,
-        knn=pc.graph_knn,
-        h3_resolution=pc.graph_h3_resolution,
-        group_degree=pc.graph_group_degree,
-        seed=cfg.train.seed,
-    )
-    return propagate_values(e.float(), edges, pc.graph_k, pc.graph_alpha).to(e.dtype)
+    return propagate_values(e.float(), place_edges(cfg, data), pc.graph_k, pc.graph_alpha).to(e.dtype)
 
 
 def query_augmentation(
@@ -385,6 +370,7 @@ def select_all(
     if prop.query_on:  # the database values of the query retrieval (propagated over the place graph)
         key_z = (
             "z",
+            prop.graph_mode,
             tuple(prop.graph_edges),
             prop.graph_k,
             prop.graph_alpha,
@@ -392,7 +378,13 @@ def select_all(
             prop.graph_h3_resolution,
             prop.graph_group_degree,
         )
-        if key_z not in cache:
+        if prop.learned:  # refined by the GNN trained with this head
+            if fr.query_values is None:
+                raise ValueError(
+                    "propagation.graph_mode 'learned' needs a head trained with it (FitResult.query_values)"
+                )
+            cache[key_z] = fr.query_values
+        elif key_z not in cache:
             cache[key_z] = query_values(cfg, head, data, e if pc.gallery == "train" else None)
         z = cache[key_z]
     scale = float(head.scale.detach())

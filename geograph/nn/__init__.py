@@ -3,7 +3,8 @@
 from geograph.nn.covisit_model import CovisitGNN, EdgeHead, ModelConfig, location_encoding
 from geograph.nn.naics_encoder import NAICSEncoder
 from geograph.nn.place_graph import place_graph, propagate_values
-from geograph.nn.query_retrieval import QueryRetrievalAugmentation
+from geograph.nn.place_graph_refiner import PlaceGraphRefiner
+from geograph.nn.query_retrieval import QueryRetrievalAugmentation, mix_values, retrieval_neighbours
 from geograph.nn.weighted_sage_conv import WeightedSAGEConv
 
 __all__ = [
@@ -11,9 +12,12 @@ __all__ = [
     "EdgeHead",
     "ModelConfig",
     "NAICSEncoder",
+    "PlaceGraphRefiner",
     "QueryRetrievalAugmentation",
     "WeightedSAGEConv",
     "location_encoding",
+    "mix_values",
     "place_graph",
     "propagate_values",
+    "retrieval_neighbours",
 ]

@@ -106,4 +106,63 @@ class QueryRetrievalAugmentation(nn.Module):
         )
 
 
-__all__ = ["QueryRetrievalAugmentation"]
+@torch.no_grad()
+def retrieval_neighbours(
+    queries: torch.Tensor,
+    database_queries: torch.Tensor,
+    top_k: int = 32,
+    temperature: float = 20.0,
+    exclude: torch.Tensor | None = None,
+    chunk_size: int = 2048,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's ``top_k`` nearest database rows (cosine of raw embeddings) and their
+    ``softmax(temperature * cos)`` weights, as :meth:`QueryRetrievalAugmentation.retrieve` uses.
+
+    Args:
+        queries: Raw query embeddings.
+        database_queries: Raw database embeddings.
+        top_k: Neighbours per query (default 32; at most the database rows left).
+        temperature: Softmax temperature (default 20).
+        exclude: Database row of each query never to return (``-1``: none), e.g. the query's
+            own row when the queries are the database (training without self-retrieval).
+        chunk_size: Queries per block (default 2,048).
+
+    Shapes: ``queries`` ``(Q, Dq)``, ``database_queries`` ``(N, Dq)``, ``exclude`` ``(Q,)``;
+    returns indices ``(Q, k)`` and weights ``(Q, k)``.
+    """
+    if queries.dim() != 2 or database_queries.dim() != 2 or queries.shape[1] != database_queries.shape[1]:
+        raise ValueError(
+            "queries and database_queries must be 2-D of one width, got "
+            f"{tuple(queries.shape)} and {tuple(database_queries.shape)}"
+        )
+    if exclude is not None and exclude.shape != (queries.shape[0],):
+        raise ValueError(f"exclude must have shape ({queries.shape[0]},), got {tuple(exclude.shape)}")
+    db = F.normalize(database_queries.float(), dim=-1)
+    q = F.normalize(queries.to(db), dim=-1)
+    k = min(top_k, db.shape[0] - (1 if exclude is not None else 0))
+    if k < 1:
+        raise ValueError("the database has no row left to retrieve")
+    idx_out, w_out = [], []
+    for s in range(0, q.shape[0], chunk_size):
+        sim = q[s : s + chunk_size] @ db.T
+        if exclude is not None:
+            ex = exclude[s : s + chunk_size].to(sim.device)
+            rows = torch.nonzero(ex >= 0).squeeze(1)
+            sim[rows, ex[rows]] = -float("inf")
+        top, idx = torch.topk(sim, k, dim=1)
+        idx_out.append(idx)
+        w_out.append(torch.softmax(temperature * top, dim=1))
+    if not idx_out:
+        return torch.zeros(0, k, dtype=torch.long), q.new_zeros(0, k)
+    return torch.cat(idx_out), torch.cat(w_out)
+
+
+def mix_values(weights: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``normalize(sum_k weights[:, k] * values[index[:, k]])`` (differentiable in ``values``).
+
+    Shapes: ``weights`` and ``index`` ``(Q, k)``, ``values`` ``(N, D)``; returns ``(Q, D)``.
+    """
+    return F.normalize(torch.einsum("qk,qkd->qd", weights.to(values), values[index]), dim=-1)
+
+
+__all__ = ["QueryRetrievalAugmentation", "mix_values", "retrieval_neighbours"]

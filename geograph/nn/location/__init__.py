@@ -17,10 +17,11 @@ from geograph.nn.location.geoclip import (
     geoclip_weights_path,
 )
 from geograph.nn.location.h3_embedding import H3CellEmbedding
+from geograph.nn.location.rff import SphereRFFLocationEncoder
 from geograph.nn.location.satclip import SatCLIPLocationEncoder, SphericalHarmonics, real_spherical_harmonics
 from geograph.nn.location.sinusoidal import SinusoidalLocationEncoder
 
-ENCODERS = ("geoclip", "geoclip_pretrained", "satclip", "sinusoidal", "h3")
+ENCODERS = ("geoclip", "geoclip_pretrained", "satclip", "sinusoidal", "h3", "rff")
 
 
 def build_location_encoder(name: str, **kwargs: Any) -> LocationEncoderBase:
@@ -28,7 +29,8 @@ def build_location_encoder(name: str, **kwargs: Any) -> LocationEncoderBase:
 
     Args:
         name: ``geoclip`` (random init), ``geoclip_pretrained`` (weights from the installed
-            geoclip package), ``satclip``, ``sinusoidal`` or ``h3``.
+            geoclip package), ``satclip``, ``sinusoidal``, ``h3`` or ``rff`` (random Fourier
+            features of the unit-sphere vector, :class:`SphereRFFLocationEncoder`).
         **kwargs: Passed to the class (``GeoCLIPLocationEncoder.from_geoclip_package`` takes
             ``sigmas`` and ``seed``).
     """
@@ -42,6 +44,8 @@ def build_location_encoder(name: str, **kwargs: Any) -> LocationEncoderBase:
         return SinusoidalLocationEncoder(**kwargs)
     if name == "h3":
         return H3CellEmbedding(**kwargs)
+    if name == "rff":
+        return SphereRFFLocationEncoder(**kwargs)
     raise ValueError(f"unknown location encoder {name!r}; expected one of {ENCODERS}")
 
 
@@ -55,6 +59,7 @@ __all__ = [
     "LocationEncoderBase",
     "SatCLIPLocationEncoder",
     "SinusoidalLocationEncoder",
+    "SphereRFFLocationEncoder",
     "SphericalHarmonics",
     "build_location_encoder",
     "geoclip_weights_path",

@@ -108,9 +108,15 @@ PROPAGATION = {
     },
 }
 KNN_LABEL = "kNN in text-embedding space + KDE (Revisiting IM2GPS)"
+CELLS_LABEL = "Hierarchical cells: H3 res 2 classifier, kNN + KDE in the top cells (PIGEON-style)"
 BASELINES = {
     "Prior only (population-weighted mode)": {"method": "prior"},
     KNN_LABEL: {"method": "knn"},
+    # coarse to fine: H3 geocells (res 2) classified from the text embedding, kNN + KDE in the top cells
+    CELLS_LABEL: {"method": "cells"},
+    # the same, the classifier also reading the cells of the query's 32 nearest training texts
+    # (one hop of label propagation over the text-kNN graph of the places)
+    CELLS_LABEL + " + neighbour cells": {"method": "cells", "cells": {"neighbours": 32}},
 }
 
 

@@ -1,6 +1,6 @@
 """Geolocation: map a query embedding (image or text) to GPS coordinates.
 
-One lifecycle for the contrastive retrieval head and the two baselines, chosen by ``method``:
+One lifecycle for the contrastive retrieval head and three baselines, chosen by ``method``:
 
 - ``head``: a query MLP and a location encoder trained with InfoNCE against GPS embeddings
   (GeoCLIP, https://arxiv.org/abs/2309.16020), searched against a gallery of candidate
@@ -12,6 +12,9 @@ One lifecycle for the contrastive retrieval head and the two baselines, chosen b
   over the top-k.
 - ``knn``: the query's nearest training items in embedding space, KDE vote over their
   coordinates (Revisiting IM2GPS, https://arxiv.org/abs/1705.04838).
+- ``cells``: coarse to fine; an MLP classifies the query into H3 geocells (haversine label
+  smoothing), then kNN + KDE inside the likeliest cells (PIGEON,
+  https://arxiv.org/abs/2307.05845; :class:`~geograph.retrieval.CellGeolocator`).
 - ``prior``: always the weighted mode of the training coordinates (population-weighted for
   the text-places benchmark).
 

@@ -10,7 +10,7 @@ from geograph.data.text_places import PLACES
 from geograph.errors import ConfigError
 from geograph.nn.location import ENCODERS
 
-METHODS = ("head", "knn", "prior")
+METHODS = ("head", "knn", "cells", "prior")
 SOURCES = ("text_places", "world", "files")
 GRAPH_MODES = ("fixed", "learned")  # propagation.graph_mode
 SELECT_METRIC = "acc_mean"  # mean accuracy over GEO_THRESHOLDS_KM (logged with every evaluation)
@@ -401,6 +401,59 @@ class KNNConfig:
 
 
 @dataclass
+class CellsConfig:
+    """The hierarchical baseline (``method: cells``): H3 geocells classified from the query
+    embedding, then kNN + KDE inside the likeliest cells
+    (:class:`~geograph.retrieval.CellGeolocator`; PIGEON, https://arxiv.org/abs/2307.05845).
+
+    Attributes:
+        resolution: H3 resolution of the geocells (2: about 86,700 km² a cell).
+        hidden: Width of the classifier's hidden layer (0: linear).
+        epochs / lr / batch_size: Training of the classifier (AdamW; seeded by ``train.seed``).
+        smoothing_km: ``tau`` of the haversine label smoothing.
+        top_cells: Cells the refinement searches (0: answer the top cell's centre).
+        k: Training places the KDE weighs.
+        bandwidth_km: KDE bandwidth. power: similarity weight ``1 / d^power``.
+        neighbours: The classifier also reads the cells of the query's nearest training places
+            (this many, ``softmax(neighbour_temperature x cos)``-weighted; a training place
+            never reads itself): one hop of label propagation over the text-kNN graph. 0: off.
+        neighbour_temperature: Softmax temperature of the neighbours' weights.
+        top_cells_grid / bandwidth_grid / power_grid: Tried on validation when
+            ``predict.tune_on_val``.
+    """
+
+    resolution: int = 2
+    hidden: int = 512
+    epochs: int = 15
+    lr: float = 1e-3
+    batch_size: int = 256
+    smoothing_km: float = 75.0
+    top_cells: int = 10
+    k: int = 100
+    bandwidth_km: float = 300.0
+    power: float = 10.0
+    neighbours: int = 0
+    neighbour_temperature: float = 20.0
+    top_cells_grid: list = field(default_factory=lambda: [3, 10, 30])
+    bandwidth_grid: list = field(default_factory=lambda: [100.0, 300.0])
+    power_grid: list = field(default_factory=lambda: [5.0, 10.0])
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.resolution <= 15:
+            raise ConfigError(f"cells.resolution must be 0-15, got {self.resolution}")
+        for name in ("epochs", "batch_size", "k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"cells.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "smoothing_km", "bandwidth_km"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"cells.{name} must be > 0, got {getattr(self, name)}")
+        if min(self.hidden, self.top_cells, self.neighbours, *map(int, self.top_cells_grid)) < 0:
+            raise ConfigError(
+                "cells.hidden, cells.top_cells, cells.neighbours and cells.top_cells_grid must be >= 0"
+            )
+
+
+@dataclass
 class PriorConfig:
     """The prior-only baseline: the KDE mode of the (population-)weighted training coordinates.
 
@@ -442,6 +495,7 @@ class GeolocateConfig:
     predict: PredictConfig = field(default_factory=PredictConfig)
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
     knn: KNNConfig = field(default_factory=KNNConfig)
+    cells: CellsConfig = field(default_factory=CellsConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -522,6 +576,13 @@ FAST_OVERRIDES: dict[str, dict[str, Any]] = {
     "predict": {"top_k": 32, "kde_grid": [None, 100.0], "kde_temperature_grid": [1.0]},
     "propagation": {"range_weight_grid": [1.0], "query_weight_grid": [1.0], "appnp_k": 2},
     "knn": {"k_grid": [1, 10], "bandwidth_grid": [100.0], "power_grid": [10.0]},
+    "cells": {
+        "epochs": 2,
+        "hidden": 128,
+        "top_cells_grid": [10],
+        "bandwidth_grid": [300.0],
+        "power_grid": [10.0],
+    },
 }
 
 

@@ -16,7 +16,7 @@ from geograph.metrics.geo import geo_metrics, rva_curve, rva_metrics
 def evaluate(
     cfg: GeolocateConfig, data: GeoData, sel: Selected, split: str = "test"
 ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Metrics on ``split`` (accuracies, median / mean km, and RvA for the head and kNN).
+    """Metrics on ``split`` (accuracies, median / mean km, and RvA for the head, kNN and cells).
 
     ``predict_s_per_1k`` is the wall time of the prediction per 1,000 queries.
 
@@ -37,6 +37,8 @@ def evaluate(
         area = sel.predictor.area_needed(q, ll)
     elif sel.method == "knn":
         area = sel.predictor.area_needed(q, ll, cfg.predict.region_resolution)
+    elif sel.method == "cells":  # the classifier's own geocells (cells.resolution)
+        area = sel.predictor.area_needed(q, ll)
     if len(area):
         m.update(rva_metrics(area))
         m["area50_km2"] = area_for_recall(area, 0.5)

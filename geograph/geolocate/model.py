@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from geograph.errors import ConfigError
@@ -97,4 +98,23 @@ def build_refiner(cfg: GeolocateConfig, value_dim: int, query_dim: int) -> Place
     pc = cfg.propagation
     return PlaceGraphRefiner(
         value_dim, query_dim, hidden=pc.graph_hidden, num_layers=pc.graph_layers, seed=cfg.train.seed
+    )
+
+
+def query_augmentation(
+    cfg: GeolocateConfig, database_queries: torch.Tensor | np.ndarray, values: torch.Tensor, weight: float
+):
+    """The :class:`~geograph.nn.query_retrieval.QueryRetrievalAugmentation` of ``cfg`` (None when
+    ``weight`` is 0)."""
+    from geograph.nn.query_retrieval import QueryRetrievalAugmentation
+
+    if weight <= 0:
+        return None
+    pc = cfg.propagation
+    return QueryRetrievalAugmentation(
+        torch.as_tensor(np.asarray(database_queries, dtype=np.float32)),
+        values,
+        weight=weight,
+        temperature=pc.query_temperature,
+        top_k=pc.query_top_k,
     )

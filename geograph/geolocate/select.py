@@ -4,8 +4,9 @@ Revisiting IM2GPS, https://arxiv.org/abs/1705.04838)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,11 @@ from geograph.geolocate.config import (
     PropagationConfig,
 )
 from geograph.geolocate.data import GeoData
-from geograph.geolocate.model import place_edges
+from geograph.geolocate.model import place_edges, query_augmentation
 from geograph.geolocate.train import FitResult, acc_mean, selection_score
 from geograph.metrics.geo import geo_metrics
 from geograph.retrieval import (
+    CellGeolocator,
     Gallery,
     GeoPredictor,
     KNNGeolocator,
@@ -113,25 +115,6 @@ def query_values(
     return propagate_values(e.float(), place_edges(cfg, data), pc.graph_k, pc.graph_alpha).to(e.dtype)
 
 
-def query_augmentation(
-    cfg: GeolocateConfig, database_queries: torch.Tensor | np.ndarray, values: torch.Tensor, weight: float
-):
-    """The :class:`~geograph.nn.query_retrieval.QueryRetrievalAugmentation` of ``cfg`` (None when
-    ``weight`` is 0)."""
-    from geograph.nn.query_retrieval import QueryRetrievalAugmentation
-
-    if weight <= 0:
-        return None
-    pc = cfg.propagation
-    return QueryRetrievalAugmentation(
-        torch.as_tensor(np.asarray(database_queries, dtype=np.float32)),
-        values,
-        weight=weight,
-        temperature=pc.query_temperature,
-        top_k=pc.query_top_k,
-    )
-
-
 def gallery_keys(
     cfg: GeolocateConfig,
     head: RetrievalHead,
@@ -209,12 +192,25 @@ def knn_grid_predictions(
     return {st: torch.cat(v).numpy() for st, v in out.items()}
 
 
+def fit_cells(
+    cfg: GeolocateConfig, data: GeoData, log: Callable[[str], None] | None = None
+) -> CellGeolocator:
+    """The geocell classifier of ``method: cells`` fitted on the training split (seeded by
+    ``train.seed``; one line per epoch to ``log``)."""
+    cc = cfg.cells
+    q_tr, ll_tr = data.part("train")
+    knobs = {k: v for k, v in asdict(cc).items() if not k.endswith("_grid")}  # the grids are tried below
+    cg = CellGeolocator(**knobs, seed=cfg.train.seed)
+    progress = (lambda e, loss: log(f"cells epoch {e}/{cc.epochs}: loss {loss:.4f}")) if log else None
+    return cg.fit(q_tr, ll_tr, progress=progress)
+
+
 @dataclass
 class Selected:
     """The fitted geolocator and the knobs picked on validation."""
 
     method: str
-    predictor: Any  # GeoPredictor | KNNGeolocator | np.ndarray (prior mode)
+    predictor: Any  # GeoPredictor | KNNGeolocator | CellGeolocator | np.ndarray (prior mode)
     choice: dict
     val_metrics: dict
 
@@ -318,6 +314,27 @@ def select_all(
                 )
             best.offer(m, knn, {"knn_k": k, "knn_bandwidth_km": bw, "knn_power": pw})
         return best.result("knn")
+    if cfg.method == "cells":
+        cc = cfg.cells
+        cg = fit_cells(cfg, data, log)
+        for top in _grid(cc.top_cells_grid, cc.top_cells, tune):
+            # bandwidth and power do nothing when the answer is the top cell's centre
+            for bw in _grid(cc.bandwidth_grid, cc.bandwidth_km, tune and int(top) != 0):
+                for pw in _grid(cc.power_grid, cc.power, tune and int(top) != 0):
+                    cand = copy.copy(cg)  # one fitted classifier shared by the settings
+                    cand.top_cells, cand.bandwidth_km, cand.power = int(top), float(bw), float(pw)
+                    m = scored(cand.predict(q_val, cfg.predict.batch_size)[0])
+                    if log:
+                        log(
+                            f"cells top={top} bandwidth={bw} power={pw}: val median {m['median_km']:.0f} km, "
+                            f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
+                        )
+                    best.offer(
+                        m,
+                        cand,
+                        {"cells_top": int(top), "cells_bandwidth_km": float(bw), "cells_power": float(pw)},
+                    )
+        return best.result("cells")
     if fr is None:
         raise ValueError("method 'head' needs a FitResult")
     head = fr.head
@@ -457,5 +474,7 @@ def predict_with(sel: Selected, queries: np.ndarray, batch_size: int = 1024) -> 
         return np.repeat(np.asarray(sel.predictor)[None], len(queries), 0), np.zeros(len(queries))
     if sel.method == "knn":
         return sel.predictor.predict(queries)
+    if sel.method == "cells":
+        return sel.predictor.predict(queries, batch_size=batch_size)
     p = sel.predictor.predict(queries, batch_size=batch_size)
     return p.latlon, p.confidence

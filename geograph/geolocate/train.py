@@ -20,7 +20,7 @@ from geograph.errors import ConfigError
 from geograph.geo.sphere import pairwise_haversine_km
 from geograph.geolocate.config import SELECT_METRIC, SELECT_METRICS, GeolocateConfig
 from geograph.geolocate.data import GeoData
-from geograph.geolocate.model import build_head, build_refiner, place_edges
+from geograph.geolocate.model import build_head, build_refiner, place_edges, query_augmentation
 from geograph.metrics.geo import geo_metrics, prefixed, threshold_key
 from geograph.nn.place_graph_refiner import PlaceGraphRefiner
 from geograph.nn.query_retrieval import QueryRetrievalAugmentation, mix_values, retrieval_neighbours
@@ -199,14 +199,7 @@ class LearnedRetrieval(torch.nn.Module):
     @torch.no_grad()
     def augmentation(self, z: torch.Tensor) -> QueryRetrievalAugmentation:
         """The inference-time retrieval over the refined values of the whole graph."""
-        pc = self.cfg.propagation
-        return QueryRetrievalAugmentation(
-            self.queries,
-            self.values(z),
-            weight=pc.query_weight,
-            temperature=pc.query_temperature,
-            top_k=pc.query_top_k,
-        )
+        return query_augmentation(self.cfg, self.queries, self.values(z), self.cfg.propagation.query_weight)
 
 
 def refined_values(

@@ -1,5 +1,6 @@
 """Retrieval: galleries of candidate coordinates, exact top-k search, KDE, the contrastive head."""
 
+from geograph.retrieval.cells import CellGeolocator
 from geograph.retrieval.gallery import GALLERY_SOURCES, Gallery, geoclip_gallery_path
 from geograph.retrieval.head import RetrievalHead
 from geograph.retrieval.kde import kde_mode, product_kde_mode, weighted_mode
@@ -8,6 +9,7 @@ from geograph.retrieval.predictor import GeoPredictor, Prediction, build_gallery
 from geograph.retrieval.search import chunked_topk, loop_topk
 
 __all__ = [
+    "CellGeolocator",
     "GALLERY_SOURCES",
     "Gallery",
     "GeoPredictor",

@@ -137,7 +137,7 @@ def test_bundle_checksum_detects_corruption(head_run, store, tmp_path):
         load_geolocator(copy)
 
 
-@pytest.mark.parametrize("method", ["knn", "prior"])
+@pytest.mark.parametrize("method", ["knn", "cells", "prior"])
 def test_baseline_methods(store, method):
     out = run_from_config(
         {"method": method, "data": WORLD, "tracking": {"experiment": "geoloc_tests"}},
@@ -145,9 +145,10 @@ def test_baseline_methods(store, method):
         fast=True,
     )
     assert 0.0 <= out["metrics"]["test_acc_2500km"] <= 1.0
-    # kNN ranks the H3 cells of its neighbours, so it has Recall vs Area; the prior has none
-    assert ("test_rva_auc" in out["metrics"]) == (method == "knn")
-    assert ("test_area50_km2" in out["metrics"]) == (method == "knn")
+    # kNN ranks the H3 cells of its neighbours and cells its geocells, so both have Recall vs
+    # Area; the prior has none
+    assert ("test_rva_auc" in out["metrics"]) == (method != "prior")
+    assert ("test_area50_km2" in out["metrics"]) == (method != "prior")
 
 
 def test_cli_geolocate_writes_geojson(head_run, store, tmp_path, capsys):

@@ -67,9 +67,11 @@ def rva_figure(curves: dict[str, np.ndarray]):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, area in curves.items():
+    colors = plt.get_cmap("tab10").colors
+    for i, (label, area) in enumerate(curves.items()):
         x, y = rva_curve(area)
-        ax.plot(x, y, label=label)
+        # ten colours, then the same colours dashed, dotted: every curve stays distinguishable
+        ax.plot(x, y, label=label, color=colors[i % 10], ls=("-", "--", ":")[i // 10 % 3])
     for b in (1e2, 1e4, 1e6):
         ax.axvline(b, color="0.85", lw=0.8, zorder=0)
     ax.set_xscale("log")

@@ -274,8 +274,12 @@ def predict_file(
         input_file: CSV / Parquet with ``id`` and ``embedding`` (or ``text``); ``lat`` / ``lon``
             optional.
         out: ``.csv`` or ``.parquet`` file to write (atomically).
-        run_id / model_uri / tracking_uri: The model (see :func:`load_logged_geolocator`).
-        embedding_column / text_column: Column names of the input.
+        run_id: MLflow run id, or a unique prefix, of the run that logged the model (see
+            :func:`load_logged_geolocator`).
+        model_uri: Any MLflow model URI (used instead of ``run_id``).
+        tracking_uri: MLflow tracking URI (default ``MLFLOW_TRACKING_URI`` or the local store).
+        embedding_column: Column of the query embeddings in the input.
+        text_column: Column of the query texts in the input (used when it has no embedding column).
 
     Returns:
         The accuracy metrics when the input has coordinates, else None.

@@ -37,7 +37,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from geoloc_text import BASELINES, ENCODERS, PROPAGATION, log, merge, table, trained_head  # noqa: E402
+from geoloc_text import (  # noqa: E402
+    BASELINES,
+    CELLS_LABEL,
+    ENCODERS,
+    PROPAGATION,
+    log,
+    merge,
+    table,
+    trained_head,
+)
 
 from geograph.config import load_config_file, undot  # noqa: E402
 from geograph.constants import GEO_THRESHOLDS_KM  # noqa: E402
@@ -57,6 +66,8 @@ BASE_ROWS = {
     "kNN in text-embedding space + KDE (Revisiting IM2GPS)": BASELINES[
         "kNN in text-embedding space + KDE (Revisiting IM2GPS)"
     ],
+    CELLS_LABEL: BASELINES[CELLS_LABEL],
+    CELLS_LABEL + " + neighbour cells": BASELINES[CELLS_LABEL + " + neighbour cells"],
 }
 DEFAULT_ENCODERS = ["GeoCLIP pretrained, frozen"]
 DEFAULT_VARIANTS = ["", " + RANGE", " + kNN fusion", " + RANGE + kNN fusion"]
@@ -86,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=str(ROOT / "experiments" / "geolocate_text.yaml"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS))
-    ap.add_argument("--encoders", nargs="+", choices=list(ENCODERS), default=DEFAULT_ENCODERS)
+    ap.add_argument(
+        "--encoders",
+        nargs="*",
+        choices=list(ENCODERS),
+        default=DEFAULT_ENCODERS,
+        help="trained heads to run (none: the baseline rows only)",
+    )
     ap.add_argument("--variants", nargs="+", choices=list(PROPAGATION), default=DEFAULT_VARIANTS)
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "geoloc_places.json"))

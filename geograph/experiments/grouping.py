@@ -29,6 +29,9 @@ DEFAULT_METRIC = "test_observed_r2_log1p"
 SEED_KEYS = ("seed",)
 PROTOCOL_KEYS = ("protocol",)
 """Param names (last dotted part) that hold the evaluation protocol, e.g. ``split.protocol``."""
+OUTCOME_PREFIXES = ("chosen.",)
+"""Params a run picks itself (geolocation's knobs chosen on validation): they vary with the
+seed and never define a config."""
 CURVE_PREFIXES = ("train_", "val_")
 MAX_CURVES = 4
 
@@ -99,7 +102,7 @@ def group_runs(
     protocol_keys: Sequence[str] = PROTOCOL_KEYS,
 ) -> list[RunGroup]:
     """Group ``runs`` by data fingerprint, protocol and the params in ``group_by`` (default:
-    every param except the seed).
+    every param except the seed and the knobs a run chose itself, :data:`OUTCOME_PREFIXES`).
 
     Runs with a different ``geograph.data_fingerprint`` tag or protocol param never share a
     group, whatever ``group_by`` says. Groups come in the order of their first run.
@@ -110,7 +113,13 @@ def group_runs(
         if group_by:
             items = tuple((g, params.get(g)) for g in group_by)
         else:
-            items = tuple(sorted((k, v) for k, v in params.items() if not is_seed_key(k, seed_keys)))
+            items = tuple(
+                sorted(
+                    (k, v)
+                    for k, v in params.items()
+                    if not is_seed_key(k, seed_keys) and not k.startswith(OUTCOME_PREFIXES)
+                )
+            )
         data, protocol = r.data.tags.get(TAG_DATA_FINGERPRINT), run_protocol(r, protocol_keys)
         group = groups.setdefault(
             (data, protocol, items), RunGroup(key=items, params=dict(items), data=data, protocol=protocol)

@@ -27,7 +27,8 @@ class GeoData:
         queries: ``(N, D)`` float32 query embeddings. latlon: ``(N, 2)`` degrees.
         weights: ``(N,)`` prior weights (population for places, 1 for images).
         labels: Text per item (place text or image id). split: index arrays per split.
-        fingerprint: Hash of the data (queries, coordinates, split).
+        fingerprint: Hash of the data (queries, coordinates, and the test / validation rows
+            when files fix them; not a split drawn by ``train.seed``).
         groups: A group label per item (the country of a text place; None for other
             sources), for the ``group`` edges of the place graph.
     """
@@ -303,11 +304,15 @@ def prepare(cfg: GeolocateConfig) -> GeoData:
         w = np.ones(len(q))
     if dc.source != "files":
         split = _random_split(len(q), cfg.train.seed, dc.test_frac, dc.val_frac)
+    # the data and the splits the files fix; a split drawn by train.seed is not hashed, so the
+    # seeds of one config share a fingerprint and `geograph compare` aggregates them
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(q).tobytes())
     h.update(np.ascontiguousarray(ll).tobytes())
-    for k in ("train", "val", "test"):
-        h.update(split[k].tobytes())
+    if dc.source == "files":
+        h.update(split["test"].tobytes())
+        if dc.val_file:
+            h.update(split["val"].tobytes())
     return GeoData(
         q.astype(np.float32),
         ll.astype(np.float64),

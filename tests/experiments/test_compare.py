@@ -345,3 +345,18 @@ def test_a_printed_prefix_registers_the_run(
     out = capsys.readouterr().out
     registered = out.split("runs:/", 1)[1].split("/", 1)[0]
     assert registered in full and registered.startswith(prefix)
+
+
+def test_knobs_a_run_chose_itself_do_not_split_its_config() -> None:
+    """Geolocation logs the knobs it picked on validation as ``chosen.*`` params; they differ
+    between seeds and must not make each seed a config of its own."""
+    from types import SimpleNamespace
+
+    from geograph.experiments.grouping import group_runs
+
+    def run(seed: int, k: int, method: str = "knn") -> SimpleNamespace:
+        params = {"method": method, "train.seed": str(seed), "chosen.knn_k": str(k)}
+        return SimpleNamespace(data=SimpleNamespace(params=params, tags={TAG_DATA_FINGERPRINT: "fp"}))
+
+    groups = group_runs([run(0, 10), run(1, 50), run(2, 10), run(0, 10, "cells")], None)
+    assert [(dict(g.key), len(g.runs)) for g in groups] == [({"method": "knn"}, 3), ({"method": "cells"}, 1)]

@@ -236,3 +236,12 @@ def test_fit_keeps_the_best_validation_epoch():
     fr = fit(cfg, prepare(cfg))
     meds = [h["val_median_km"] for h in fr.history]
     assert fr.best_epoch == 1 + int(np.argmin(meds))
+
+
+def test_seeds_of_one_config_share_a_data_fingerprint():
+    """A split drawn by ``train.seed`` is not part of the fingerprint (so `geograph compare`
+    aggregates the seeds); other data is."""
+    fp = lambda over: prepare(GeolocateConfig.from_dict(apply_fast({"data": WORLD, **over}))).fingerprint  # noqa: E731
+    a, b = fp({"train": {"seed": 0}}), fp({"train": {"seed": 1}})
+    assert a == b
+    assert fp({"data": {**WORLD, "world_seed": 7}}) != a

@@ -76,6 +76,11 @@ LEARNED = {
 }
 PROPAGATION = {
     "": {"propagation": {"range_weight": 0.0, "appnp_k": 0}, **HEAD_ONLY},
+    # no refinement: the top gallery point (the KDE bandwidth grid holds top-1 only)
+    " + top-1 (no refinement)": {
+        "propagation": {"range_weight": 0.0, "appnp_k": 0},
+        "predict": {"fusion_weight": 0.0, "kde_grid": [None]},
+    },
     " + RANGE": {"propagation": {"range_weight": 1.0, "appnp_k": 0}, **HEAD_ONLY},
     " + APPNP": {"propagation": {"range_weight": 0.0, "appnp_k": 10, "appnp_alpha": 0.5}, **HEAD_ONLY},
     " + RANGE + APPNP": {

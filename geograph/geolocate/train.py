@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from geograph.constants import GEO_THRESHOLDS_KM
 from geograph.errors import ConfigError
-from geograph.geo.sphere import pairwise_haversine_km
 from geograph.geolocate.config import SELECT_METRIC, SELECT_METRICS, GeolocateConfig
 from geograph.geolocate.data import GeoData
 from geograph.geolocate.model import build_head, build_refiner, place_edges, query_augmentation
@@ -85,34 +84,6 @@ def _quick_val(
     m = geo_metrics(pred, ll)
     m[SELECT_METRIC] = acc_mean(m)
     return m
-
-
-def keyed_loss(
-    head: RetrievalHead,
-    keys: torch.Tensor,
-    latlon: torch.Tensor,
-    index: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """:meth:`RetrievalHead.loss` with given unit-norm query keys (the retrieval-augmented keys
-    of the learned propagation) instead of ``encode_queries``; the batch is queued afterwards.
-
-    Shapes: ``keys`` ``(B, D)``, ``latlon`` ``(B, 2)``, ``index`` ``(B,)``.
-    """
-    n_q = int(head.queue_count)
-    if n_q > 0:
-        all_ll = torch.cat([latlon, head.gps_queue[:n_q].to(latlon.dtype)])
-        all_idx = torch.cat([index, head.queue_index[:n_q]]) if index is not None else None
-    else:
-        all_ll, all_idx = latlon, index
-    logits = head.scale * keys @ head.encode_locations(all_ll, all_idx).T
-    if head.geo_smoothing_km is None:
-        loss = F.cross_entropy(logits, torch.arange(keys.shape[0], device=keys.device))
-    else:
-        a, b = latlon.double(), all_ll.double()
-        d = pairwise_haversine_km(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
-        loss = F.cross_entropy(logits, torch.softmax(-d / head.geo_smoothing_km, dim=1).to(logits.dtype))
-    head.enqueue(latlon.detach(), index)
-    return loss
 
 
 class LearnedRetrieval(torch.nn.Module):
@@ -194,7 +165,7 @@ class LearnedRetrieval(torch.nn.Module):
         keys = F.normalize(
             self.head.encode_queries(self.queries[batch]) + self.cfg.propagation.query_weight * r, dim=-1
         )
-        return keyed_loss(self.head, keys, latlon[batch], batch if frozen else None)
+        return self.head.keyed_loss(keys, latlon[batch], batch if frozen else None)
 
     @torch.no_grad()
     def augmentation(self, z: torch.Tensor) -> QueryRetrievalAugmentation:

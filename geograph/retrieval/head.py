@@ -176,7 +176,18 @@ class RetrievalHead(nn.Module):
 
         Shapes: ``queries`` ``(B, query_dim)``, ``latlon`` ``(B, 2)``, ``index`` ``(B,)``.
         """
-        q = self.encode_queries(queries)
+        return self.keyed_loss(self.encode_queries(queries), latlon, index, enqueue)
+
+    def keyed_loss(
+        self,
+        keys: torch.Tensor,
+        latlon: torch.Tensor,
+        index: torch.Tensor | None = None,
+        enqueue: bool = True,
+    ) -> torch.Tensor:
+        """:meth:`loss` of given unit-norm query keys ``(B, D)`` instead of
+        :meth:`encode_queries` of raw queries (e.g. keys augmented by a retrieval)."""
+        q = keys
         n_q = int(self.queue_count)
         if n_q > 0:
             all_ll = torch.cat([latlon, self.gps_queue[:n_q].to(latlon.dtype)])

@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the config's)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "geoloc_places.json"))
     ap.add_argument("--quick", action="store_true", help="5,000 places, 2 epochs, short grids")
+    ap.add_argument(
+        "--rows", nargs="*", default=None, help="baseline rows to run: substrings of their labels (default: all)"
+    )
     ap.add_argument("--heads-dir", default=str(ROOT / "benchmarks" / "out" / "heads_places"))
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -169,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             for label, over in BASE_ROWS.items():
                 if (protocol, label, seed, args.quick) in done:
+                    continue
+                if args.rows is not None and not any(r.lower() in label.lower() for r in args.rows):
                     continue
                 cfg = GeolocateConfig.from_dict(merge(base, merge(over, {"train": {"seed": seed}})))
                 record(protocol, label, seed, cfg, data, select_all(cfg, data), {})

@@ -317,23 +317,24 @@ def select_all(
     if cfg.method == "cells":
         cc = cfg.cells
         cg = fit_cells(cfg, data, log)
-        for top in _grid(cc.top_cells_grid, cc.top_cells, tune):
+        settings = [
+            (int(top), float(bw), float(pw))
+            for top in _grid(cc.top_cells_grid, cc.top_cells, tune)
             # bandwidth and power do nothing when the answer is the top cell's centre
-            for bw in _grid(cc.bandwidth_grid, cc.bandwidth_km, tune and int(top) != 0):
-                for pw in _grid(cc.power_grid, cc.power, tune and int(top) != 0):
-                    cand = copy.copy(cg)  # one fitted classifier shared by the settings
-                    cand.top_cells, cand.bandwidth_km, cand.power = int(top), float(bw), float(pw)
-                    m = scored(cand.predict(q_val, cfg.predict.batch_size)[0])
-                    if log:
-                        log(
-                            f"cells top={top} bandwidth={bw} power={pw}: val median {m['median_km']:.0f} km, "
-                            f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
-                        )
-                    best.offer(
-                        m,
-                        cand,
-                        {"cells_top": int(top), "cells_bandwidth_km": float(bw), "cells_power": float(pw)},
-                    )
+            for bw in _grid(cc.bandwidth_grid, cc.bandwidth_km, tune and int(top) != 0)
+            for pw in _grid(cc.power_grid, cc.power, tune and int(top) != 0)
+        ]
+        preds = cg.predict_grid(q_val, settings, cfg.predict.batch_size)
+        for top, bw, pw in settings:
+            cand = copy.copy(cg)  # one fitted classifier shared by the settings
+            cand.top_cells, cand.bandwidth_km, cand.power = top, bw, pw
+            m = scored(preds[(top, bw, pw)][0])
+            if log:
+                log(
+                    f"cells top={top} bandwidth={bw} power={pw}: val median {m['median_km']:.0f} km, "
+                    f"{SELECT_METRIC} {m[SELECT_METRIC]:.4f}"
+                )
+            best.offer(m, cand, {"cells_top": top, "cells_bandwidth_km": bw, "cells_power": pw})
         return best.result("cells")
     if fr is None:
         raise ValueError("method 'head' needs a FitResult")

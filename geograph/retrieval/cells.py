@@ -190,29 +190,41 @@ class CellGeolocator:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Coordinates ``(Q, 2)`` and confidence ``(Q,)`` (the top cell's probability without
         refinement, else the KDE's share of weight around the mode)."""
+        setting = (self.top_cells, self.bandwidth_km, self.power)
+        return self.predict_grid(queries, [setting], batch_size)[setting]
+
+    @torch.no_grad()
+    def predict_grid(
+        self,
+        queries: np.ndarray | torch.Tensor,
+        settings: list[tuple[int, float, float]],
+        batch_size: int = 1024,
+    ) -> dict[tuple[int, float, float], tuple[np.ndarray, np.ndarray]]:
+        """:meth:`predict` under every ``(top_cells, bandwidth_km, power)`` setting at once: the
+        classifier and the query-database similarities are computed once per batch."""
         q = self._check(queries)
-        outs, confs = [], []
+        outs: dict = {st: ([], []) for st in settings}
         for qb in q.split(batch_size):
             p = torch.softmax(self._logits(qb), dim=1)
-            if self.top_cells == 0:
-                conf, top = p.max(1)
-                outs.append(self.centers[top])
-                confs.append(conf.double())
-                continue
-            top_p, top = p.topk(min(self.top_cells, p.shape[1]), dim=1)
-            # cell probability of every training place for each query, 0 outside the top cells
-            keep = torch.zeros_like(p).scatter_(1, top, top_p)[:, self.place_cell]  # (B, N)
-            sim = qb @ self.keys.T
-            d = torch.sqrt((2 - 2 * sim.double()).clamp(min=1e-12))
-            w = keep.double() * torch.exp(-self.power * torch.log(d))
-            kk = min(self.k, w.shape[1])
-            wk, ik = w.topk(kk, dim=1)
-            m, c = kde_mode(
-                self.latlon[ik], wk / wk.sum(1, keepdim=True).clamp(min=1e-300), self.bandwidth_km
-            )
-            outs.append(m)
-            confs.append(c)
-        return torch.cat(outs).numpy(), torch.cat(confs).numpy()
+            d = None
+            for top_cells, bandwidth_km, power in settings:
+                pred, conf = outs[(top_cells, bandwidth_km, power)]
+                if top_cells == 0:
+                    c, top = p.max(1)
+                    pred.append(self.centers[top])
+                    conf.append(c.double())
+                    continue
+                if d is None:  # embedding distance to every training place, shared by the settings
+                    d = torch.sqrt((2 - 2 * (qb @ self.keys.T).double()).clamp(min=1e-12))
+                top_p, top = p.topk(min(top_cells, p.shape[1]), dim=1)
+                # cell probability of every training place for each query, 0 outside the top cells
+                keep = torch.zeros_like(p).scatter_(1, top, top_p)[:, self.place_cell]  # (B, N)
+                w = keep.double() * torch.exp(-power * torch.log(d))
+                wk, ik = w.topk(min(self.k, w.shape[1]), dim=1)
+                m, c = kde_mode(self.latlon[ik], wk / wk.sum(1, keepdim=True).clamp(min=1e-300), bandwidth_km)
+                pred.append(m)
+                conf.append(c)
+        return {st: (torch.cat(a).numpy(), torch.cat(b).numpy()) for st, (a, b) in outs.items()}
 
     @torch.no_grad()
     def area_needed(self, queries: np.ndarray | torch.Tensor, true_latlon: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ three steps are timed and reported but are not part of the throughput. Then two 
 the same prepared data, with the same batches:
 
 * **geograph**: ``build_model(prep)``, the config's ``CovisitGNN`` (hierarchical NAICS embeddings,
-  location encoding, heterogeneous ``WeightedSAGEConv`` over co-visits (weighted, both
+  location encoding, heterogeneous SAGE layers (``HeteroSAGE``) over co-visits (weighted, both
   directions), ``near``, ``poi -in-> cell`` / ``rev_in`` and cell ``adjacent``, LayerNorm,
   residuals, jumping knowledge, the MLP ``EdgeHead``).
 * **plain SAGE**: ``torch_geometric.nn.GraphSAGE`` with the same width, depth, aggregation and
@@ -50,7 +50,7 @@ POIs, growing with sources x state size, so roughly 100x that at 1M), so the ben
 otherwise; the training pairs, message edges and group subgraphs are the same either way.
 
 ``--ablate`` adds copies of the geograph model with one feature switched off at a time
-(``ABLATIONS``), a prototype of a suggested change (one SAGE root weight per node type) and a
+(``ABLATIONS``) and a
 plain SAGE with an input projection, all on the same batches, to show where geograph's time
 goes; ``--profile`` adds ``torch.profiler`` op tables and a per-relation forward breakdown of
 the largest state group.
@@ -91,9 +91,8 @@ ABLATIONS = {
     "no_jk": {"jk": False},
     "no_dropout": {"dropout": 0.0},
     "gather_scatter": {"sparse": False},
-    # not a config switch: a prototype of a suggested change (one root weight per destination type,
-    # see _share_root); the model computes the same family of functions with fewer matmuls
-    "shared_root": {"_shared_root": True},
+    "projected_first_layer": {"first_layer": "projected"},
+    "raw_first_layer": {"first_layer": "raw"},
     "all_off": {
         "naics": "none",
         "strength_features": False,
@@ -168,7 +167,9 @@ def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] |
             )
             width = mc.hidden if project else in_dim
             self.gnn = GraphSAGE(width, mc.hidden, num_layers=mc.layers, dropout=mc.dropout, aggr=mc.aggr)
-            self.head = EdgeHead(mc.hidden, mc.head_hidden, mc.head_product, mc.dropout, pair_input_dim(mc.pair_rank))
+            self.head = EdgeHead(
+                mc.hidden, mc.head_hidden, mc.head_product, mc.dropout, pair_input_dim(mc.pair_rank)
+            )
 
             self.naics = naics
 
@@ -179,24 +180,6 @@ def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] |
             return self.head(h[src], h[dst], transform_pair_features(pair, mc.pair_rank))
 
     return PlainSAGE()
-
-
-def _share_root(model) -> None:
-    """Keep the root term ``lin_r(x_dst)`` of one relation per destination node type only.
-
-    ``HeteroConv(aggr="sum")`` adds one ``lin_r(x_dst)`` per relation into the same node type;
-    a sum of linear maps of the same input is one linear map, so dropping all but one of them
-    leaves the model's function class unchanged and saves their matmuls (forward and backward).
-    Applied to this benchmark's own model instance (a runtime switch, no source change).
-    """
-    for conv in model.convs:
-        seen: set[str] = set()
-        for et in model.edge_types:
-            c = conv.convs[et]
-            if et[2] in seen:
-                c.root_weight = False
-                del c.lin_r
-            seen.add(et[2])
 
 
 def _epoch(kind: str, model, opt, prep, ctx: dict, epoch: int, max_steps: int) -> dict:
@@ -293,7 +276,7 @@ def _breakdown(prep, geo_model, ctx: dict, repeats: int) -> dict:
     """Forward time of the pieces of ``CovisitGNN.encode`` on the largest group (no grad)."""
     import torch
 
-    from geograph.constants import CELL, COVISITS, POI, REV_PREFIX
+    from geograph.constants import POI
     from geograph.nn.covisit_model import location_encoding
 
     gd = max(prep.groups, key=lambda g: g.sub.data[POI].num_nodes)
@@ -318,51 +301,34 @@ def _breakdown(prep, geo_model, ctx: dict, repeats: int) -> dict:
         if m.naics is not None:
             timed("naics_encoder", lambda: m.naics(p.naics))
         timed("location_encoding", lambda: location_encoding(p.pos, m.config.location_freqs))
-        parts = [p.x, location_encoding(p.pos, m.config.location_freqs)]
-        parts += [m.naics(p.naics)] if m.naics is not None else []
         if getattr(m.config, "residual_features", False):
             from geograph.nn.covisit_model import residual_means
 
             timed("residual_features", lambda: residual_means(msg, w2[:, 1], p.x.size(0)))
-            parts.append(residual_means(msg, w2[:, 1], p.x.size(0)))
         if getattr(m.config, "strength_features", False):
             from geograph.nn.covisit_model import strength
 
             timed("strength_features", lambda: strength(msg, w, p.x.size(0)))
-            parts.append(strength(msg, w, p.x.size(0)))
-        h = {POI: m.poi_proj(torch.cat(parts, -1)), CELL: m.cell_proj(data[CELL].x)}
-        edges, weights = {}, {}
-        for et in m.edge_types:
-            if et[1] == COVISITS:
-                edges[et], weights[et] = msg, w
-            elif et[1] == REV_PREFIX + COVISITS:
-                edges[et], weights[et] = msg.flip(0), w
-            elif et in data.edge_types:
-                edges[et] = data[et].edge_index
+        timed("encoder_inputs (incl. CSR adjacencies)", lambda: m.encoder_inputs(data, msg, w2))
+        inp = m.encoder_inputs(data, msg, w2)
+        h = inp.raw if m.config.first_layer == "raw" else inp.projected
+        edges, weights = inp.edges, inp.weights
+        from geograph.nn.hetero_sage import aggregate
+
         conv = m.convs[0]
         for et, ei in edges.items():
-            c = conv.convs[et]
-            kw = {"edge_weight": weights[et]} if et in weights else {}
+            n_dst = h[et[2]].size(0)
+            n_edges = int(ei.csr.values().numel()) if hasattr(ei, "csr") else int(ei.size(1))
             timed(
-                f"layer1 {'__'.join(et)} ({ei.size(1):,} edges)",
-                lambda c=c, et=et, ei=ei, kw=kw: c((h[et[0]], h[et[2]]), ei, **kw),
+                f"layer1 aggregation {'__'.join(et)} ({n_edges:,} edges)",
+                lambda et=et, ei=ei, n=n_dst: aggregate(ei, h[et[0]], n, weights.get(et), m.config.aggr),
             )
-        # the same convolutions with their edges ordered by (destination, source): a cache-friendly
-        # scatter / gather order (message edges come in split order, i.e. random)
-        for et, ei in edges.items():
-            c = conv.convs[et]
-            order = torch.argsort(ei[1] * (int(ei[0].max()) + 1) + ei[0])
-            kw = {"edge_weight": weights[et][order]} if et in weights else {}
-            timed(
-                f"layer1 {'__'.join(et)} sorted by destination",
-                lambda c=c, et=et, ei=ei[:, order], kw=kw: c((h[et[0]], h[et[2]]), ei, **kw),
-            )
-        timed("layer1_heteroconv_total", lambda: conv(h, edges, edge_weight_dict=weights))
+        timed("layer1_total", lambda: conv(h, edges, weights))
         timed("encode_total", lambda: m.encode(data, msg, w2))
         order = torch.argsort(msg[1] * n_poi + msg[0])
         timed(
             "encode_total, co-visit message edges sorted by destination",
-            lambda: m.encode(data, msg[:, order], w[order]),
+            lambda: m.encode(data, msg[:, order], w2[order]),
         )
     m.train()
     return {"group_pois": int(data[POI].num_nodes), "ms": res}
@@ -461,13 +427,9 @@ def child(args: argparse.Namespace) -> dict:
         for name, over in ABLATIONS.items():
             torch.manual_seed(tc.seed)
             sizes = [prep.pre.vocab.sizes()[lv] for lv in prep.pre.vocab.levels]  # as build_model
-            over = dict(over)
-            shared = over.pop("_shared_root", False)
             variant = CovisitGNN(
                 dataclasses.replace(mc, **over), geo.poi_in, geo.cell_in, geo.image_in, sizes
             )
-            if shared:
-                _share_root(variant)
             models.append((name, variant.to(device)))
         torch.manual_seed(tc.seed)
         models.append(("plain_sage_proj", _plain_sage(int(g[POI].x.size(1)), mc, project=True).to(device)))
@@ -553,7 +515,8 @@ def child(args: argparse.Namespace) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             prep.cfg.train.checkpoint_dir, prep.cfg.train.epochs = tmp, args.warmup + args.epochs
             c0 = time.process_time()
-            fr = cv.fit_gnn(prep)
+            epoch_s: list[float] = []  # the loop reports an epoch's time (with validation) to on_epoch
+            fr = cv.fit_gnn(prep, on_epoch=lambda _e, m: epoch_s.append(m["epoch_time_s"]))
             cpu = time.process_time() - c0
             hist = fr.history
         # same seeds, initialisation and batches: the per-epoch training losses must agree
@@ -561,7 +524,7 @@ def child(args: argparse.Namespace) -> dict:
             "train_time_s": round(fr.train_time_s, 2),
             "epochs": len(hist),
             "cpu_s_incl_val": round(cpu, 2),
-            "epoch_time_s_with_val": [round(h["epoch_time_s"], 2) for h in hist],
+            "epoch_time_s_with_val": [round(t, 2) for t in epoch_s],
             "pairs_per_s_incl_first_epoch": row["train_pairs"] * len(hist) / fr.train_time_s,
             "train_loss": [h["train_loss"] for h in hist],
             "train_loss_benchmark_loop": [r["loss"] for r in row["geograph"]["epochs"]],
@@ -693,7 +656,6 @@ def ablation_markdown(rows: list[dict]) -> str:
         label = {
             "geograph": "everything on (the config)",
             "plain_sage": "plain PyG GraphSAGE (reference)",
-            "shared_root": "one SAGE root weight per node type (prototype of a fix, same function class)",
         }.get(name, ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(name, {}).items()))
         body.append(f"| {name}: {label} | " + " | ".join(cells) + " |")
     if "plain_sage_proj" in rows[0]["ablations"]:

@@ -253,6 +253,8 @@ class CovisitConfig:
         auto += ("train.monitor",) if self.train.monitor == "val_r2" else ()
         # full batch (train.batch_size 0) is how every run before the mini-batch keys was trained
         auto += ("train.batch_size", "train.num_neighbors") if self.train.batch_size == 0 else ()
+        # model.first_layer "projected" is the only first layer there was before the key existed
+        auto += ("model.first_layer",) if self.model.first_layer == "projected" else ()
         return config_hash(self, exclude=_NOT_HASHED + auto)
 
 

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import HeteroConv
 
 from geograph.config import from_dict
 from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, REV_PREFIX, SIMILAR
 from geograph.errors import ConfigError
+from geograph.nn.dropout import Dropout
+from geograph.nn.hetero_sage import HeteroSAGE
 from geograph.nn.naics_encoder import NAICSEncoder
 from geograph.nn.norm import LayerNorm
-from geograph.nn.weighted_sage_conv import SPARSE_AGGRS, WeightedSAGEConv, sparse_adjacency
+from geograph.nn.weighted_sage_conv import SPARSE_AGGRS, Adjacency
 
 RELATIONS = {
     "covisits": [(POI, COVISITS, POI), (POI, REV_PREFIX + COVISITS, POI)],
@@ -52,10 +54,17 @@ class ModelConfig:
             brands unseen in training another.
         hidden: Width of node embeddings.
         layers: Message-passing layers (0 = no message passing).
+        first_layer: What the first layer aggregates: ``"projected"`` (each node's inputs mapped
+            to ``hidden`` by a Linear + ReLU + dropout first, so every layer passes
+            ``hidden``-wide messages) or ``"raw"`` (the inputs themselves, as GraphSAGE does:
+            POI features, location encoding, NAICS embedding, ... about 40 wide, and only the
+            learned NAICS / brand columns carry a gradient back through the aggregation). The
+            projection still feeds the residual of the first layer and jumping knowledge.
         aggr: SAGE aggregation (``mean``, ``max``, ``sum``).
-        dropout: Dropout after each layer and in the head. (0 saves the 11% of a step's CPU
-            time that drawing the masks takes, but on the embedded 5,000-POI world its mean
-            best validation R² over seeds 0-2 was 0.533 against 0.540 with 0.1.)
+        dropout: Dropout after each layer and in the head (:class:`geograph.nn.Dropout`). (0
+            saves the 6% of a step's CPU time that the masks take at 10K POIs, 11% with
+            ``F.dropout``, but on the embedded 5,000-POI world its mean best validation R² over
+            seeds 0-2 was 0.533 against 0.540 with 0.1.)
         norm: ``"layer"``, ``"batch"`` or ``"none"`` after each layer.
         activation: ``"relu"``, ``"tanh"`` or ``"gelu"``.
         residual: Add each layer's input to its output.
@@ -95,6 +104,7 @@ class ModelConfig:
     brand_dim: int = 0
     hidden: int = 64
     layers: int = 2
+    first_layer: str = "projected"
     aggr: str = "mean"
     dropout: float = 0.1
     norm: str = "layer"
@@ -129,6 +139,7 @@ class ModelConfig:
             "family": ("gnn", "gravity", "gravity_dc", "gbt"),
             "naics": ("hierarchical", "flat", "none"),
             "aggr": ("mean", "max", "sum"),
+            "first_layer": ("projected", "raw"),
             "norm": ("layer", "batch", "none"),
             "activation": ("relu", "tanh", "gelu"),
         }
@@ -139,7 +150,9 @@ class ModelConfig:
         if bad:
             raise ConfigError(f"model.relations has unknown group(s) {bad}; known: {sorted(RELATIONS)}")
         if self.residual_features not in (True, False, "auto"):
-            raise ConfigError(f"model.residual_features must be true, false or auto, got {self.residual_features!r}")
+            raise ConfigError(
+                f"model.residual_features must be true, false or auto, got {self.residual_features!r}"
+            )
         if self.residual_features == "auto" and not self.weighted_covisits:
             self.residual_features = False
         if self.residual_features is True and not self.weighted_covisits:
@@ -189,7 +202,9 @@ def residual_means(edge_index: Tensor, residual: Tensor, n: int) -> Tensor:
     cols = []
     for side in (0, 1):
         total = residual.new_zeros(n).index_add_(0, edge_index[side], residual.float())
-        count = residual.new_zeros(n).index_add_(0, edge_index[side], torch.ones_like(residual, dtype=torch.float32))
+        count = residual.new_zeros(n).index_add_(
+            0, edge_index[side], torch.ones_like(residual, dtype=torch.float32)
+        )
         cols.append(total / count.clamp(min=1))
     return torch.stack(cols, dim=1)
 
@@ -213,14 +228,19 @@ class EdgeHead(nn.Module):
     """
 
     def __init__(
-        self, dim: int, hidden: list[int], product: bool = True, dropout: float = 0.0, pair_dim: int = PAIR_FEATURES
+        self,
+        dim: int,
+        hidden: list[int],
+        product: bool = True,
+        dropout: float = 0.0,
+        pair_dim: int = PAIR_FEATURES,
     ) -> None:
         super().__init__()
         self.dim, self.hidden, self.product, self.pair_dim = dim, list(hidden), product, pair_dim
         layers: list[nn.Module] = []
         width = dim * (3 if product else 2) + pair_dim
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, h), nn.ReLU(), Dropout(dropout)]
             width = h
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)
@@ -258,6 +278,15 @@ def transform_pair_features(pair: Tensor, rank: bool = True) -> Tensor:
     return torch.stack(cols, dim=1)
 
 
+class EncoderInputs(NamedTuple):
+    """What :meth:`CovisitGNN.encode` passes messages over (per node type / relation)."""
+
+    raw: dict[str, Tensor]  # node inputs: POI features, location encoding, NAICS, ...
+    projected: dict[str, Tensor]  # the inputs mapped to the hidden width
+    edges: dict[tuple[str, str, str], Tensor | Adjacency]
+    weights: dict[tuple[str, str, str], Tensor]  # edge weights of (2, E) edge indices
+
+
 class CovisitGNN(nn.Module):
     """Encoder (node inputs + heterogeneous SAGE layers) and :class:`EdgeHead`.
 
@@ -289,24 +318,31 @@ class CovisitGNN(nn.Module):
         n_in += c.brand_dim
         n_in += 4 if c.strength_features else 0
         n_in += 2 if c.residual_features else 0
-        self.poi_proj = nn.Sequential(nn.Linear(n_in, c.hidden), nn.ReLU(), nn.Dropout(c.dropout))
+        self.poi_proj = nn.Sequential(nn.Linear(n_in, c.hidden), nn.ReLU(), Dropout(c.dropout))
         self.cell_proj = nn.Linear(max(cell_in, 1), c.hidden)
         self.image_proj = nn.Linear(image_in, c.hidden) if image_in > 0 else None
         self.edge_types = [
             et for g in c.relations for et in RELATIONS[g] if image_in > 0 or IMAGE not in (et[0], et[2])
         ]
-        self.convs = nn.ModuleList(
-            HeteroConv(
-                {et: WeightedSAGEConv(c.hidden, c.hidden, aggr=c.aggr) for et in self.edge_types}, aggr="sum"
-            )
-            for _ in range(c.layers)
-        )
         node_types = [POI, CELL] + ([IMAGE] if image_in > 0 else [])
+        dims = dict.fromkeys(node_types, c.hidden)
+        raw_dims = {POI: n_in, CELL: max(cell_in, 1), IMAGE: image_in}
+        # the last layer computes POIs only: the head reads nothing else
+        self.convs = nn.ModuleList(
+            HeteroSAGE(
+                self.edge_types,
+                raw_dims if i == 0 and c.first_layer == "raw" else dims,
+                c.hidden,
+                dst_types=[POI] if i == c.layers - 1 else node_types,
+                aggr=c.aggr,
+            )
+            for i in range(c.layers)
+        )
         self.norms = nn.ModuleList(
-            nn.ModuleDict({nt: _norm(c.norm, c.hidden) for nt in node_types}) for _ in range(c.layers)
+            nn.ModuleDict({nt: _norm(c.norm, c.hidden) for nt in conv.dst_types}) for conv in self.convs
         )
         self.act = _act(c.activation)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.head = EdgeHead(
             c.hidden * (2 if c.jk and c.layers > 0 else 1),
             c.head_hidden,
@@ -335,6 +371,33 @@ class CovisitGNN(nn.Module):
     def encode(self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None) -> Tensor:
         """POI embeddings ``(N_poi, hidden)`` (``2 * hidden`` with ``jk``); co-visit message edges
         are given explicitly."""
+        inp = self.encoder_inputs(data, covisit_edge_index, covisit_weight)
+        h0 = inp.projected
+        h = h0
+        for i, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
+            out = conv(inp.raw if i == 0 and self.config.first_layer == "raw" else h, inp.edges, inp.weights)
+            new = {}
+            for nt, x in h.items():
+                y = out.get(nt)
+                if y is None:
+                    new[nt] = x
+                    continue
+                y = self.drop(self.act(norms[nt](y)))
+                if self.config.residual:
+                    y = y + x
+                if (i + 1) in self.config.input_skip:
+                    y = y + h0[nt]
+                new[nt] = y
+            h = new
+        if self.config.jk and self.config.layers > 0:
+            return torch.cat([h0[POI], h[POI]], dim=-1)
+        return h[POI]
+
+    def encoder_inputs(
+        self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None
+    ) -> EncoderInputs:
+        """Node inputs (raw and projected) and each relation's edges (CSR adjacencies with
+        ``model.sparse``) for :meth:`encode`."""
         p = data[POI]
         parts = [p.x, location_encoding(p.pos, self.config.location_freqs)]
         if self.naics is not None:
@@ -354,11 +417,13 @@ class CovisitGNN(nn.Module):
             covisit_weight = covisit_weight[:, 0]
         if self.config.strength_features:
             parts.append(strength(covisit_edge_index, covisit_weight, p.x.size(0)))
-        h0 = {POI: self.poi_proj(torch.cat(parts, dim=-1))}
         cx = data[CELL].x if data[CELL].x.size(1) else data[CELL].x.new_ones(data[CELL].num_nodes, 1)
-        h0[CELL] = self.cell_proj(cx)
+        raw = {POI: torch.cat(parts, dim=-1), CELL: cx}
         if self.image_proj is not None:
-            h0[IMAGE] = self.image_proj(data[IMAGE].x)
+            raw[IMAGE] = data[IMAGE].x
+        h0 = {POI: self.poi_proj(raw[POI]), CELL: self.cell_proj(cx)}
+        if self.image_proj is not None:
+            h0[IMAGE] = self.image_proj(raw[IMAGE])
         edges, weights = {}, {}
         for et in self.edge_types:
             if et[1] == COVISITS:
@@ -373,38 +438,32 @@ class CovisitGNN(nn.Module):
             # one CSR adjacency per relation, shared by the layers; weights and mean in its values
             edges = {et: self._adjacency(et, ei, weights.get(et), h0) for et, ei in edges.items()}
             weights = {}
-        kwargs = {"edge_weight_dict": {et: w for et, w in weights.items() if w is not None}}
-        h = h0
-        for i, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
-            out = conv(h, edges, **kwargs)
-            new = {}
-            for nt, x in h.items():
-                y = out.get(nt)
-                if y is None:
-                    new[nt] = x
-                    continue
-                y = self.drop(self.act(norms[nt](y)))
-                if self.config.residual:
-                    y = y + x
-                if (i + 1) in self.config.input_skip:
-                    y = y + h0[nt]
-                new[nt] = y
-            h = new
-        if self.config.jk and self.config.layers > 0:
-            return torch.cat([h0[POI], h[POI]], dim=-1)
-        return h[POI]
+        weights = {et: w for et, w in weights.items() if w is not None}
+        return EncoderInputs(raw, h0, edges, weights)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # weights saved before the last layer computed POIs only hold that layer's relations into
+        # cells and their norms, which nothing read: dropped
+        for i, conv in enumerate(self.convs):
+            for k in [k for k in state_dict if k.startswith(f"{prefix}convs.{i}.convs.<")]:
+                if k[len(f"{prefix}convs.{i}.convs.") :].split(".", 1)[0] not in conv.convs:
+                    del state_dict[k]
+            for k in [k for k in state_dict if k.startswith(f"{prefix}norms.{i}.")]:
+                if k[len(f"{prefix}norms.{i}.") :].split(".", 1)[0] not in conv.dst_types:
+                    del state_dict[k]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def __getstate__(self) -> dict:
         # the adjacency cache holds weak references (not picklable) and is rebuilt on demand
         return {**self.__dict__, "_adj_cache": {}}
 
-    def _adjacency(self, et, edge_index: Tensor, weight: Tensor | None, h0: dict[str, Tensor]) -> Tensor:
+    def _adjacency(self, et, edge_index: Tensor, weight: Tensor | None, h0: dict[str, Tensor]) -> Adjacency:
         """CSR adjacency of one relation. The graph's own (static) relations are converted once
         per edge tensor and reused while that tensor lives and is not modified in place; the
         co-visit message edges change at every step and are converted each time."""
         n_src, n_dst = h0[et[0]].size(0), h0[et[2]].size(0)
         if weight is not None or et[1] in (COVISITS, REV_PREFIX + COVISITS):
-            return sparse_adjacency(edge_index, weight, n_src, n_dst, self.config.aggr)
+            return Adjacency(edge_index, weight, n_src, n_dst, self.config.aggr)
         key = (edge_index._version, n_src, n_dst, self.config.aggr)
         hit = self._adj_cache.get(id(edge_index))
         if hit is not None and hit[0]() is edge_index and hit[1] == key:
@@ -413,7 +472,7 @@ class CovisitGNN(nn.Module):
         # share one model (geograph.analytics.whatif), so another may be dropping the same entry
         for k in [k for k, v in list(self._adj_cache.items()) if v[0]() is None]:
             self._adj_cache.pop(k, None)
-        adj = sparse_adjacency(edge_index, None, n_src, n_dst, self.config.aggr)
+        adj = Adjacency(edge_index, None, n_src, n_dst, self.config.aggr)
         self._adj_cache[id(edge_index)] = (weakref.ref(edge_index), key, adj)
         return adj
 

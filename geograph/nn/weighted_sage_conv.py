@@ -48,6 +48,61 @@ def sparse_adjacency(
         return torch.sparse_csr_tensor(crow, src[order], w[order], (num_dst, num_src), check_invariants=False)
 
 
+class _AdjacencyMatmul(torch.autograd.Function):
+    """``A @ x`` whose backward is ``A^T @ grad`` with the adjacency's own cached transpose
+    (``torch.sparse.mm``'s backward converts ``A`` to a transposed CSR on every call)."""
+
+    @staticmethod
+    def forward(ctx, adj: Adjacency, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return torch.sparse.mm(adj.csr, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        if not ctx.needs_input_grad[1]:
+            return None, None
+        return None, torch.sparse.mm(ctx.adj.transposed(), grad.contiguous())
+
+
+class Adjacency:
+    """The CSR matrix of :func:`sparse_adjacency` and, built on the first backward pass and then
+    kept, its transpose, so that the layers and steps sharing one relation's adjacency sort its
+    edges for the backward pass once.
+
+    Shapes: ``csr`` ``(num_dst, num_src)``; :meth:`matmul` ``(num_src, D) -> (num_dst, D)``.
+    """
+
+    def __init__(
+        self, edge_index: Tensor, edge_weight: Tensor | None, num_src: int, num_dst: int, aggr: str = "mean"
+    ) -> None:
+        self.csr = sparse_adjacency(edge_index, edge_weight, num_src, num_dst, aggr)
+        self.shape = (num_dst, num_src)
+        self._t: Tensor | None = None
+
+    def transposed(self) -> Tensor:
+        """``csr.T`` as a CSR matrix ``(num_src, num_dst)`` (built once)."""
+        if self._t is None:
+            crow, col, val = self.csr.crow_indices(), self.csr.col_indices(), self.csr.values()
+            row = torch.repeat_interleave(torch.arange(self.shape[0], device=col.device), crow.diff())
+            order = torch.argsort(col, stable=True)
+            counts = torch.bincount(col, minlength=self.shape[1])
+            crow_t = torch.zeros(self.shape[1] + 1, dtype=torch.long, device=col.device)
+            crow_t[1:] = torch.cumsum(counts, 0)
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", message="Sparse CSR tensor support is in beta", category=UserWarning
+                )
+                self._t = torch.sparse_csr_tensor(
+                    crow_t, row[order], val[order], (self.shape[1], self.shape[0]), check_invariants=False
+                )
+        return self._t
+
+    def matmul(self, x: Tensor) -> Tensor:
+        """``csr @ x`` in float32 (sparse kernels do not all take bf16), differentiable in ``x``."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return _AdjacencyMatmul.apply(self, x.float())
+
+
 class WeightedSAGEConv(SAGEConv):
     """PyG ``SAGEConv`` whose messages are multiplied by ``edge_weight`` when one is given.
 

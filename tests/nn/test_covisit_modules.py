@@ -113,6 +113,8 @@ def test_model_config_validates():
         ModelConfig(relations=["teleport"])
     with pytest.raises(ConfigError, match="unknown model config"):
         ModelConfig.from_dict({"hiden": 3})
+    with pytest.raises(ConfigError, match="model.first_layer"):
+        ModelConfig(first_layer="wide")
 
 
 def _tiny_hetero():
@@ -142,6 +144,25 @@ def test_covisit_gnn_shapes_and_repr(layers, jk):
     out = model(d, msg, torch.ones(2, 2), torch.tensor([0, 1]), torch.tensor([3, 4]), torch.rand(2, 4))
     assert out.shape == (2,)
     assert str(model).startswith(f"CovisitGNN(naics=hierarchical, hidden=8, layers={layers}")
+
+
+def test_raw_first_layer_aggregates_the_inputs_and_trains_the_naics_tables():
+    """model.first_layer: raw: layer 1 takes the raw node inputs (its weights are input-wide),
+    and the NAICS tables get a gradient through the aggregation."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=8, layers=2, head_hidden=[8], first_layer="raw", dropout=0.0)
+    model = CovisitGNN(cfg, poi_in=2, cell_in=3, image_in=0, naics_sizes=[3, 3, 3, 3, 3])
+    n_in = 2 + 4 * cfg.location_freqs + cfg.naics_dim + 4 + 2
+    conv = model.convs[0].convs["<poi___near___poi>"]
+    assert conv.lin_l.weight.shape == (8, n_in) and conv.lin_r.weight.shape == (8, n_in)
+    assert model.convs[0].convs["<cell___rev_in___poi>"].lin_l.weight.shape == (8, 3)
+    assert model.convs[1].convs["<poi___near___poi>"].lin_l.weight.shape == (8, 8)
+    d = _tiny_hetero()
+    msg = torch.tensor([[0, 2], [1, 5]])
+    out = model(d, msg, torch.ones(2, 2), torch.tensor([0, 1]), torch.tensor([3, 4]), torch.rand(2, 4))
+    out.sum().backward()
+    assert model.naics.tables[1].weight.grad.abs().sum() > 0
+    assert conv.lin_l.weight.grad.abs().sum() > 0
 
 
 def test_covisit_gnn_message_edges_change_embeddings():

@@ -26,7 +26,12 @@ against every POI of its state, so a state's candidates grow with the square of 
 are scored once, by the final evaluation, one state group at a time): pass a count (20, 100) to
 bound that for large states.
 
+``--configs 1x1 1x2 2x1`` runs ranks x torch threads per rank instead of ``--ranks`` (one thread
+each), and prints the throughput of N ranks x T threads against one rank with N x T threads on
+the same cores.
+
     python benchmarks/scale.py --pois 100000 --epochs 2 --rank-negatives 20
+    python benchmarks/scale.py --pois 100000 --epochs 2 --rank-negatives 20 --configs 1x1 1x2 2x1
     python benchmarks/scale.py --states-sweep 4 8 16 32 48 --pois-per-state 2000 --epochs 2
 """
 
@@ -59,7 +64,7 @@ def _rss_mb() -> float:
 def worker(args) -> None:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     from geograph import covisit as C
     from geograph.covisit.config import CovisitConfig
     from geograph.distributed import init_from_env
@@ -105,7 +110,7 @@ def worker(args) -> None:
     Path(args.out, f"scale-{args.tag or info.world_size}-rank{info.rank}.json").write_text(json.dumps(res))
 
 
-def _hardware() -> str:
+def _hardware(threads: str = "1 torch thread per rank (OMP_NUM_THREADS=1)") -> str:
     """One line: CPU model, logical CPUs, torch version, threads per rank (torch is not imported)."""
     from importlib.metadata import version
 
@@ -113,19 +118,20 @@ def _hardware() -> str:
 
     model = cpu_model()
     return (f"hardware: {model}, {os.cpu_count()} logical CPUs, torch {version('torch')}, "
-            f"1 torch thread per rank (OMP_NUM_THREADS=1), Python {platform.python_version()}")
+            f"{threads}, Python {platform.python_version()}")
 
 
-def _launch(args, n: int, world: str, tag: str, max_group_pois: int) -> tuple[list[dict], float]:
-    """Train ``n`` ranks under torchrun on ``world``; each rank's result dict and the wall time."""
+def _launch(args, n: int, world: str, tag: str, max_group_pois: int, threads: int = 1) -> tuple[list[dict], float]:
+    """Train ``n`` ranks of ``threads`` torch threads each under torchrun on ``world``; each rank's
+    result dict and the wall time."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--nnodes", "1",
            "--master-addr", "127.0.0.1", "--master-port", str(_port()), __file__, "--worker",
            "--epochs", str(args.epochs), "--out", args.out, "--world", world,
-           "--max-group-pois", str(max_group_pois), "--tag", tag]
+           "--max-group-pois", str(max_group_pois), "--tag", tag, "--threads", str(threads)]
     if args.rank_negatives is not None:
         cmd += ["--rank-negatives", str(args.rank_negatives)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
     wall = time.perf_counter() - t0
     return [json.loads(Path(args.out, f"scale-{tag}-rank{r}.json").read_text()) for r in range(n)], wall
 
@@ -233,6 +239,9 @@ def main() -> None:
     p.add_argument("--pois", type=int, default=100_000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--threads", type=int, default=1, help="torch threads per rank (worker)")
+    p.add_argument("--configs", nargs="+", default=None, metavar="RANKSxTHREADS",
+                   help="runs as ranks x torch threads per rank, e.g. 1x1 1x2 2x1 (default: --ranks, 1 thread)")
     p.add_argument("--max-group-pois", type=int, default=None,
                    help="POIs per state group (default 20000; with --states-sweep, --pois-per-state)")
     p.add_argument("--states-sweep", type=int, nargs="+", default=None, metavar="N",
@@ -264,11 +273,14 @@ def main() -> None:
     write_world(generate_world(n_pois=args.pois, seed=0, n_images=0, states=CONTIGUOUS_48), args.world,
                 partition_by="state", overwrite=True)
     t_world = time.perf_counter() - t0
+    configs = [tuple(int(v) for v in c.lower().split("x")) for c in args.configs] if args.configs else [
+        (n, 1) for n in args.ranks]
     rows = []
-    for n in args.ranks:
-        ranks, wall = _launch(args, n, args.world, str(n), args.max_group_pois)
+    for n, threads in configs:
+        tag = str(n) if threads == 1 else f"{n}x{threads}"
+        ranks, wall = _launch(args, n, args.world, tag, args.max_group_pois, threads)
         steady = [_steady(r["epoch_s"]) for r in ranks]
-        rows.append({"ranks": n, "epoch_s": max(steady), "peak_rss_mb": [round(r["peak_rss_mb"]) for r in ranks],
+        rows.append({"ranks": n, "threads": threads, "epoch_s": max(steady), "peak_rss_mb": [round(r["peak_rss_mb"]) for r in ranks],
                      "rss_start_mb": [round(r["rss_start_mb"]) for r in ranks],
                      "data_mb": [round(r["peak_rss_mb"] - r["rss_start_mb"]) for r in ranks],
                      "rank_pois": [r["rank_pois"] for r in ranks],
@@ -281,16 +293,22 @@ def main() -> None:
           f"{i0['train_pairs']:,} training pairs; largest state {i0['largest_state']} with {i0['largest_state_pois']:,} "
           f"POIs ({i0['largest_state_covisits']:,} co-visit rows); groups of at most {args.max_group_pois:,} POIs; "
           f"world written in {t_world:.0f} s")
-    print(_hardware() + "\n")
-    print("| ranks | s / epoch | speed-up | prepare s | peak RSS per rank (MB) | memory ratio "
+    print(_hardware("OMP_NUM_THREADS = torch threads per rank, as the table says") + "\n")
+    print("| ranks x threads | s / epoch | speed-up | prepare s | peak RSS per rank (MB) | memory ratio "
           "| RSS after imports per rank (MB) | data share per rank (MB) | data share ratio | POIs loaded per rank "
           "| largest state graph per rank (POIs) | training pairs per rank |")
     print("|---:|---:|---:|---|---|---:|---|---|---:|---|---|---|")
     for r in rows:
-        print(f"| {r['ranks']} | {r['epoch_s']:.1f} | {base['epoch_s'] / r['epoch_s']:.2f}x | {r['prepare_s']} | "
+        print(f"| {r['ranks']} x {r['threads']} | {r['epoch_s']:.1f} | {base['epoch_s'] / r['epoch_s']:.2f}x | {r['prepare_s']} | "
               f"{r['peak_rss_mb']} | {max(r['peak_rss_mb']) / max(base['peak_rss_mb']):.2f} | {r['rss_start_mb']} | "
               f"{r['data_mb']} | {max(r['data_mb']) / max(base['data_mb']):.2f} | {r['rank_pois']} | "
               f"{r['peak_state_graph_pois']} | {r['rank_train_pairs']} |")
+    by = {(r["ranks"], r["threads"]): r for r in rows}
+    for (n, t), r in by.items():
+        ref = by.get((1, n * t))
+        if n > 1 and ref is not None:
+            print(f"\n{n} ranks x {t} thread(s) against 1 rank x {n * t} threads (same cores): "
+                  f"{ref['epoch_s'] / r['epoch_s']:.2f}x the throughput")
     per_pair = base["epoch_s"] / i0["train_pairs"]
     proj_1 = per_pair * PAPER_RECORDS * i0["train_pairs"] / i0["covisit_rows"]
     share = i0["largest_state_covisits"] / i0["covisit_rows"]

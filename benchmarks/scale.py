@@ -26,7 +26,8 @@ against every POI of its state, so a state's candidates grow with the square of 
 are scored once, by the final evaluation, one state group at a time): pass a count (20, 100) to
 bound that for large states.
 
-``--configs 1x1 1x2 2x1`` runs ranks x torch threads per rank instead of ``--ranks`` (one thread
+``--recompute`` trains with ``model.recompute: true`` (layer activations recomputed in the backward
+pass instead of kept). ``--configs 1x1 1x2 2x1`` runs ranks x torch threads per rank instead of ``--ranks`` (one thread
 each), and prints the throughput of N ranks x T threads against one rank with N x T threads on
 the same cores.
 
@@ -75,6 +76,7 @@ def worker(args) -> None:
     cfg = CovisitConfig.from_dict({
         "data": {"world_dir": args.world, "cache_dir": None, "loading": "per_state"},
         "split": {} if args.rank_negatives is None else {"rank_negatives": args.rank_negatives},
+        "model": {"recompute": args.recompute},
         "train": {"epochs": args.epochs, "patience": 1000, "max_group_pois": args.max_group_pois,
                   "checkpoint_dir": f"{args.out}/ckpt-{args.tag or info.world_size}"},
     })
@@ -128,6 +130,8 @@ def _launch(args, n: int, world: str, tag: str, max_group_pois: int, threads: in
            "--master-addr", "127.0.0.1", "--master-port", str(_port()), __file__, "--worker",
            "--epochs", str(args.epochs), "--out", args.out, "--world", world,
            "--max-group-pois", str(max_group_pois), "--tag", tag, "--threads", str(threads)]
+    if args.recompute:
+        cmd += ["--recompute"]
     if args.rank_negatives is not None:
         cmd += ["--rank-negatives", str(args.rank_negatives)]
     t0 = time.perf_counter()
@@ -240,6 +244,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     p.add_argument("--threads", type=int, default=1, help="torch threads per rank (worker)")
+    p.add_argument("--recompute", action="store_true",
+                   help="model.recompute: keep only the layers' inputs, recompute activations in backward")
     p.add_argument("--configs", nargs="+", default=None, metavar="RANKSxTHREADS",
                    help="runs as ranks x torch threads per rank, e.g. 1x1 1x2 2x1 (default: --ranks, 1 thread)")
     p.add_argument("--max-group-pois", type=int, default=None,
@@ -292,6 +298,7 @@ def main() -> None:
     print(f"\nworld: {i0['pois']:,} POIs in {PAPER_STATES} states, {i0['covisit_rows']:,} co-visit rows, "
           f"{i0['train_pairs']:,} training pairs; largest state {i0['largest_state']} with {i0['largest_state_pois']:,} "
           f"POIs ({i0['largest_state_covisits']:,} co-visit rows); groups of at most {args.max_group_pois:,} POIs; "
+          f"model.recompute {'on' if args.recompute else 'off'}; "
           f"world written in {t_world:.0f} s")
     print(_hardware("OMP_NUM_THREADS = torch threads per rank, as the table says") + "\n")
     print("| ranks x threads | s / epoch | speed-up | prepare s | peak RSS per rank (MB) | memory ratio "

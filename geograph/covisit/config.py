@@ -268,6 +268,7 @@ _NOT_HASHED = (
     "train.dist_timeout_s",
     "train.threads",
     "train.progress",
+    "model.recompute",
 )
 """Keys that do not change results: left out of :meth:`CovisitConfig.hash`."""
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from geograph.config import from_dict
 from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, REV_PREFIX, SIMILAR
@@ -91,6 +92,10 @@ class ModelConfig:
         sparse: Aggregate neighbours as a sparse-dense matrix product over a CSR adjacency
             (same function as PyG's gather-scatter, several times faster on CPU; ``mean`` and
             ``sum`` aggregation only, ``max`` always uses gather-scatter).
+        recompute: Keep only each message-passing layer's inputs during training and compute
+            its activations again in the backward pass (``torch.utils.checkpoint``, the dropout
+            masks replayed): the same gradients with less memory for a large state group, at
+            the price of a second forward pass of the layers. Not part of the config hash.
         mass_feature: POI feature used as mass by the gravity model.
         gbt_naics_level: NAICS digits given to the GBT baseline as categorical features of both
             ends (0 = none), or a list of levels (``[2, 3, 4, 6]``); a level with more than 255
@@ -121,6 +126,7 @@ class ModelConfig:
     strength_features: bool = True
     residual_features: bool | str = "auto"
     sparse: bool = True
+    recompute: bool = False
     mass_feature: str = "visits"
     gbt_naics_level: int | list[int] = 4
     gbt_max_iter: int = 300
@@ -374,24 +380,33 @@ class CovisitGNN(nn.Module):
         inp = self.encoder_inputs(data, covisit_edge_index, covisit_weight)
         h0 = inp.projected
         h = h0
-        for i, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
-            out = conv(inp.raw if i == 0 and self.config.first_layer == "raw" else h, inp.edges, inp.weights)
-            new = {}
-            for nt, x in h.items():
-                y = out.get(nt)
-                if y is None:
-                    new[nt] = x
-                    continue
-                y = self.drop(self.act(norms[nt](y)))
-                if self.config.residual:
-                    y = y + x
-                if (i + 1) in self.config.input_skip:
-                    y = y + h0[nt]
-                new[nt] = y
-            h = new
+        recompute = self.config.recompute and self.training and torch.is_grad_enabled()
+        for i in range(len(self.convs)):
+            if recompute:
+                h = checkpoint(self._layer, i, h, h0, inp, use_reentrant=False)
+            else:
+                h = self._layer(i, h, h0, inp)
         if self.config.jk and self.config.layers > 0:
             return torch.cat([h0[POI], h[POI]], dim=-1)
         return h[POI]
+
+    def _layer(self, i: int, h: dict[str, Tensor], h0: dict[str, Tensor], inp: EncoderInputs) -> dict[str, Tensor]:
+        """Message-passing layer ``i`` with its norm, activation, dropout and skips."""
+        conv, norms = self.convs[i], self.norms[i]
+        out = conv(inp.raw if i == 0 and self.config.first_layer == "raw" else h, inp.edges, inp.weights)
+        new = {}
+        for nt, x in h.items():
+            y = out.get(nt)
+            if y is None:
+                new[nt] = x
+                continue
+            y = self.drop(self.act(norms[nt](y)))
+            if self.config.residual:
+                y = y + x
+            if (i + 1) in self.config.input_skip:
+                y = y + h0[nt]
+            new[nt] = y
+        return new
 
     def encoder_inputs(
         self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None

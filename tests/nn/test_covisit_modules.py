@@ -228,3 +228,26 @@ def test_static_adjacency_is_cached_per_edge_tensor_and_rebuilt_when_it_changes(
     clone = copy.deepcopy(model)  # the cache is not copied (weak references)
     assert clone._adj_cache == {}
     torch.testing.assert_close(clone.encode(d, msg, torch.ones(1, 2)), b)
+
+
+@pytest.mark.parametrize("first_layer", ["projected", "raw"])
+def test_recompute_gives_the_same_outputs_and_gradients(first_layer):
+    """model.recompute keeps only the layers' inputs and replays them (dropout masks included)
+    in the backward pass: the same loss and the same gradients."""
+    d = _tiny_hetero()
+    msg = torch.tensor([[0, 2, 3], [1, 5, 4]])
+    w = torch.rand(3, 2)
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        cfg = ModelConfig(hidden=8, layers=2, head_hidden=[8], recompute=recompute, first_layer=first_layer)
+        model = CovisitGNN(cfg, poi_in=2, cell_in=3, image_in=0, naics_sizes=[3, 3, 3, 3, 3]).train()
+        torch.manual_seed(1)
+        out = model(d, msg, w, torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.rand(3, 4))
+        out.square().sum().backward()
+        grads.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (o1, g1), (o2, g2) = grads
+    assert torch.equal(o1, o2)
+    assert g1.keys() == g2.keys() and len(g1) > 10
+    for name in g1:
+        torch.testing.assert_close(g2[name], g1[name], rtol=0, atol=0, msg=name)

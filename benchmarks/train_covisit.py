@@ -93,6 +93,7 @@ ABLATIONS = {
     "gather_scatter": {"sparse": False},
     "projected_first_layer": {"first_layer": "projected"},
     "raw_first_layer": {"first_layer": "raw"},
+    "recompute": {"recompute": True},
     "all_off": {
         "naics": "none",
         "strength_features": False,

@@ -211,6 +211,8 @@ def test_geolocate_resume_after_sigkill_equals_uninterrupted(tmp_path: Path) -> 
     hist_b = by_step(client_b.get_metric_history(run_b.info.run_id, "val_acc_mean"))
     assert set(test_b) == set(test_a)
     for k in test_a:
+        if k.endswith("_s_per_1k"):  # wall time of the prediction, not a result
+            continue
         assert math.isclose(test_a[k], test_b[k], rel_tol=0, abs_tol=1e-9), (k, test_a[k], test_b[k])
     assert hist_b == [(m.step, m.value) for m in hist_a]
     record(

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from geograph.nn.weighted_sage_conv import Adjacency
+from geograph.nn.weighted_sage_conv import Adjacency, WeightedSAGEConv
 
 EdgeType = tuple[str, str, str]
 
@@ -50,9 +50,7 @@ def aggregate(
     if isinstance(edges, Adjacency):
         return edges.matmul(x_src)
     if edges.layout == torch.sparse_csr:
-        # float32 product even under autocast (sparse kernels do not all take bf16)
-        with torch.autocast(device_type=x_src.device.type, enabled=False):
-            return torch.sparse.mm(edges, x_src.float())
+        return WeightedSAGEConv._sparse_aggregate(edges, x_src)
     msg = x_src.index_select(0, edges[0])
     if weight is not None:
         msg = msg * weight.view(-1, 1).to(msg.dtype)

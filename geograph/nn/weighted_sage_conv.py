@@ -87,17 +87,9 @@ class Adjacency:
         if self._t is None:
             crow, col, val = self.csr.crow_indices(), self.csr.col_indices(), self.csr.values()
             row = torch.repeat_interleave(torch.arange(self.shape[0], device=col.device), crow.diff())
-            order = torch.argsort(col, stable=True)
-            counts = torch.bincount(col, minlength=self.shape[1])
-            crow_t = torch.zeros(self.shape[1] + 1, dtype=torch.long, device=col.device)
-            crow_t[1:] = torch.cumsum(counts, 0)
-            with warnings.catch_warnings():
-                warnings.filterwarnings(
-                    "ignore", message="Sparse CSR tensor support is in beta", category=UserWarning
-                )
-                self._t = torch.sparse_csr_tensor(
-                    crow_t, row[order], val[order], (self.shape[1], self.shape[0]), check_invariants=False
-                )
+            # entry (row, col) of A is entry (col, row) of its transpose: the CSR of the edges
+            # row -> col with A's values as weights, summed (no mean: A's values hold it)
+            self._t = sparse_adjacency(torch.stack([row, col]), val, self.shape[0], self.shape[1], "sum")
         return self._t
 
     def matmul(self, x: Tensor) -> Tensor:

@@ -22,6 +22,7 @@ from geograph.config import from_dict
 from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, REV_PREFIX, SIMILAR
 from geograph.errors import ConfigError
 from geograph.nn.dropout import Dropout
+from geograph.nn.halo import HaloPlan
 from geograph.nn.hetero_sage import HeteroSAGE
 from geograph.nn.naics_encoder import NAICSEncoder
 from geograph.nn.norm import LayerNorm
@@ -374,11 +375,23 @@ class CovisitGNN(nn.Module):
             f"relations={c.relations}" + (f", brand_dim={c.brand_dim}" if c.brand_dim else "") + ")"
         )
 
-    def encode(self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None) -> Tensor:
+    def encode(
+        self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None, halo: HaloPlan | None = None
+    ) -> Tensor:
         """POI embeddings ``(N_poi, hidden)`` (``2 * hidden`` with ``jk``); co-visit message edges
-        are given explicitly."""
+        are given explicitly.
+
+        With ``halo`` (node-parallel, :mod:`geograph.nn.halo`), ``data`` is this rank's part:
+        own nodes, then halo nodes; the rows of halo nodes are taken from their owners after the
+        inputs and after every layer, so the own and halo rows returned are those of the whole
+        graph."""
         inp = self.encoder_inputs(data, covisit_edge_index, covisit_weight)
         h0 = inp.projected
+        if halo is not None:
+            h0 = halo.fill(h0)
+            if self.config.first_layer == "raw":
+                inp = inp._replace(raw=halo.fill(inp.raw))
+            inp = inp._replace(projected=h0)
         h = h0
         recompute = self.config.recompute and self.training and torch.is_grad_enabled()
         for i in range(len(self.convs)):
@@ -386,6 +399,8 @@ class CovisitGNN(nn.Module):
                 h = checkpoint(self._layer, i, h, h0, inp, use_reentrant=False)
             else:
                 h = self._layer(i, h, h0, inp)
+            if halo is not None:
+                h = halo.fill(h, self.convs[i].dst_types)
         if self.config.jk and self.config.layers > 0:
             return torch.cat([h0[POI], h[POI]], dim=-1)
         return h[POI]
@@ -499,9 +514,10 @@ class CovisitGNN(nn.Module):
         src: Tensor,
         dst: Tensor,
         pair: Tensor,
+        halo: HaloPlan | None = None,
     ) -> Tensor:
         """Predicted target for pairs ``(src, dst)`` (local POI indices); shape ``(E,)``."""
-        h = self.encode(data, covisit_edge_index, covisit_weight)
+        h = self.encode(data, covisit_edge_index, covisit_weight, halo)
         return self.head(h[src], h[dst], self.pair_inputs(pair))
 
     def pair_inputs(self, pair: Tensor) -> Tensor:

@@ -78,6 +78,7 @@ def worker(args) -> None:
         "split": {} if args.rank_negatives is None else {"rank_negatives": args.rank_negatives},
         "model": {"recompute": args.recompute},
         "train": {"epochs": args.epochs, "patience": 1000, "max_group_pois": args.max_group_pois,
+                  "split_states_above": args.split_states_above or 0,
                   "checkpoint_dir": f"{args.out}/ckpt-{args.tag or info.world_size}"},
     })
     prep = C.prepare(cfg)
@@ -100,6 +101,8 @@ def worker(args) -> None:
         "largest_state_pois": max(v["pois"] for v in sh.sizes.values()),
         "largest_state_covisits": max(v["covisits"] for v in sh.sizes.values()),
         "peak_state_graph_pois": sh.peak_state_pois,
+        "shared_states": sh.shared,
+        "part_pois": sh.part_pois,
         "pois": int(sh.summary["pois"]),
         "covisit_rows": sum(v["covisits"] for v in sh.sizes.values()),
         "rank_negatives": cfg.split.rank_negatives,
@@ -123,7 +126,8 @@ def _hardware(threads: str = "1 torch thread per rank (OMP_NUM_THREADS=1)") -> s
             f"{threads}, Python {platform.python_version()}")
 
 
-def _launch(args, n: int, world: str, tag: str, max_group_pois: int, threads: int = 1) -> tuple[list[dict], float]:
+def _launch(args, n: int, world: str, tag: str, max_group_pois: int, threads: int = 1,
+            split_states_above: int = 0) -> tuple[list[dict], float]:
     """Train ``n`` ranks of ``threads`` torch threads each under torchrun on ``world``; each rank's
     result dict and the wall time."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--nnodes", "1",
@@ -132,6 +136,8 @@ def _launch(args, n: int, world: str, tag: str, max_group_pois: int, threads: in
            "--max-group-pois", str(max_group_pois), "--tag", tag, "--threads", str(threads)]
     if args.recompute:
         cmd += ["--recompute"]
+    if split_states_above:
+        cmd += ["--split-states-above", str(split_states_above)]
     if args.rank_negatives is not None:
         cmd += ["--rank-negatives", str(args.rank_negatives)]
     t0 = time.perf_counter()
@@ -256,6 +262,9 @@ def main() -> None:
                    help="POIs per state with --states-sweep (default 2000: about 6 min for 4 8 16 32 48 on 2 cores)")
     p.add_argument("--rank-negatives", type=int, default=None,
                    help="split.rank_negatives (default: the config's, -1 = every POI of the source's state)")
+    p.add_argument("--split-states-above", type=int, default=None, metavar="POIS",
+                   help="train.split_states_above of the multi-rank runs (every one, or only the --configs "
+                        "entries ending in 's', e.g. 2x1s)")
     p.add_argument("--out", default="benchmarks/out/scale")
     p.add_argument("--world", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tag", default=None, help=argparse.SUPPRESS)
@@ -279,14 +288,20 @@ def main() -> None:
     write_world(generate_world(n_pois=args.pois, seed=0, n_images=0, states=CONTIGUOUS_48), args.world,
                 partition_by="state", overwrite=True)
     t_world = time.perf_counter() - t0
-    configs = [tuple(int(v) for v in c.lower().split("x")) for c in args.configs] if args.configs else [
-        (n, 1) for n in args.ranks]
+    tokens = [c.lower() for c in args.configs] if args.configs else [f"{n}x1" for n in args.ranks]
+    marked = any(c.endswith("s") for c in tokens)
+    configs = []
+    for c in tokens:
+        n, threads = (int(v) for v in c.rstrip("s").split("x"))
+        split = (c.endswith("s") or not marked) and n > 1 and bool(args.split_states_above)
+        configs.append((n, threads, split))
     rows = []
-    for n, threads in configs:
-        tag = str(n) if threads == 1 else f"{n}x{threads}"
-        ranks, wall = _launch(args, n, args.world, tag, args.max_group_pois, threads)
+    for n, threads, split in configs:
+        tag = (str(n) if threads == 1 else f"{n}x{threads}") + ("s" if split else "")
+        ranks, wall = _launch(args, n, args.world, tag, args.max_group_pois, threads,
+                              args.split_states_above if split else 0)
         steady = [_steady(r["epoch_s"]) for r in ranks]
-        rows.append({"ranks": n, "threads": threads, "epoch_s": max(steady), "peak_rss_mb": [round(r["peak_rss_mb"]) for r in ranks],
+        rows.append({"ranks": n, "threads": threads, "split": split, "epoch_s": max(steady), "peak_rss_mb": [round(r["peak_rss_mb"]) for r in ranks],
                      "rss_start_mb": [round(r["rss_start_mb"]) for r in ranks],
                      "data_mb": [round(r["peak_rss_mb"] - r["rss_start_mb"]) for r in ranks],
                      "rank_pois": [r["rank_pois"] for r in ranks],
@@ -306,11 +321,20 @@ def main() -> None:
           "| largest state graph per rank (POIs) | training pairs per rank |")
     print("|---:|---:|---:|---|---|---:|---|---|---:|---|---|---|")
     for r in rows:
-        print(f"| {r['ranks']} x {r['threads']} | {r['epoch_s']:.1f} | {base['epoch_s'] / r['epoch_s']:.2f}x | {r['prepare_s']} | "
+        label = f"{r['ranks']} x {r['threads']}" + (" split" if r["split"] else "")
+        print(f"| {label} | {r['epoch_s']:.1f} | {base['epoch_s'] / r['epoch_s']:.2f}x | {r['prepare_s']} | "
               f"{r['peak_rss_mb']} | {max(r['peak_rss_mb']) / max(base['peak_rss_mb']):.2f} | {r['rss_start_mb']} | "
               f"{r['data_mb']} | {max(r['data_mb']) / max(base['data_mb']):.2f} | {r['rank_pois']} | "
               f"{r['peak_state_graph_pois']} | {r['rank_train_pairs']} |")
-    by = {(r["ranks"], r["threads"]): r for r in rows}
+    for r in rows:
+        if r["split"]:
+            parts = "; ".join(
+                f"{st} ({d['ranks_detail'][0]['part_pois'][st]['state']:,} POIs): " + " / ".join(
+                    f"{x['part_pois'][st]['own']:,} own + {x['part_pois'][st]['halo']:,} halo" for x in d["ranks_detail"])
+                for d in [r] for st in r["ranks_detail"][0]["shared_states"])
+            print(f"\n{r['ranks']} x {r['threads']} split: states above {args.split_states_above:,} POIs trained by every "
+                  f"rank, POIs per rank: {parts}")
+    by = {(r["ranks"], r["threads"]): r for r in rows if not r["split"]}
     for (n, t), r in by.items():
         ref = by.get((1, n * t))
         if n > 1 and ref is not None:

@@ -142,6 +142,12 @@ class TrainConfig:
             cut into batches scored on the subgraph around their endpoints
             (:mod:`geograph.covisit.minibatch`, docs/guides/minibatch.md); validation and
             test still encode whole groups.
+        split_states_above: Under ``torchrun`` with per-state loading, a state with more POIs
+            than this is trained by every rank together instead of by one: each rank holds a
+            spatially compact part of its nodes and their 1-hop halo and computes its own POIs'
+            embeddings, exchanging border rows after every layer
+            (:mod:`geograph.covisit.parts`), so the largest state no longer sets one rank's peak
+            memory. 0 (default): every state is trained by one rank. Full batch only.
         num_neighbors: Mini-batch fan-out per hop (``-1``: every neighbour), as PyG's
             ``NeighborLoader`` takes it. Empty (default): every neighbour for
             ``model.layers + 1`` hops, which gives the batch's pairs the embeddings of the
@@ -167,8 +173,13 @@ class TrainConfig:
     monitor: str = "val_observed_r2_log1p"
     batch_size: int = 0
     num_neighbors: list[int] = field(default_factory=list)
+    split_states_above: int = 0
 
     def __post_init__(self) -> None:
+        if self.split_states_above < 0:
+            raise ConfigError(f"train.split_states_above must be >= 0 (0 = off), got {self.split_states_above}")
+        if self.split_states_above > 0 and self.batch_size > 0:
+            raise ConfigError("train.split_states_above trains full batch; set train.batch_size=0")
         if self.batch_size < 0:
             raise ConfigError(f"train.batch_size must be >= 0 (0 = full batch), got {self.batch_size}")
         if any(k < -1 or k == 0 for k in self.num_neighbors):
@@ -269,6 +280,7 @@ _NOT_HASHED = (
     "train.threads",
     "train.progress",
     "model.recompute",
+    "train.split_states_above",
 )
 """Keys that do not change results: left out of :meth:`CovisitConfig.hash`."""
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from geograph.constants import POI
 from geograph.covisit.config import CovisitConfig
 from geograph.covisit.messages import GravityBaseline, MessageWeights
+from geograph.covisit.parts import GroupPart
 from geograph.distributed import balanced_partition, dist_info
 from geograph.graph.geograph_data import GeoGraph
 from geograph.graph.partition import StatePartitioner, StateSubgraph
@@ -39,6 +40,10 @@ class GroupData:
             ranking candidates (``"rank_val"``, ``"rank_test"``), in the order of ``pairs`` /
             ``rank_ids``, when they are kept with the group (per-state loading) instead of in
             :attr:`Prepared.pair_feats` / :attr:`Prepared.rank_feats`.
+        part: For a state every rank trains (``train.split_states_above``): this rank's part
+            (:class:`~geograph.covisit.parts.GroupPart`); ``sub.data`` is then the part's graph,
+            while ``pairs``, ``local``, ``message`` and ``rank_local`` keep the whole state's
+            numbering.
     """
 
     sub: StateSubgraph
@@ -48,6 +53,7 @@ class GroupData:
     rank_ids: dict[str, Tensor] = field(default_factory=dict)
     rank_local: dict[str, Tensor] = field(default_factory=dict)
     feats: dict[str, Tensor] = field(default_factory=dict)
+    part: GroupPart | None = None
 
 
 @dataclass

@@ -116,29 +116,45 @@ def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: Targ
             continue
         data = _group_to(gd, device)
         msg, w = gd.message[split_name]
+        loc_p = gd.local[split_name]
+        loc_r = gd.rank_local.get(split_name, torch.zeros((2, 0), dtype=torch.long))
+        p_feats = _pair_feats(prep, gd, split_name, ids) if ids.numel() else None
+        r_feats = _pair_feats(prep, gd, f"rank_{split_name}", rids) if rids.numel() else None
+        part, halo = gd.part, None
+        if part is not None:  # a shared state: this rank scores the pairs whose source it owns
+            halo = part.plan
+            rows = part.messages(msg)
+            msg, w = part.local(msg[:, rows]), w[rows]
+            sel = part.owned(loc_p[0]) if ids.numel() else empty
+            ids, loc_p = ids[sel], loc_p[:, sel]
+            p_feats = p_feats[sel] if p_feats is not None else None
+            rsel = part.owned(loc_r[0]) if rids.numel() else empty
+            rids, loc_r = rids[rsel], loc_r[:, rsel]
+            r_feats = r_feats[rsel] if r_feats is not None else None
         w_arg = w.to(device) if prep.cfg.model.weighted_covisits else None
         p_out, r_out = np.zeros(0), np.zeros(0)
         with autocast_context(device):
-            h = model.encode(data, msg.to(device), w_arg)
+            h = model.encode(data, msg.to(device), w_arg, halo)
             if ids.numel():
-                loc = gd.local[split_name].to(device)
-                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(_pair_feats(prep, gd, split_name, ids).to(device)))
+                loc = (part.local(loc_p) if part is not None else loc_p).to(device)
+                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(p_feats.to(device)))
                 p_out = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
                 pred[ids.numpy()] = p_out
             if rids.numel():
-                loc = gd.rank_local[split_name].to(device)
-                rf = _pair_feats(prep, gd, f"rank_{split_name}", rids).to(device)
-                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(rf))
+                loc = (part.local(loc_r) if part is not None else loc_r).to(device)
+                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(r_feats.to(device)))
                 r_out = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
                 if not stream:
                     rank_pred[rids.numpy()] = r_out
         if stream and ids.numel():
-            # a source's pairs and candidates are all in its state's group: rank them here, the
-            # pairs first and then the candidates, as the country-wide concatenation orders them
+            # a source's pairs and candidates are all in its state's group (and, in a shared
+            # state, on the rank owning the source): rank them here, the pairs first and then the
+            # candidates, as the country-wide concatenation orders them
             src = pairs.src[ids]
-            to_global = torch.full((int(gd.sub.data[POI].num_nodes),), -1, dtype=torch.long)
-            to_global[gd.local[split_name][0]] = src
-            rank_src = to_global[gd.rank_local[split_name][0]] if rids.numel() else empty
+            n_group = part.n_pois if part is not None else int(gd.sub.data[POI].num_nodes)
+            to_global = torch.full((n_group,), -1, dtype=torch.long)
+            to_global[loc_p[0]] = src
+            rank_src = to_global[loc_r[0]] if rids.numel() else empty
             sources, rows = ranking_per_source(
                 torch.cat([src, rank_src]).numpy(),
                 np.concatenate([np.log1p(pairs.visitors[ids].double().numpy()), np.zeros(len(rank_src))]),

@@ -53,6 +53,7 @@ from geograph.constants import CELL, COVISITS, POI
 from geograph.covisit.config import CovisitConfig
 from geograph.covisit.groups import GroupData, Prepared, rank_candidates
 from geograph.covisit.messages import GravityBaseline, MessageWeights, gravity_design
+from geograph.covisit.parts import load_part, split_group
 from geograph.data.state_scan import load_state_world, state_sizes
 from geograph.distributed import Reduction, balanced_partition, dist_info
 from geograph.errors import ConfigError
@@ -73,15 +74,25 @@ def state_seed(seed: int, state: str) -> int:
     return zlib.crc32(f"{seed}:{state}".encode())
 
 
-def plan_states(sizes: dict[str, dict[str, int]], world_size: int) -> list[list[str]]:
-    """States with co-visit rows per rank: balanced by co-visit rows, largest first."""
-    weights = {s: float(v["covisits"]) for s, v in sizes.items() if v["covisits"] > 0}
-    if len(weights) < world_size:
+def plan_states(sizes: dict[str, dict[str, int]], world_size: int, shared: Sequence[str] = ()) -> list[list[str]]:
+    """States with co-visit rows per rank: balanced by co-visit rows, largest first. ``shared``
+    states (trained by every rank, :func:`shared_states`) are left out; with any, a rank may get
+    none of the others."""
+    weights = {s: float(v["covisits"]) for s, v in sizes.items() if v["covisits"] > 0 and s not in shared}
+    if len(weights) < world_size and not shared:
         raise ConfigError(
             f"{world_size} ranks but only {len(weights)} state(s) with co-visits ({sorted(weights)}); "
             "use at most as many ranks as states"
         )
     return [sorted(p) for p in balanced_partition(weights, world_size)]
+
+
+def shared_states(sizes: dict[str, dict[str, int]], cfg: CovisitConfig, world_size: int) -> list[str]:
+    """States every rank trains together (``train.split_states_above``; none on one rank)."""
+    above = cfg.train.split_states_above
+    if above <= 0 or world_size < 2:
+        return []
+    return sorted(s for s, v in sizes.items() if v["pois"] > above and v["covisits"] > 0)
 
 
 def state_roles(states_with_rows: list[str], cfg: CovisitConfig) -> dict[str, str]:
@@ -168,6 +179,11 @@ class ShardInfo:
         eval_poi_ids: POI ids of the global val / test index space.
         train_pairs: Training pairs over all ranks.
         peak_state_pois: Largest number of POIs (core + halo + targets) of one state graph here.
+        shared: States every rank trains together (``train.split_states_above``).
+        part_pois: Per shared state: this rank's ``own`` POIs, its ``halo`` POIs and the
+            ``state``'s (its graph's POIs, halo and pair targets included).
+        counted_train: ``(len(train pairs),)`` True for this rank's training pairs that count in
+            whole-run statistics here (a shared state's pairs are on every rank, counted on one).
     """
 
     states: list[str]
@@ -178,6 +194,9 @@ class ShardInfo:
     eval_poi_ids: list[str] = field(default_factory=list)
     train_pairs: int = 0
     peak_state_pois: int = 0
+    shared: list[str] = field(default_factory=list)
+    part_pois: dict[str, dict[str, int]] = field(default_factory=dict)
+    counted_train: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
 
 
 def disjoint_union(graphs: list[HeteroData]) -> tuple[HeteroData, list[int]]:
@@ -236,8 +255,12 @@ def prepare_sharded(cfg: CovisitConfig):
             "set data.loading=whole for spatial hold-outs"
         )
     sizes = state_sizes(folder)
-    assignment = plan_states(sizes, info.world_size)
+    shared = shared_states(sizes, cfg, info.world_size)
+    assignment = plan_states(sizes, info.world_size, shared)
     mine = assignment[info.rank]
+    # a shared state is loaded, built and split by every rank (the same draws everywhere); its
+    # statistics, counts and evaluation pairs are contributed by one rank only
+    counted = set(mine) | {s for i, s in enumerate(shared) if i % info.world_size == info.rank}
     with_rows = sorted(s for s, v in sizes.items() if v["covisits"] > 0)
     roles = state_roles(with_rows, cfg) if cfg.split.protocol == "states" else {}
     seed = cfg.train.seed
@@ -255,7 +278,10 @@ def prepare_sharded(cfg: CovisitConfig):
     core_pois: dict[str, int] = {}
     train_start: dict[str, int] = {}
     n_train, n_msg, peak_pois = 0, 0, 0
-    for name in mine:
+    n_counted = 0
+    counted_train: list[Tensor] = []  # per state: its training pairs count in whole-run statistics here
+    for name in mine + shared:
+        count = name in counted
         load = load_state_world(folder, name, cfg.graph.halo_km)
         graph = cached_build(load.world, cfg.graph, cfg.data.cache_dir)
         core = torch.zeros(graph.num_pois, dtype=torch.bool)
@@ -267,7 +293,7 @@ def prepare_sharded(cfg: CovisitConfig):
             k: rank_candidates(graph, split.pairs[k], cfg.split.rank_negatives, ss + 7 + i, rows)
             for i, k in enumerate(EVAL_SPLITS)
         }
-        loaded_all[name] = {
+        info_of = {
             "core_pois": load.core_pois,
             "halo_pois": load.halo_pois,
             "endpoint_pois": load.endpoint_pois,
@@ -275,27 +301,34 @@ def prepare_sharded(cfg: CovisitConfig):
             "files": load.files,
             "fingerprint": load.world.fingerprint(),
         }
+        if count:
+            loaded_all[name] = info_of
         del load
         p = graph.data[POI]
-        m = split.train_poi_mask
+        m = split.train_poi_mask if count else torch.zeros_like(split.train_poi_mask)
         poi_x.append(raw_features(p)[m])
         cell_x.append(raw_features(graph.data[CELL])[torch.unique(p.cell[m])])
         codes.append(p.naics_code[m])
         brands.update(brand_names(graph, m))
         tr = split.pairs["train"]
+        counted_train.append(torch.full((len(tr),), count))
         nz = torch.log1p(tr.visitors[tr.visitors > 0].double())
-        log_nz_sum, log_nz_n = log_nz_sum + float(nz.sum()), log_nz_n + nz.numel()
-        if use_baseline and len(tr):
+        if count:
+            log_nz_sum, log_nz_n = log_nz_sum + float(nz.sum()), log_nz_n + nz.numel()
+        if use_baseline and len(tr) and count:
             x = gravity_design(cfg.model.mass_feature, graph, tr.src, tr.dst)
             a, b = GravityBaseline.normal_equations(x, np.log1p(tr.visitors.double().numpy()))
             ata, aty = ata + a, aty + b
         train_start[name] = n_train
         n_train += len(tr)
-        n_msg += int(split.message["train"].size(1))
+        n_counted += len(tr) if count else 0
+        n_msg += int(split.message["train"].size(1)) if count else 0
         train_vis.append(tr.visitors)
-        core_pois[name] = int(core.sum())
+        if name not in shared:
+            core_pois[name] = int(core.sum())
         peak_pois = max(peak_pois, graph.num_pois)
-        mine_eval[name] = _eval_entry(graph, split, rank)
+        if count:
+            mine_eval[name] = _eval_entry(graph, split, rank)
         torch.save(
             {
                 "graph": graph.to_state(),
@@ -357,8 +390,10 @@ def prepare_sharded(cfg: CovisitConfig):
     train = PairSet(torch.zeros(n_train, dtype=torch.long), torch.zeros(n_train, dtype=torch.long), tv)
 
     # pass 2, one group in memory at a time: transform, pair features, disjoint union, spill
-    paths, dims = [], None
-    for names in pack_states(core_pois, cfg.train.max_group_pois):
+    paths, dims, n_pairs, shared_idx = [], None, [], set()
+    part_pois: dict[str, dict[str, int]] = {}
+    # own states packed into groups, then every shared state alone, in the same order on every rank
+    for names in pack_states(core_pois, cfg.train.max_group_pois) + [[s] for s in shared]:
         members = sorted(names)
         graphs, splits = [], []
         for name in members:
@@ -402,14 +437,27 @@ def prepare_sharded(cfg: CovisitConfig):
             loc = [torch.stack(st["rank"][k]) + off for st, off in zip(splits, offs, strict=True)]
             out["rank_local"][k] = torch.cat(loc, 1)
             out["rank_ids"][k] = torch.arange(out["rank_local"][k].size(1))
+        if members[0] in shared:  # this rank keeps its part of the state and the part's halo
+            msgs = torch.cat([out["message"][k][0] for k in SPLITS], 1)
+            every = torch.cat([out["local"][k] for k in SPLITS] + [out["rank_local"][k] for k in EVAL_SPLITS], 1)
+            part = split_group(data, msgs, every, info.rank, info.world_size)
+            out["data"] = GeoGraph(data=part.data, index={}).to_state()
+            out["part"] = part.to_state()
+            shared_idx.add(len(paths))
+            n_own = int(part.plan.n_own[POI])
+            part_pois[members[0]] = {"own": n_own, "halo": int(part.data[POI].num_nodes) - n_own,
+                                     "state": int(part.n_pois)}
+            del part
+        n_pairs.append(int(out["pairs"]["train"].numel()))
         path = spill / f"group-{len(paths)}.pt"
         torch.save(out, path)
         paths.append(path)
         del graphs, splits, data, out
-    groups = SpilledGroups(paths, spill)
+    groups = SpilledGroups(paths, spill, n_pairs, shared_idx)
 
     # whole-run counts (one all-reduce) and a fingerprint of every state's data
-    tot = red.sum(torch.tensor([n_train, n_msg, sum(core_pois.values())], dtype=torch.float64))
+    n_core = sum(v["core_pois"] for v in loaded_all.values())
+    tot = red.sum(torch.tensor([n_counted, n_msg, n_core], dtype=torch.float64))
     summary = {
         "pairs_train": float(tot[0]),
         "pairs_val": float(len(eval_pairs["val"])),
@@ -432,6 +480,9 @@ def prepare_sharded(cfg: CovisitConfig):
         eval_poi_ids=eval_ids,
         train_pairs=int(tot[0]),
         peak_state_pois=peak_pois,
+        shared=shared,
+        part_pois=part_pois,
+        counted_train=torch.cat(counted_train) if counted_train else torch.zeros(0, dtype=torch.bool),
     )
     graph = GeoGraph(data=dims, index={"states": mine}, config=cfg.graph.to_dict())
     split = CovisitSplit(
@@ -469,14 +520,19 @@ def _dims(data: HeteroData) -> HeteroData:
 
 class SpilledGroups(Sequence):
     """This rank's state groups, kept on disk and loaded one at a time (the last one stays
-    loaded), so a rank's memory holds one group's graph, not all of its states'.
+    loaded), so a rank's memory holds one group's graph, not all of its states'. ``train_pairs``
+    (training pairs per group) and ``shared`` (indices of the groups every rank trains) are known
+    without a load.
 
     Files are plain tensors and containers (``torch.load(weights_only=True)``) in a private
     temporary folder, removed when this object goes away.
     """
 
-    def __init__(self, paths: list[Path], folder: Path) -> None:
+    def __init__(self, paths: list[Path], folder: Path, train_pairs: list[int] | None = None,
+                 shared: set[int] | None = None) -> None:
         self.paths = list(paths)
+        self.train_pairs = list(train_pairs) if train_pairs is not None else None
+        self.shared = set(shared or ())
         self._cache: tuple[int, object] | None = None
         self._finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
 
@@ -495,7 +551,13 @@ class SpilledGroups(Sequence):
         st = torch.load(self.paths[i], weights_only=True)
         data = GeoGraph.from_state(st["data"]).data
         n = data[POI].num_nodes
-        gd = GroupData(sub=StateSubgraph(st["state"], data, torch.arange(n), st["core"], torch.arange(n)))
+        core = st["core"]
+        if "part" in st:  # this rank's part of a shared state: its rows' group POIs
+            of_row = torch.zeros(n, dtype=torch.long)
+            held = torch.nonzero(st["part"]["poi_local"] >= 0).flatten()
+            of_row[st["part"]["poi_local"][held]] = held
+            core = core[of_row]
+        gd = GroupData(sub=StateSubgraph(st["state"], data, torch.arange(n), core, torch.arange(n)))
         gd.pairs, gd.local, gd.rank_ids, gd.rank_local = (
             st["pairs"],
             st["local"],
@@ -504,5 +566,7 @@ class SpilledGroups(Sequence):
         )
         gd.message = {k: tuple(v) for k, v in st["message"].items()}
         gd.feats = st["feats"]
+        if "part" in st:
+            gd.part = load_part(data, st["part"])
         self._cache = (i, gd)
         return gd

@@ -21,6 +21,7 @@ from geograph.covisit.minibatch import hop_fanouts, pair_batches, sampler_backen
 from geograph.covisit.model import FitResult, TargetScaler, _loss_fn, build_model, predict_gnn
 from geograph.distributed import dist_info, sum_across_ranks
 from geograph.metrics import regression_metrics
+from geograph.nn.halo import HaloPlan
 from geograph.train import fit_loop
 from geograph.utils.device import autocast_context, select_device
 
@@ -58,9 +59,11 @@ class Step:
     src: Tensor
     dst: Tensor
     ids: Tensor
+    halo: HaloPlan | None = None
+    scale: float = 1.0  # the step's loss weight: its share of the fold's pairs times the ranks (shared groups)
 
 
-def epoch_steps(prep: Prepared, epoch: int, mine: set[int] | None = None) -> Iterator[Step]:
+def epoch_steps(prep: Prepared, epoch: int, mine: set[int] | None = None, shared: bool | None = None) -> Iterator[Step]:
     """The steps of one epoch, in order; every random draw comes from ``(seed, epoch)``.
 
     The groups are walked in a seeded order; in each, the training pairs are permuted and cut
@@ -69,24 +72,44 @@ def epoch_steps(prep: Prepared, epoch: int, mine: set[int] | None = None) -> Ite
     With ``train.batch_size > 0`` a fold's pairs (hidden from the messages together, as in
     full batch) are cut, in their permuted order, into batches scored on sampled subgraphs
     (:func:`geograph.covisit.minibatch.pair_batches`).
+
+    ``shared`` selects the groups every rank trains together (True: only those, False: only the
+    others, None: all). In such a group every rank draws the same folds and takes the pairs whose
+    source it owns, on its part (:class:`~geograph.covisit.parts.GroupPart`), with the co-visit
+    rows that touch its POIs.
     """
     cfg = prep.cfg
     seed = cfg.train.seed * 100_003 + epoch
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     n_folds = max(1, int(round(1.0 / cfg.split.hide_frac))) if cfg.split.hide_frac > 0 else 1
+    counts = getattr(prep.groups, "train_pairs", None)
+    parts = getattr(prep.groups, "shared", set())
     for gi in torch.randperm(len(prep.groups), generator=gen).tolist():
+        # spilled groups (per-state loading) know their sizes and which are shared without a load
+        n_pairs = counts[gi] if counts is not None else prep.groups[gi].pairs["train"].numel()
+        perm = torch.randperm(n_pairs, generator=gen)  # drawn on every rank: same RNG stream
+        if (mine is not None and gi not in mine) or n_pairs == 0:
+            continue
+        if shared is not None and shared != (gi in parts if counts is not None else prep.groups[gi].part is not None):
+            continue
         gd = prep.groups[gi]
         ids = gd.pairs["train"]
-        perm = torch.randperm(ids.numel(), generator=gen)  # drawn on every rank: same RNG stream
-        if (mine is not None and gi not in mine) or ids.numel() == 0:
-            continue
-        n_local = gd.sub.data[POI].num_nodes
+        n_local = gd.part.n_pois if gd.part is not None else gd.sub.data[POI].num_nodes
         msg, w = gd.message["train"]
         msg_keys = msg[0] * n_local + msg[1]
         for fi, fold in enumerate(hiding_folds(gd.local["train"][0], perm, n_folds, cfg.split.hiding)):
             loc = gd.local["train"][:, fold]
             keep = ~torch.isin(msg_keys, loc[0] * n_local + loc[1])
+            if gd.part is not None:
+                part = gd.part
+                rows = torch.nonzero(keep).flatten()
+                rows = rows[part.messages(msg[:, rows])]
+                sel = part.owned(loc[0])
+                own = part.local(loc[:, sel])
+                yield Step(gd.sub.data, part.local(msg[:, rows]), w[rows], own[0], own[1], ids[fold][sel],
+                           part.plan, part.plan.world_size * sel.numel() / max(fold.numel(), 1))
+                continue
             if cfg.train.batch_size == 0:
                 yield Step(gd.sub.data, msg[:, keep], w[keep], loc[0], loc[1], ids[fold])
                 continue
@@ -125,6 +148,7 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, 
     model = build_model(prep).to(device)
     info = dist_info()
     mine = set(rank_groups(prep))
+    shared = bool(prep.shard is not None and prep.shard.shared)
     train_model = model
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -137,7 +161,10 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, 
         if tc.lr_patience > 0
         else None
     )
-    scaler = TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors, across_ranks=prep.shard is not None)
+    counted = prep.split.pairs["train"].visitors
+    if prep.shard is not None and prep.shard.shared:  # a shared state's pairs count on one rank
+        counted = counted[prep.shard.counted_train]
+    scaler = TargetScaler(tc.target_scaling).fit(counted, across_ranks=prep.shard is not None)
     loss_fn = _loss_fn(tc.loss)
     train = prep.split.pairs["train"]
     y_scaled = scaler.encode(train.visitors)
@@ -150,23 +177,35 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, 
         model.train()
         total, count = 0.0, 0
         join = train_model.join() if info.enabled else contextlib.nullcontext()
-        with join:  # ranks may run different numbers of steps: DDP's Join keeps them in step
-            host, data = None, None
-            for step in epoch_steps(prep, epoch, mine):
-                if step.data is not host:  # a group's graph moves to the device once
-                    host, data = step.data, step.data.to(device)
-                with autocast_context(device):
-                    out = train_model(data, step.message.to(device),
-                                      step.weight.to(device) if cfg.model.weighted_covisits else None,
-                                      step.src.to(device), step.dst.to(device), feats[step.ids].to(device))
+        host, data = None, None
+
+        def run(step: Step) -> None:
+            nonlocal total, count, host, data
+            if step.data is not host:  # a group's graph moves to the device once
+                host, data = step.data, step.data.to(device)
+            with autocast_context(device):
+                out = train_model(data, step.message.to(device),
+                                  step.weight.to(device) if cfg.model.weighted_covisits else None,
+                                  step.src.to(device), step.dst.to(device), feats[step.ids].to(device),
+                                  halo=step.halo)
+                if step.ids.numel():
                     loss = loss_fn(out.float(), y_scaled[step.ids].to(device), train.visitors[step.ids].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if tc.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                opt.step()
-                total += float(loss.detach()) * step.ids.numel()
-                count += step.ids.numel()
+                else:  # a rank that owns none of a shared step's pairs still takes part in it
+                    loss = out.float().sum()
+            opt.zero_grad(set_to_none=True)
+            (loss * step.scale if step.scale != 1.0 else loss).backward()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            total += float(loss.detach()) * step.ids.numel()
+            count += step.ids.numel()
+
+        if shared:  # every rank runs the same steps of the shared groups, before its own
+            for step in epoch_steps(prep, epoch, mine, shared=True):
+                run(step)
+        with join:  # ranks may run different numbers of steps: DDP's Join keeps them in step
+            for step in epoch_steps(prep, epoch, mine, shared=False if shared else None):
+                run(step)
         total, count = sum_across_ranks(np.array([total, float(count)]))
         return {"train_loss": float(total) / max(float(count), 1.0)}
 

@@ -385,9 +385,10 @@ class CovisitGNN(nn.Module):
         own nodes, then halo nodes; the rows of halo nodes are taken from their owners after the
         inputs and after every layer, so the own and halo rows returned are those of the whole
         graph."""
-        inp = self.encoder_inputs(data, covisit_edge_index, covisit_weight)
+        own = halo.n_own if halo is not None else None
+        inp = self.encoder_inputs(data, covisit_edge_index, covisit_weight, own)
         h0 = inp.projected
-        if halo is not None:
+        if halo is not None:  # inputs of own rows only, halo rows from their owners
             h0 = halo.fill(h0)
             if self.config.first_layer == "raw":
                 inp = inp._replace(raw=halo.fill(inp.raw))
@@ -396,19 +397,22 @@ class CovisitGNN(nn.Module):
         recompute = self.config.recompute and self.training and torch.is_grad_enabled()
         for i in range(len(self.convs)):
             if recompute:
-                h = checkpoint(self._layer, i, h, h0, inp, use_reentrant=False)
+                h = checkpoint(self._layer, i, h, h0, inp, own, use_reentrant=False)
             else:
-                h = self._layer(i, h, h0, inp)
+                h = self._layer(i, h, h0, inp, own)
             if halo is not None:
                 h = halo.fill(h, self.convs[i].dst_types)
         if self.config.jk and self.config.layers > 0:
             return torch.cat([h0[POI], h[POI]], dim=-1)
         return h[POI]
 
-    def _layer(self, i: int, h: dict[str, Tensor], h0: dict[str, Tensor], inp: EncoderInputs) -> dict[str, Tensor]:
-        """Message-passing layer ``i`` with its norm, activation, dropout and skips."""
+    def _layer(
+        self, i: int, h: dict[str, Tensor], h0: dict[str, Tensor], inp: EncoderInputs, own: dict[str, int] | None = None
+    ) -> dict[str, Tensor]:
+        """Message-passing layer ``i`` with its norm, activation, dropout and skips; with ``own``
+        (node-parallel) only the first ``own[t]`` rows of each type are computed."""
         conv, norms = self.convs[i], self.norms[i]
-        out = conv(inp.raw if i == 0 and self.config.first_layer == "raw" else h, inp.edges, inp.weights)
+        out = conv(inp.raw if i == 0 and self.config.first_layer == "raw" else h, inp.edges, inp.weights, own)
         new = {}
         for nt, x in h.items():
             y = out.get(nt)
@@ -417,17 +421,18 @@ class CovisitGNN(nn.Module):
                 continue
             y = self.drop(self.act(norms[nt](y)))
             if self.config.residual:
-                y = y + x
+                y = y + x[: y.size(0)]
             if (i + 1) in self.config.input_skip:
-                y = y + h0[nt]
+                y = y + h0[nt][: y.size(0)]
             new[nt] = y
         return new
 
     def encoder_inputs(
-        self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None
+        self, data, covisit_edge_index: Tensor, covisit_weight: Tensor | None = None, own: dict[str, int] | None = None
     ) -> EncoderInputs:
         """Node inputs (raw and projected) and each relation's edges (CSR adjacencies with
-        ``model.sparse``) for :meth:`encode`."""
+        ``model.sparse``) for :meth:`encode`. With ``own`` (node-parallel), the inputs of the
+        first ``own[t]`` rows of each type only, and adjacencies into those rows."""
         p = data[POI]
         parts = [p.x, location_encoding(p.pos, self.config.location_freqs)]
         if self.naics is not None:
@@ -451,7 +456,10 @@ class CovisitGNN(nn.Module):
         raw = {POI: torch.cat(parts, dim=-1), CELL: cx}
         if self.image_proj is not None:
             raw[IMAGE] = data[IMAGE].x
-        h0 = {POI: self.poi_proj(raw[POI]), CELL: self.cell_proj(cx)}
+        n_rows = {nt: x.size(0) for nt, x in raw.items()}
+        if own is not None:
+            raw = {nt: x[: own.get(nt, x.size(0))] for nt, x in raw.items()}
+        h0 = {POI: self.poi_proj(raw[POI]), CELL: self.cell_proj(raw[CELL])}
         if self.image_proj is not None:
             h0[IMAGE] = self.image_proj(raw[IMAGE])
         edges, weights = {}, {}
@@ -464,9 +472,18 @@ class CovisitGNN(nn.Module):
                 weights[et] = covisit_weight
             elif et in data.edge_types:
                 edges[et] = data[et].edge_index
+        if own is not None:  # co-visit rows into own POIs only (the part's static edges already are)
+            for et in [et for et in edges if et[1] in (COVISITS, REV_PREFIX + COVISITS)]:
+                keep = edges[et][1] < own[et[2]]
+                edges[et] = edges[et][:, keep]
+                if weights.get(et) is not None:
+                    weights[et] = weights[et][keep]
         if self.config.sparse and self.config.aggr in SPARSE_AGGRS:
             # one CSR adjacency per relation, shared by the layers; weights and mean in its values
-            edges = {et: self._adjacency(et, ei, weights.get(et), h0) for et, ei in edges.items()}
+            edges = {
+                et: self._adjacency(et, ei, weights.get(et), n_rows[et[0]], h0[et[2]].size(0))
+                for et, ei in edges.items()
+            }
             weights = {}
         weights = {et: w for et, w in weights.items() if w is not None}
         return EncoderInputs(raw, h0, edges, weights)
@@ -487,11 +504,10 @@ class CovisitGNN(nn.Module):
         # the adjacency cache holds weak references (not picklable) and is rebuilt on demand
         return {**self.__dict__, "_adj_cache": {}}
 
-    def _adjacency(self, et, edge_index: Tensor, weight: Tensor | None, h0: dict[str, Tensor]) -> Adjacency:
-        """CSR adjacency of one relation. The graph's own (static) relations are converted once
-        per edge tensor and reused while that tensor lives and is not modified in place; the
-        co-visit message edges change at every step and are converted each time."""
-        n_src, n_dst = h0[et[0]].size(0), h0[et[2]].size(0)
+    def _adjacency(self, et, edge_index: Tensor, weight: Tensor | None, n_src: int, n_dst: int) -> Adjacency:
+        """CSR adjacency ``(n_dst, n_src)`` of one relation. The graph's own (static) relations are
+        converted once per edge tensor and reused while that tensor lives and is not modified in
+        place; the co-visit message edges change at every step and are converted each time."""
         if weight is not None or et[1] in (COVISITS, REV_PREFIX + COVISITS):
             return Adjacency(edge_index, weight, n_src, n_dst, self.config.aggr)
         key = (edge_index._version, n_src, n_dst, self.config.aggr)

@@ -89,7 +89,8 @@ class HeteroSAGE(nn.Module):
     Shapes:
         ``x_dict[t]`` ``(N_t, in_dims[t])``; ``edges[r]`` ``(2, E_r)``, a CSR ``(N_dst, N_src)``
         or an :class:`~geograph.nn.weighted_sage_conv.Adjacency`; ``weights[r]`` ``(E_r,)``;
-        output ``{t: (N_t, out_dim)}`` for ``t`` in ``dst_types``.
+        output ``{t: (N_t, out_dim)}`` for ``t`` in ``dst_types``. ``n_dst`` (optional): compute
+        only the first ``n_dst[t]`` rows of each destination type (edges into them only).
     """
 
     def __init__(
@@ -127,11 +128,12 @@ class HeteroSAGE(nn.Module):
         x_dict: dict[str, Tensor],
         edges: dict[EdgeType, Tensor | Adjacency],
         weights: dict[EdgeType, Tensor] | None = None,
+        n_dst: dict[str, int] | None = None,
     ) -> dict[str, Tensor]:
         weights = weights or {}
         out = {}
         for t in self.dst_types:
-            x_t = x_dict[t]
+            x_t = x_dict[t] if n_dst is None else x_dict[t][: n_dst[t]]
             rels = self.relations_into(t)
             convs = [self.convs[relation_key(et)] for et in rels]
             parts = []

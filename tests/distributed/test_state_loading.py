@@ -225,6 +225,65 @@ def test_two_ranks_load_only_their_states_and_match_one_process(tmp_path, world_
     assert np.isfinite(resumed["metrics"]["test_r2"])
 
 
+def test_a_state_above_split_states_above_is_trained_by_both_ranks_and_scored_exactly(tmp_path, world_dir):
+    """train.split_states_above: CA (69 POIs) is split over the two ranks (each its part and a
+    halo), NY and TX go one to each rank. Statistics count CA once, the ranks end with the same
+    weights, and one process scoring those weights on whole states gives the ranks' metrics."""
+    cfg_dict = _config(world_dir, tmp_path, split_states_above=50)
+    (tmp_path / "config.json").write_text(json.dumps(cfg_dict))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
+           str(Path(__file__).with_name("state_worker.py")), str(tmp_path), str(world_dir)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1)]
+    for x in r:  # both ranks read CA; NY and TX were read by one rank each
+        read_states = {Path(f).parent.name.split("=", 1)[1] for f in x["read_files"] if "state=" in f}
+        assert "CA" in read_states and len(read_states) == 2, read_states
+        assert "CA" in x["groups"]
+    assert r[0]["param_checksum"] == r[1]["param_checksum"] is not None
+    assert r[0]["metrics"]["test_r2"] == r[1]["metrics"]["test_r2"]
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.search_runs(experiment_names=["per_state"]).iloc[0]
+    cfg = CovisitConfig.from_dict(cfg_dict)
+    prep = C.prepare(cfg)  # one process: every state whole
+    assert run["metrics.data_pois"] == 150
+    assert run["metrics.data_pairs_train"] == len(prep.split.pairs["train"])
+    assert run["metrics.data_message_train"] == prep.shard.summary["message_train"]
+    local = mlflow.artifacts.download_artifacts(run_id=r[0]["run_id"], artifact_path="model_state/model_state.pt",
+                                                tracking_uri=uri, dst_path=str(tmp_path / "dl"))
+    state = load_checked(Path(local))
+    single = prep.pre.state_dict()
+    for k in ("poi_mean", "poi_std", "cell_mean", "cell_std"):
+        torch.testing.assert_close(single[k], state["preprocessor"][k], rtol=1e-6, atol=1e-6)
+    assert prep.weight_scale == pytest.approx(state["weight_scale"], rel=1e-9)
+    scaler = C.TargetScaler("zscore").fit(prep.split.pairs["train"].visitors)
+    assert (scaler.mean, scaler.std) == pytest.approx((state["scaler"]["mean"], state["scaler"]["std"]), rel=1e-9)
+    model = C.build_model(prep)
+    model.load_state_dict(state["model"])
+    metrics = C.evaluate.evaluate(C.FitResult(model, C.TargetScaler(**state["scaler"]), [], 0, 0.0), prep)
+    for k in ("test_r2", "test_mae", "test_spearman", "test_ndcg10", "test_recall10", "test_pairs", "val_r2"):
+        assert metrics[k] == pytest.approx(r[0]["metrics"][k], abs=1e-5), k
+
+
+def test_split_states_above_needs_full_batch_and_is_off_on_one_rank(world_dir):
+    from geograph.covisit.sharded import shared_states
+
+    with pytest.raises(ConfigError, match="full batch"):
+        CovisitConfig.from_dict({"train": {"split_states_above": 10, "batch_size": 64}})
+    with pytest.raises(ConfigError, match=">= 0"):
+        CovisitConfig.from_dict({"train": {"split_states_above": -1}})
+    cfg = CovisitConfig.from_dict({"train": {"split_states_above": 40}})
+    sizes = state_sizes(world_dir)
+    assert shared_states(sizes, cfg, 1) == []
+    assert shared_states(sizes, cfg, 2) == ["CA", "NY"]
+    assert plan_states(sizes, 2, ["CA", "NY"]) == [["TX"], []]
+    assert cfg.hash() == CovisitConfig.from_dict({}).hash()  # how a run is computed, not what it computes
+
+
 def test_per_state_candidates_stay_with_their_groups_and_are_ranked_there(world_dir, monkeypatch):
     import geograph.covisit.model as cm
     from geograph.metrics import ranking_metrics

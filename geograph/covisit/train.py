@@ -85,7 +85,13 @@ def epoch_steps(prep: Prepared, epoch: int, mine: set[int] | None = None, shared
     n_folds = max(1, int(round(1.0 / cfg.split.hide_frac))) if cfg.split.hide_frac > 0 else 1
     counts = getattr(prep.groups, "train_pairs", None)
     parts = getattr(prep.groups, "shared", set())
-    for gi in torch.randperm(len(prep.groups), generator=gen).tolist():
+    if shared:  # ranks hold different numbers of own groups: the shared ones get their own order
+        idx = sorted(parts) if counts is not None else [i for i, g in enumerate(prep.groups) if g.part is not None]
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + 17)
+        order = [idx[i] for i in torch.randperm(len(idx), generator=gen).tolist()]
+    else:
+        order = torch.randperm(len(prep.groups), generator=gen).tolist()
+    for gi in order:
         # spilled groups (per-state loading) know their sizes and which are shared without a load
         n_pairs = counts[gi] if counts is not None else prep.groups[gi].pairs["train"].numel()
         perm = torch.randperm(n_pairs, generator=gen)  # drawn on every rank: same RNG stream

@@ -59,7 +59,16 @@ CONTIGUOUS_48 = sorted(
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_now_mb() -> float | None:
+    """Current RSS (MB), from /proc (None where there is none)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def worker(args) -> None:
@@ -84,6 +93,7 @@ def worker(args) -> None:
     prep = C.prepare(cfg)
     t_prep = time.perf_counter() - t0
     rss_prep = _rss_mb()
+    rss_prep_now = _rss_now_mb()
     epoch_s: list[float] = []  # train + validation + checkpoint of each epoch (the loop's epoch_time_s)
     C.fit_gnn(prep, on_epoch=lambda _epoch, m: epoch_s.append(m["epoch_time_s"]))
     sh = prep.shard
@@ -110,6 +120,7 @@ def worker(args) -> None:
         "rank_pairs": {k: int(sh.summary[f"rank_candidates_{k}"]) for k in ("val", "test")},
         "rss_start_mb": rss0,
         "rss_after_prepare_mb": rss_prep,
+        "rss_now_after_prepare_mb": rss_prep_now,
         "peak_rss_mb": _rss_mb(),
     }
     Path(args.out, f"scale-{args.tag or info.world_size}-rank{info.rank}.json").write_text(json.dumps(res))
@@ -307,7 +318,10 @@ def main() -> None:
                      "rank_pois": [r["rank_pois"] for r in ranks],
                      "rank_train_pairs": [r["rank_train_pairs"] for r in ranks],
                      "peak_state_graph_pois": [r["peak_state_graph_pois"] for r in ranks],
-                     "prepare_s": [round(r["prepare_s"], 1) for r in ranks], "wall_s": wall, "ranks_detail": ranks})
+                     "prepare_s": [round(r["prepare_s"], 1) for r in ranks],
+                     "prep_peak_mb": [round(r["rss_after_prepare_mb"]) for r in ranks],
+                     "prep_now_mb": [round(r["rss_now_after_prepare_mb"] or 0) for r in ranks],
+                     "wall_s": wall, "ranks_detail": ranks})
     base = rows[0]
     i0 = base["ranks_detail"][0]
     print(f"\nworld: {i0['pois']:,} POIs in {PAPER_STATES} states, {i0['covisit_rows']:,} co-visit rows, "
@@ -316,13 +330,15 @@ def main() -> None:
           f"model.recompute {'on' if args.recompute else 'off'}; "
           f"world written in {t_world:.0f} s")
     print(_hardware("OMP_NUM_THREADS = torch threads per rank, as the table says") + "\n")
-    print("| ranks x threads | s / epoch | speed-up | prepare s | peak RSS per rank (MB) | memory ratio "
+    print("| ranks x threads | s / epoch | speed-up | prepare s | peak RSS while preparing (MB) "
+          "| RSS after preparing (MB) | peak RSS per rank (MB) | memory ratio "
           "| RSS after imports per rank (MB) | data share per rank (MB) | data share ratio | POIs loaded per rank "
           "| largest state graph per rank (POIs) | training pairs per rank |")
-    print("|---:|---:|---:|---|---|---:|---|---|---:|---|---|---|")
+    print("|---:|---:|---:|---|---|---|---|---:|---|---|---:|---|---|---|")
     for r in rows:
         label = f"{r['ranks']} x {r['threads']}" + (" split" if r["split"] else "")
         print(f"| {label} | {r['epoch_s']:.1f} | {base['epoch_s'] / r['epoch_s']:.2f}x | {r['prepare_s']} | "
+              f"{r['prep_peak_mb']} | {r['prep_now_mb']} | "
               f"{r['peak_rss_mb']} | {max(r['peak_rss_mb']) / max(base['peak_rss_mb']):.2f} | {r['rss_start_mb']} | "
               f"{r['data_mb']} | {max(r['data_mb']) / max(base['data_mb']):.2f} | {r['rank_pois']} | "
               f"{r['peak_state_graph_pois']} | {r['rank_train_pairs']} |")
@@ -330,7 +346,8 @@ def main() -> None:
         if r["split"]:
             parts = "; ".join(
                 f"{st} ({d['ranks_detail'][0]['part_pois'][st]['state']:,} POIs): " + " / ".join(
-                    f"{x['part_pois'][st]['own']:,} own + {x['part_pois'][st]['halo']:,} halo" for x in d["ranks_detail"])
+                    f"{x['part_pois'][st]['own']:,} own + {x['part_pois'][st]['halo']:,} halo + "
+                    f"{x['part_pois'][st].get('head', 0):,} pair destinations" for x in d["ranks_detail"])
                 for d in [r] for st in r["ranks_detail"][0]["shared_states"])
             print(f"\n{r['ranks']} x {r['threads']} split: states above {args.split_states_above:,} POIs trained by every "
                   f"rank, POIs per rank: {parts}")

@@ -8,7 +8,10 @@ own nodes messages (every relation, every co-visit row touching an own POI) and 
 destinations of the pairs its own POIs send. Edges into own nodes are kept, the rest dropped.
 The model exchanges halo rows after the inputs and after every layer
 (:class:`~geograph.nn.halo.HaloPlan`), so each rank computes its own POIs' embeddings exactly as
-one process holding the state would, and scores the pairs whose source it owns. The pair lists,
+one process holding the state would, and scores the pairs whose source it owns; the
+destinations of those pairs that send it no message (zero pairs and ranking candidates are
+drawn across the state) come once, as final embeddings (the plan's ``head``), and are not part
+of the layers' inputs. The pair lists,
 message rows and folds stay in the group's numbering on every rank (a few bytes per pair), so
 every rank draws the same steps; each maps a step to its part.
 """
@@ -34,7 +37,8 @@ class GroupPart:
     Attributes:
         data: Own nodes first, then the halo, of every node type; edges into own nodes only.
         own: ``(n_pois,)`` True for the group's POIs this rank owns.
-        poi_local: ``(n_pois,)`` row of each group POI in ``data`` (``-1``: not held).
+        poi_local: ``(n_pois,)`` row of each group POI in the encoder's output (``-1``: not
+            held): rows of ``data``, then the plan's ``head`` rows.
         plan: The halo exchange.
         n_pois: POIs of the whole group.
     """
@@ -106,7 +110,10 @@ def split_group(data: HeteroData, messages: Tensor, pairs: Tensor, rank: int, wo
     own_poi = mine[POI]
     touch = own_poi[messages[0]] | own_poi[messages[1]]
     wanted[POI][messages[:, touch].flatten()] = True
-    wanted[POI][pairs[1][own_poi[pairs[0]]]] = True
+    # destinations of own pairs that send no message here: their final embeddings only
+    head = torch.zeros_like(own_poi)
+    head[pairs[1][own_poi[pairs[0]]]] = True
+    head = torch.nonzero(head & ~wanted[POI]).flatten()
     nodes, halo, local_of = {}, {}, {}
     for nt in data.node_types:
         own_idx = torch.nonzero(mine[nt]).flatten()
@@ -138,6 +145,8 @@ def split_group(data: HeteroData, messages: Tensor, pairs: Tensor, rank: int, wo
             else:
                 out[et][key] = val
     plan = HaloPlan.build(owner, halo, rank, world_size)
+    plan.head = HaloPlan.build({POI: owner[POI]}, {POI: head}, rank, world_size)
+    local_of[POI][head] = len(nodes[POI]) + torch.arange(len(head))
     return GroupPart(out, own_poi, local_of[POI], plan, int(data[POI].num_nodes))
 
 

@@ -180,8 +180,10 @@ class ShardInfo:
         train_pairs: Training pairs over all ranks.
         peak_state_pois: Largest number of POIs (core + halo + targets) of one state graph here.
         shared: States every rank trains together (``train.split_states_above``).
-        part_pois: Per shared state: this rank's ``own`` POIs, its ``halo`` POIs and the
-            ``state``'s (its graph's POIs, halo and pair targets included).
+        part_pois: Per shared state: this rank's ``own`` POIs, its ``halo`` POIs (they send
+            its own POIs messages), its ``head`` POIs (destinations of its pairs that send none:
+            final embeddings only) and the ``state``'s (its graph's POIs, halo and pair targets
+            included).
         counted_train: ``(len(train pairs),)`` True for this rank's training pairs that count in
             whole-run statistics here (a shared state's pairs are on every rank, counted on one).
     """
@@ -446,7 +448,7 @@ def prepare_sharded(cfg: CovisitConfig):
             shared_idx.add(len(paths))
             n_own = int(part.plan.n_own[POI])
             part_pois[members[0]] = {"own": n_own, "halo": int(part.data[POI].num_nodes) - n_own,
-                                     "state": int(part.n_pois)}
+                                     "head": int(part.plan.head.n_halo[POI]), "state": int(part.n_pois)}
             del part
         n_pairs.append(int(out["pairs"]["train"].numel()))
         path = spill / f"group-{len(paths)}.pt"
@@ -554,7 +556,8 @@ class SpilledGroups(Sequence):
         core = st["core"]
         if "part" in st:  # this rank's part of a shared state: its rows' group POIs
             of_row = torch.zeros(n, dtype=torch.long)
-            held = torch.nonzero(st["part"]["poi_local"] >= 0).flatten()
+            loc = st["part"]["poi_local"]
+            held = torch.nonzero((loc >= 0) & (loc < n)).flatten()
             of_row[st["part"]["poi_local"][held]] = held
             core = core[of_row]
         gd = GroupData(sub=StateSubgraph(st["state"], data, torch.arange(n), core, torch.arange(n)))

@@ -384,7 +384,7 @@ class CovisitGNN(nn.Module):
         With ``halo`` (node-parallel, :mod:`geograph.nn.halo`), ``data`` is this rank's part:
         own nodes, then halo nodes; the rows of halo nodes are taken from their owners after the
         inputs and after every layer, so the own and halo rows returned are those of the whole
-        graph."""
+        graph, followed by the rows of the plan's ``head`` halo (embeddings only)."""
         own = halo.n_own if halo is not None else None
         inp = self.encoder_inputs(data, covisit_edge_index, covisit_weight, own)
         h0 = inp.projected
@@ -402,9 +402,8 @@ class CovisitGNN(nn.Module):
                 h = self._layer(i, h, h0, inp, own)
             if halo is not None:
                 h = halo.fill(h, self.convs[i].dst_types)
-        if self.config.jk and self.config.layers > 0:
-            return torch.cat([h0[POI], h[POI]], dim=-1)
-        return h[POI]
+        out = torch.cat([h0[POI], h[POI]], dim=-1) if self.config.jk and self.config.layers > 0 else h[POI]
+        return halo.extend(out, POI) if halo is not None else out
 
     def _layer(
         self, i: int, h: dict[str, Tensor], h0: dict[str, Tensor], inp: EncoderInputs, own: dict[str, int] | None = None

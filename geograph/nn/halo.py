@@ -108,6 +108,9 @@ class HaloPlan:
         send: Per node type, per peer rank: rows of the own nodes that peer holds as halo.
         recv: Per node type, per peer rank: halo rows (counted from the first halo row) that
             peer owns, in the order that peer sends them.
+        head: Optional second plan for rows needed only after the last layer (the destinations
+            of pairs a rank scores that send it no message): :meth:`extend` appends them to the
+            output, so they are never part of the layers' inputs.
     """
 
     rank: int
@@ -116,6 +119,7 @@ class HaloPlan:
     n_halo: dict[str, int]
     send: dict[str, list[Tensor]]
     recv: dict[str, list[Tensor]]
+    head: HaloPlan | None = None
 
     @classmethod
     def build(cls, owner: dict[str, Tensor], halo: dict[str, Tensor], rank: int, world_size: int) -> HaloPlan:
@@ -141,12 +145,21 @@ class HaloPlan:
 
     def to_state(self) -> dict:
         return {"rank": self.rank, "world_size": self.world_size, "n_own": self.n_own, "n_halo": self.n_halo,
-                "send": self.send, "recv": self.recv}
+                "send": self.send, "recv": self.recv, "head": self.head.to_state() if self.head else None}
 
     @classmethod
     def from_state(cls, st: dict) -> HaloPlan:
+        head = cls.from_state(st["head"]) if st.get("head") else None
         return cls(st["rank"], st["world_size"], dict(st["n_own"]), dict(st["n_halo"]),
-                   {t: list(v) for t, v in st["send"].items()}, {t: list(v) for t, v in st["recv"].items()})
+                   {t: list(v) for t, v in st["send"].items()}, {t: list(v) for t, v in st["recv"].items()}, head)
+
+    def extend(self, x: Tensor, t: str) -> Tensor:
+        """``x`` (rows of type ``t``: own, then halo) with this plan's :attr:`head` rows appended,
+        taken from their owners' own rows; differentiable."""
+        if self.head is None:
+            return x
+        n = self.head.n_own[t]
+        return torch.cat([x, HaloExchange.apply(x[:n], self.head, t)[n:]])
 
     def fill(self, x: dict[str, Tensor], types=None) -> dict[str, Tensor]:
         """``x`` with the halo rows of ``types`` (default: every planned type) replaced by their

@@ -17,7 +17,7 @@ from geograph.nn.halo import SpatialBisection
 
 def _graph(n_poi: int = 120, n_cell: int = 20, seed: int = 0) -> tuple[HeteroData, torch.Tensor, torch.Tensor]:
     """A graph with POIs, cells and images along a band, every edge between nearby nodes (so a
-    part's halo is a border, not the graph), co-visit messages and pairs."""
+    part's halo is a border, not the graph), co-visit messages, and pairs, some across the band."""
     g = torch.Generator().manual_seed(seed)
 
     def band(n):  # positions sorted west to east; node i near nodes i +- a few
@@ -49,7 +49,8 @@ def _graph(n_poi: int = 120, n_cell: int = 20, seed: int = 0) -> tuple[HeteroDat
     d["cell", "adjacent", "cell"].edge_index = local(n_cell, 40, 1)
     d["poi", "near", "poi"].edge_index = local(n_poi, 300, 3)
     d["image", "similar", "image"].edge_index = local(30, 50, 2)
-    return d, local(n_poi, 400, 6), local(n_poi, 150, 6)
+    far = torch.randint(0, n_poi, (2, 30), generator=g)  # pairs across the band (as zero pairs are drawn)
+    return d, local(n_poi, 400, 6), torch.cat([local(n_poi, 150, 6), far], 1)
 
 
 def _model(first_layer: str = "projected", recompute: bool = False) -> CovisitGNN:
@@ -78,7 +79,8 @@ def _worker(rank: int, world: int, init: str, out: str, first_layer: str, recomp
         own = torch.nonzero(part.own).flatten()
         torch.save({"own": own, "h": h[part.poi_local[own]].detach(), "pred": pred.detach(), "sel": sel,
                     "grads": {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
-                    "n_local": part.data["poi"].num_nodes}, os.path.join(out, f"rank{rank}.pt"))
+                    "n_local": part.data["poi"].num_nodes, "n_head": part.plan.head.n_halo["poi"]},
+                   os.path.join(out, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -115,6 +117,7 @@ def test_two_ranks_give_the_embeddings_and_summed_gradients_of_one_process(tmp_p
     owned = torch.cat([x["own"] for x in r])
     assert torch.equal(torch.sort(owned).values, torch.arange(d["poi"].num_nodes))  # each POI owned once
     assert all(x["n_local"] < d["poi"].num_nodes for x in r)  # a part holds less than the graph
+    assert all(x["n_head"] > 0 for x in r)  # far pair destinations come as final embeddings only
     for x in r:
         torch.testing.assert_close(x["h"], h[x["own"]].detach(), rtol=1e-5, atol=1e-6)
     got = torch.zeros(pairs.size(1))

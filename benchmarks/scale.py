@@ -71,16 +71,52 @@ def _rss_now_mb() -> float | None:
         return None
 
 
+class _PhasePeaks:
+    """Highest current RSS (sampled every 50 ms by a thread) per phase: ``prepare``, ``train``
+    (the training steps) and ``validate`` (scoring the val pairs after each epoch)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.phase, self.peaks = "prepare", {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            now = _rss_now_mb()
+            if now is not None:
+                self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), now)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {k: round(v) for k, v in self.peaks.items()}
+
+
 def worker(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    import geograph.covisit.train as covisit_train
     from geograph import covisit as C
     from geograph.covisit.config import CovisitConfig
     from geograph.distributed import init_from_env
 
     info = init_from_env(900)
     rss0 = _rss_mb()
+    peaks = _PhasePeaks()
+    predict = covisit_train.predict_gnn
+
+    def scored(*a, **k):  # validation: its own phase
+        peaks.phase = "validate"
+        try:
+            return predict(*a, **k)
+        finally:
+            peaks.phase = "train"
+
+    covisit_train.predict_gnn = scored
     t0 = time.perf_counter()
     cfg = CovisitConfig.from_dict({
         "data": {"world_dir": args.world, "cache_dir": None, "loading": "per_state"},
@@ -94,6 +130,7 @@ def worker(args) -> None:
     t_prep = time.perf_counter() - t0
     rss_prep = _rss_mb()
     rss_prep_now = _rss_now_mb()
+    peaks.phase = "train"
     epoch_s: list[float] = []  # train + validation + checkpoint of each epoch (the loop's epoch_time_s)
     C.fit_gnn(prep, on_epoch=lambda _epoch, m: epoch_s.append(m["epoch_time_s"]))
     sh = prep.shard
@@ -121,6 +158,7 @@ def worker(args) -> None:
         "rss_start_mb": rss0,
         "rss_after_prepare_mb": rss_prep,
         "rss_now_after_prepare_mb": rss_prep_now,
+        "phase_peak_mb": peaks.stop(),
         "peak_rss_mb": _rss_mb(),
     }
     Path(args.out, f"scale-{args.tag or info.world_size}-rank{info.rank}.json").write_text(json.dumps(res))
@@ -152,7 +190,10 @@ def _launch(args, n: int, world: str, tag: str, max_group_pois: int, threads: in
     if args.rank_negatives is not None:
         cmd += ["--rank-negatives", str(args.rank_negatives)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if args.malloc_mmap_threshold:  # glibc: allocations above this size are mmap'd and returned on free
+        env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
+    subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t0
     return [json.loads(Path(args.out, f"scale-{tag}-rank{r}.json").read_text()) for r in range(n)], wall
 
@@ -276,6 +317,9 @@ def main() -> None:
     p.add_argument("--split-states-above", type=int, default=None, metavar="POIS",
                    help="train.split_states_above of the multi-rank runs (every one, or only the --configs "
                         "entries ending in 's', e.g. 2x1s)")
+    p.add_argument("--malloc-mmap-threshold", type=int, default=None, metavar="BYTES",
+                   help="run every rank with glibc's MALLOC_MMAP_THRESHOLD_=BYTES (a fixed threshold: freed "
+                        "tensors above it go back to the system instead of staying in the heap)")
     p.add_argument("--out", default="benchmarks/out/scale")
     p.add_argument("--world", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tag", default=None, help=argparse.SUPPRESS)
@@ -328,6 +372,7 @@ def main() -> None:
           f"{i0['train_pairs']:,} training pairs; largest state {i0['largest_state']} with {i0['largest_state_pois']:,} "
           f"POIs ({i0['largest_state_covisits']:,} co-visit rows); groups of at most {args.max_group_pois:,} POIs; "
           f"model.recompute {'on' if args.recompute else 'off'}; "
+          f"MALLOC_MMAP_THRESHOLD_ {args.malloc_mmap_threshold or 'unset (glibc default)'}; "
           f"world written in {t_world:.0f} s")
     print(_hardware("OMP_NUM_THREADS = torch threads per rank, as the table says") + "\n")
     print("| ranks x threads | s / epoch | speed-up | prepare s | peak RSS while preparing (MB) "
@@ -342,6 +387,10 @@ def main() -> None:
               f"{r['peak_rss_mb']} | {max(r['peak_rss_mb']) / max(base['peak_rss_mb']):.2f} | {r['rss_start_mb']} | "
               f"{r['data_mb']} | {max(r['data_mb']) / max(base['data_mb']):.2f} | {r['rank_pois']} | "
               f"{r['peak_state_graph_pois']} | {r['rank_train_pairs']} |")
+    print("\nhighest sampled RSS per phase (MB; prepare / training steps / validation), per rank: " + "; ".join(
+        f"{r['ranks']} x {r['threads']}{' split' if r['split'] else ''}: " + " | ".join(
+            " / ".join(str(x["phase_peak_mb"].get(k, "-")) for k in ("prepare", "train", "validate"))
+            for x in r["ranks_detail"]) for r in rows))
     for r in rows:
         if r["split"]:
             parts = "; ".join(

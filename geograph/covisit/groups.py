@@ -43,7 +43,9 @@ class GroupData:
         part: For a state every rank trains (``train.split_states_above``): this rank's part
             (:class:`~geograph.covisit.parts.GroupPart`); ``sub.data`` is then the part's graph,
             while ``pairs``, ``local``, ``message`` and ``rank_local`` keep the whole state's
-            numbering.
+            numbering: all its training pairs (every rank draws the same folds), the message
+            rows that touch this rank's POIs, and the val / test pairs and candidates whose
+            source it owns.
     """
 
     sub: StateSubgraph

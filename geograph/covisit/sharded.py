@@ -445,6 +445,20 @@ def prepare_sharded(cfg: CovisitConfig):
             part = split_group(data, msgs, every, info.rank, info.world_size)
             out["data"] = GeoGraph(data=part.data, index={}).to_state()
             out["part"] = part.to_state()
+            # keep what this rank uses: message rows touching its POIs, and the val / test pairs
+            # and candidates whose source it owns (the training pairs stay whole: every rank
+            # draws the same folds over them)
+            for k in SPLITS:
+                m, w = out["message"][k]
+                keep = part.messages(m)
+                out["message"][k] = (m[:, keep], w[keep])
+            for k in EVAL_SPLITS:
+                sel = part.owned(out["local"][k][0])
+                out["pairs"][k], out["local"][k] = out["pairs"][k][sel], out["local"][k][:, sel]
+                out["feats"][k] = out["feats"][k][sel]
+                sel = part.owned(out["rank_local"][k][0])
+                out["rank_local"][k], out["rank_ids"][k] = out["rank_local"][k][:, sel], out["rank_ids"][k][sel]
+                out["feats"][f"rank_{k}"] = out["feats"][f"rank_{k}"][sel]
             shared_idx.add(len(paths))
             n_own = int(part.plan.n_own[POI])
             part_pois[members[0]] = {"own": n_own, "halo": int(part.data[POI].num_nodes) - n_own,

@@ -10,8 +10,8 @@ sends each halo row's gradient back to its owner, so gradients summed over ranks
 whole graph's. Only the 1-hop halo of each layer is held, not the k-hop neighbourhood a sampled
 subgraph needs.
 
-The exchange uses point-to-point sends of ``torch.distributed`` on its own process group (gloo
-on CPU), so it does not interleave with DDP's gradient all-reduces.
+The exchange uses point-to-point sends of ``torch.distributed`` on its own process group (of the
+default group's backend: gloo on CPU), so it does not interleave with DDP's gradient all-reduces.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-_GROUP: list = []  # the exchange's process group, created once per process (collectively)
+_GROUP: list = []  # (default group, the exchange's group): created once per default group (collectively)
 
 
 class SpatialBisection:
@@ -89,11 +89,12 @@ class SpatialBisection:
 
 
 def exchange_group():
-    """The process group of halo exchanges (a second gloo group beside the default one).
-    Every rank must call this the first time together."""
-    if not _GROUP:
-        _GROUP.append(dist.new_group(backend="gloo"))
-    return _GROUP[0]
+    """The process group of halo exchanges: a second group beside the default one, of its
+    backend (gloo on CPU, nccl on CUDA). Every rank must call this the first time together."""
+    world = dist.group.WORLD
+    if not _GROUP or _GROUP[0][0] is not world:  # first call, or a new default group since
+        _GROUP[:] = [(world, dist.new_group())]
+    return _GROUP[0][1]
 
 
 @dataclass

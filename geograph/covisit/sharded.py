@@ -53,7 +53,7 @@ from geograph.constants import CELL, COVISITS, POI
 from geograph.covisit.config import CovisitConfig
 from geograph.covisit.groups import GroupData, Prepared, rank_candidates
 from geograph.covisit.messages import GravityBaseline, MessageWeights, gravity_design
-from geograph.covisit.parts import load_part, split_group
+from geograph.covisit.parts import load_part, owners, split_group
 from geograph.data.state_scan import load_state_world, state_sizes
 from geograph.distributed import Reduction, balanced_partition, dist_info
 from geograph.errors import ConfigError
@@ -184,8 +184,6 @@ class ShardInfo:
             its own POIs messages), its ``head`` POIs (destinations of its pairs that send none:
             final embeddings only) and the ``state``'s (its graph's POIs, halo and pair targets
             included).
-        counted_train: ``(len(train pairs),)`` True for this rank's training pairs that count in
-            whole-run statistics here (a shared state's pairs are on every rank, counted on one).
     """
 
     states: list[str]
@@ -198,7 +196,6 @@ class ShardInfo:
     peak_state_pois: int = 0
     shared: list[str] = field(default_factory=list)
     part_pois: dict[str, dict[str, int]] = field(default_factory=dict)
-    counted_train: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
 
 
 def disjoint_union(graphs: list[HeteroData]) -> tuple[HeteroData, list[int]]:
@@ -280,8 +277,7 @@ def prepare_sharded(cfg: CovisitConfig):
     core_pois: dict[str, int] = {}
     train_start: dict[str, int] = {}
     n_train, n_msg, peak_pois = 0, 0, 0
-    n_counted = 0
-    counted_train: list[Tensor] = []  # per state: its training pairs count in whole-run statistics here
+    train_ids: dict[str, Tensor] = {}  # per shared state: its training pairs' rows here (-1: another rank's)
     for name in mine + shared:
         count = name in counted
         load = load_state_world(folder, name, cfg.graph.halo_km)
@@ -313,17 +309,19 @@ def prepare_sharded(cfg: CovisitConfig):
         codes.append(p.naics_code[m])
         brands.update(brand_names(graph, m))
         tr = split.pairs["train"]
-        counted_train.append(torch.full((len(tr),), count))
+        if name in shared:  # a rank holds the training pairs whose source its part owns
+            kept = owners(graph.data, info.world_size)[POI][tr.src] == info.rank
+            train_ids[name] = torch.full((len(tr),), -1, dtype=torch.long)
+            train_ids[name][kept] = n_train + torch.arange(int(kept.sum()))
+            tr = tr.select(kept)
         nz = torch.log1p(tr.visitors[tr.visitors > 0].double())
-        if count:
-            log_nz_sum, log_nz_n = log_nz_sum + float(nz.sum()), log_nz_n + nz.numel()
-        if use_baseline and len(tr) and count:
+        log_nz_sum, log_nz_n = log_nz_sum + float(nz.sum()), log_nz_n + nz.numel()
+        if use_baseline and len(tr):
             x = gravity_design(cfg.model.mass_feature, graph, tr.src, tr.dst)
             a, b = GravityBaseline.normal_equations(x, np.log1p(tr.visitors.double().numpy()))
             ata, aty = ata + a, aty + b
         train_start[name] = n_train
         n_train += len(tr)
-        n_counted += len(tr) if count else 0
         n_msg += int(split.message["train"].size(1)) if count else 0
         train_vis.append(tr.visitors)
         if name not in shared:
@@ -405,7 +403,11 @@ def prepare_sharded(cfg: CovisitConfig):
             graphs.append(g)
             splits.append(st)
             src, dst, _ = st["pairs"]["train"]
-            feats["train"][train_start[name] : train_start[name] + len(src)] = pair_features(g, src, dst)
+            if name in train_ids:
+                kept = train_ids[name] >= 0
+                feats["train"][train_ids[name][kept]] = pair_features(g, src[kept], dst[kept])
+            else:
+                feats["train"][train_start[name] : train_start[name] + len(src)] = pair_features(g, src, dst)
             st["feats"] = {k: pair_features(g, *st["pairs"][k][:2]) for k in EVAL_SPLITS}
             st["feats"].update({f"rank_{k}": pair_features(g, *st["rank"][k]) for k in EVAL_SPLITS})
         data, offs = disjoint_union([g.data for g in graphs])
@@ -428,7 +430,7 @@ def prepare_sharded(cfg: CovisitConfig):
             for name, weights, st, off in zip(members, weights_of, splits, offs, strict=True):
                 src, dst, _ = st["pairs"][k]
                 first = train_start[name] if k == "train" else start[name, k]
-                ids.append(torch.arange(first, first + len(src)))
+                ids.append(train_ids[name] if k == "train" and name in train_ids else torch.arange(first, first + len(src)))
                 loc.append(torch.stack([src, dst]) + off)
                 msgs.append(st["message"][k] + off)
                 ws.append(weights(st["message"][k]))
@@ -443,6 +445,8 @@ def prepare_sharded(cfg: CovisitConfig):
             msgs = torch.cat([out["message"][k][0] for k in SPLITS], 1)
             every = torch.cat([out["local"][k] for k in SPLITS] + [out["rank_local"][k] for k in EVAL_SPLITS], 1)
             part = split_group(data, msgs, every, info.rank, info.world_size)
+            if not torch.equal(part.own[out["local"]["train"][0]], out["pairs"]["train"] >= 0):
+                raise RuntimeError(f"the parts of state {members[0]} differ between preparing and splitting")
             out["data"] = GeoGraph(data=part.data, index={}).to_state()
             out["part"] = part.to_state()
             # keep what this rank uses: message rows touching its POIs, and the val / test pairs
@@ -473,7 +477,7 @@ def prepare_sharded(cfg: CovisitConfig):
 
     # whole-run counts (one all-reduce) and a fingerprint of every state's data
     n_core = sum(v["core_pois"] for v in loaded_all.values())
-    tot = red.sum(torch.tensor([n_counted, n_msg, n_core], dtype=torch.float64))
+    tot = red.sum(torch.tensor([n_train, n_msg, n_core], dtype=torch.float64))
     summary = {
         "pairs_train": float(tot[0]),
         "pairs_val": float(len(eval_pairs["val"])),
@@ -498,7 +502,6 @@ def prepare_sharded(cfg: CovisitConfig):
         peak_state_pois=peak_pois,
         shared=shared,
         part_pois=part_pois,
-        counted_train=torch.cat(counted_train) if counted_train else torch.zeros(0, dtype=torch.bool),
     )
     graph = GeoGraph(data=dims, index={"states": mine}, config=cfg.graph.to_dict())
     split = CovisitSplit(

@@ -167,10 +167,7 @@ def fit_gnn(prep: Prepared, on_epoch=None, stop_after_epoch: int | None = None, 
         if tc.lr_patience > 0
         else None
     )
-    counted = prep.split.pairs["train"].visitors
-    if prep.shard is not None and prep.shard.shared:  # a shared state's pairs count on one rank
-        counted = counted[prep.shard.counted_train]
-    scaler = TargetScaler(tc.target_scaling).fit(counted, across_ranks=prep.shard is not None)
+    scaler = TargetScaler(tc.target_scaling).fit(prep.split.pairs["train"].visitors, across_ranks=prep.shard is not None)
     loss_fn = _loss_fn(tc.loss)
     train = prep.split.pairs["train"]
     y_scaled = scaler.encode(train.visitors)

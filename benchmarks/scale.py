@@ -31,8 +31,17 @@ pass instead of kept). ``--configs 1x1 1x2 2x1`` runs ranks x torch threads per 
 each), and prints the throughput of N ranks x T threads against one rank with N x T threads on
 the same cores.
 
+``--split-states-above N`` trains the states above N POIs with every rank (``train.split_states_above``)
+in the multi-rank runs, or only in the ``--configs`` entries ending in ``s`` (``2x1s``), and prints each
+rank's part of those states (own POIs, halo, pair destinations). ``--malloc-mmap-threshold BYTES``
+starts every rank with glibc's ``MALLOC_MMAP_THRESHOLD_`` (freed tensors above that size go back to
+the system instead of staying in the heap, which the RSS would count). Besides the peak RSS, each
+rank samples its current RSS every 50 ms: the highest per phase (preparing, training steps,
+validation) is printed.
+
     python benchmarks/scale.py --pois 100000 --epochs 2 --rank-negatives 20
     python benchmarks/scale.py --pois 100000 --epochs 2 --rank-negatives 20 --configs 1x1 1x2 2x1
+    python benchmarks/scale.py --pois 1000000 --epochs 2 --rank-negatives 20 --configs 1x1 2x1s --split-states-above 50000
     python benchmarks/scale.py --states-sweep 4 8 16 32 48 --pois-per-state 2000 --epochs 2
 """
 

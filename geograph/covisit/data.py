@@ -23,6 +23,7 @@ from geograph.covisit.messages import GravityBaseline
 from geograph.covisit.sharded import prepare_sharded
 from geograph.data.state_scan import is_state_partitioned
 from geograph.data.world_io import World
+from geograph.distributed import dist_info
 from geograph.errors import ConfigError
 from geograph.graph.builder import pair_features
 from geograph.graph.cache import cached_build
@@ -80,9 +81,15 @@ def prepare(cfg: CovisitConfig, world: World | None = None, progress: bool = Fal
     With no ``world`` and a state-partitioned ``data.world_dir`` (``data.loading``), each rank
     loads only its own states (:func:`geograph.covisit.sharded.prepare_sharded`).
     """
+    if world is None and uses_state_loading(cfg):
+        return prepare_sharded(cfg)
+    if cfg.train.split_states_above > 0 and dist_info().world_size > 1:
+        raise ConfigError(
+            "train.split_states_above splits states of per-state loading; set data.loading=per_state "
+            "with a data.world_dir partitioned by state (`geograph world --partition-by state`), or "
+            "train.split_states_above=0"
+        )
     if world is None:
-        if uses_state_loading(cfg):
-            return prepare_sharded(cfg)
         world = load_world_for(cfg)
     graph = cached_build(world, cfg.graph, cfg.data.cache_dir)
     seed = cfg.train.seed

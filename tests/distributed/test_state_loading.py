@@ -317,3 +317,13 @@ def test_per_state_candidates_stay_with_their_groups_and_are_ranked_there(world_
     pairs_only, none = cm.predict_gnn(model, prep, "val", scaler, torch.device("cpu"), ranking=False)
     assert len(none) == 0 and len(seen) == len(prep.groups)
     np.testing.assert_array_equal(pred, pairs_only)
+
+
+def test_split_states_above_with_whole_graph_loading_under_torchrun_is_refused(monkeypatch):
+    import geograph.covisit.data as cdata
+    from geograph.distributed import DistInfo
+
+    monkeypatch.setattr(cdata, "dist_info", lambda: DistInfo(rank=0, world_size=2, local_rank=0))
+    cfg = CovisitConfig.from_dict({"data": {"n_pois": 200}, "train": {"split_states_above": 50}})
+    with pytest.raises(ConfigError, match="per-state loading"):
+        C.prepare(cfg)

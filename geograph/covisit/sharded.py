@@ -63,6 +63,7 @@ from geograph.graph.geograph_data import GeoGraph
 from geograph.graph.partition import StateSubgraph
 from geograph.graph.split import SPLITS, CovisitSplit, PairSet, _unordered_key, sample_zero_pairs
 from geograph.graph.transforms import FeaturePreprocessor, brand_names, raw_features
+from geograph.utils.memory import release_free_memory
 
 EVAL_SPLITS = ("val", "test")
 
@@ -342,6 +343,7 @@ def prepare_sharded(cfg: CovisitConfig):
             spill / f"state-{name}.pt",
         )
         del graph, split, rank
+        release_free_memory()  # the next state's graph starts from the pages this one held
 
     # train-only transforms and scales, reduced over ranks
     pre = FeaturePreprocessor().fit_arrays(
@@ -473,7 +475,9 @@ def prepare_sharded(cfg: CovisitConfig):
         torch.save(out, path)
         paths.append(path)
         del graphs, splits, data, out
+        release_free_memory()
     groups = SpilledGroups(paths, spill, n_pairs, shared_idx)
+    release_free_memory()
 
     # whole-run counts (one all-reduce) and a fingerprint of every state's data
     n_core = sum(v["core_pois"] for v in loaded_all.values())

@@ -96,7 +96,25 @@ def barrier() -> None:
         dist.barrier()
 
 
+# name -> (default group, a group beside it): made once per default group, dropped by cleanup()
+_SIDE_GROUPS: dict[str, tuple[object, object]] = {}
+
+
+def side_group(name: str):
+    """A process group of every rank beside the default one (its backend: gloo on CPU, nccl on
+    CUDA), made on the first call for ``name`` after the default group was (re)created, and
+    reused after. Every rank must make the first call together. :func:`cleanup` destroys it with
+    the default group and drops this module's reference, so the group is not torn down only at
+    interpreter exit, after the peers' sockets closed."""
+    world = dist.group.WORLD
+    held = _SIDE_GROUPS.get(name)
+    if held is None or held[0] is not world:
+        _SIDE_GROUPS[name] = (world, dist.new_group())
+    return _SIDE_GROUPS[name][1]
+
+
 def cleanup() -> None:
-    """Leave the process group (safe to call when none is initialised)."""
+    """Leave the process group and every :func:`side_group` (safe to call when none is initialised)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _SIDE_GROUPS.clear()

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-_GROUP: list = []  # (default group, the exchange's group): created once per default group (collectively)
+from geograph.distributed.env import side_group
 
 
 class SpatialBisection:
@@ -91,10 +91,7 @@ class SpatialBisection:
 def exchange_group():
     """The process group of halo exchanges: a second group beside the default one, of its
     backend (gloo on CPU, nccl on CUDA). Every rank must call this the first time together."""
-    world = dist.group.WORLD
-    if not _GROUP or _GROUP[0][0] is not world:  # first call, or a new default group since
-        _GROUP[:] = [(world, dist.new_group())]
-    return _GROUP[0][1]
+    return side_group("halo")
 
 
 @dataclass

@@ -126,14 +126,12 @@ def _current_rss_mb() -> float:
 
 def _reset_peak() -> float:
     """Free what can be freed, reset the RSS high-water mark (Linux >= 4.0); return current RSS."""
-    import ctypes
     import gc
 
+    from geograph.utils.memory import release_free_memory
+
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
+    release_free_memory()
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     return _current_rss_mb()

@@ -477,7 +477,6 @@ def prepare_sharded(cfg: CovisitConfig):
         del graphs, splits, data, out
         release_free_memory()
     groups = SpilledGroups(paths, spill, n_pairs, shared_idx)
-    release_free_memory()
 
     # whole-run counts (one all-reduce) and a fingerprint of every state's data
     n_core = sum(v["core_pois"] for v in loaded_all.values())

@@ -35,7 +35,8 @@ the same cores.
 in the multi-rank runs, or only in the ``--configs`` entries ending in ``s`` (``2x1s``), and prints each
 rank's part of those states (own POIs, halo, pair destinations). ``--malloc-mmap-threshold BYTES``
 starts every rank with glibc's ``MALLOC_MMAP_THRESHOLD_`` (freed tensors above that size go back to
-the system instead of staying in the heap, which the RSS would count). Besides the peak RSS, each
+the system instead of staying in the heap, which the RSS would count); ``--preload LIB`` starts every
+rank with ``LD_PRELOAD=LIB``, another malloc (tcmalloc, jemalloc, mimalloc) in place of glibc's. Besides the peak RSS, each
 rank samples its current RSS every 50 ms: the highest per phase (preparing, training steps,
 validation) is printed.
 
@@ -202,6 +203,8 @@ def _launch(args, n: int, world: str, tag: str, max_group_pois: int, threads: in
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if args.malloc_mmap_threshold:  # glibc: allocations above this size are mmap'd and returned on free
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
+    if args.preload:  # another malloc (tcmalloc, jemalloc, mimalloc) for the ranks only
+        env["LD_PRELOAD"] = args.preload
     subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t0
     return [json.loads(Path(args.out, f"scale-{tag}-rank{r}.json").read_text()) for r in range(n)], wall
@@ -329,6 +332,9 @@ def main() -> None:
     p.add_argument("--malloc-mmap-threshold", type=int, default=None, metavar="BYTES",
                    help="run every rank with glibc's MALLOC_MMAP_THRESHOLD_=BYTES (a fixed threshold: freed "
                         "tensors above it go back to the system instead of staying in the heap)")
+    p.add_argument("--preload", default=None, metavar="LIB",
+                   help="run every rank with LD_PRELOAD=LIB, e.g. another malloc: "
+                        "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 (Debian: libtcmalloc-minimal4)")
     p.add_argument("--out", default="benchmarks/out/scale")
     p.add_argument("--world", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tag", default=None, help=argparse.SUPPRESS)
@@ -342,6 +348,8 @@ def main() -> None:
         return
     if args.max_group_pois is None:
         args.max_group_pois = 20_000
+    if args.preload and not Path(args.preload).is_file():
+        raise SystemExit(f"--preload: no such file {args.preload}")
     from geograph.data import write_world
     from geograph.data.synthetic import generate_world
 
@@ -382,6 +390,7 @@ def main() -> None:
           f"POIs ({i0['largest_state_covisits']:,} co-visit rows); groups of at most {args.max_group_pois:,} POIs; "
           f"model.recompute {'on' if args.recompute else 'off'}; "
           f"MALLOC_MMAP_THRESHOLD_ {args.malloc_mmap_threshold or 'unset (glibc default)'}; "
+          f"malloc {Path(args.preload).name if args.preload else 'glibc'}; "
           f"world written in {t_world:.0f} s")
     print(_hardware("OMP_NUM_THREADS = torch threads per rank, as the table says") + "\n")
     print("| ranks x threads | s / epoch | speed-up | prepare s | peak RSS while preparing (MB) "

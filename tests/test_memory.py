@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -35,16 +37,33 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or memory._malloc_trim() is None,
+def _run(env: dict | None = None) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, env=env
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or memory._releaser() is None,
                     reason="needs glibc's malloc_trim and /proc")
 def test_free_heap_pages_leave_the_resident_set():
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
-    r = json.loads(out.stdout)
+    r = _run()
     assert r["held"] - r["freed"] < 30, r  # freeing alone keeps the pages (the top is pinned)
     assert r["freed"] - r["trimmed"] > 70, r  # about 100 MB leave on release
     assert r["released"] is True
 
 
-def test_without_malloc_trim_nothing_is_released(monkeypatch):
-    monkeypatch.setattr(memory, "_malloc_trim", lambda: None)
+TCMALLOC = ctypes.util.find_library("tcmalloc_minimal") or ctypes.util.find_library("tcmalloc")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or TCMALLOC is None,
+                    reason="needs gperftools' tcmalloc (Debian: libtcmalloc-minimal4) and /proc")
+def test_under_tcmalloc_its_own_release_call_is_used():
+    r = _run({**os.environ, "LD_PRELOAD": TCMALLOC})
+    assert r["freed"] - r["trimmed"] > 70, r  # glibc's malloc_trim would release nothing here
+    assert r["released"] is True
+
+
+def test_without_a_release_call_nothing_is_released(monkeypatch):
+    monkeypatch.setattr(memory, "_releaser", lambda: None)
     assert memory.release_free_memory() is False

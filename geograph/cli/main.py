@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage error (2) or --help (0)
         return exc.code if isinstance(exc.code, int) else 2
+    args.cli_argv = list(sys.argv[1:] if argv is None else argv)  # for a command that starts itself again
     try:
         rc = args.func(args)
     except GeographError as exc:

@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="continue that MLflow run (id or unique prefix) from its last checkpoint")
     c.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine with torchrun's elastic launcher (states sharded over ranks)")
+    _add_malloc_arg(c)
     add_quiet_arg(c)
     c.set_defaults(func=_train_covisit)
     g = sub.add_parser("geolocate", help="geolocation retrieval head (image or text embedding -> GPS)")
@@ -36,8 +37,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="continue that MLflow run (id or unique prefix) from its last checkpoint")
     g.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine with torchrun (data-parallel head, sharded gallery)")
+    _add_malloc_arg(g)
     add_quiet_arg(g)
     g.set_defaults(func=_train_geolocate)
+
+
+MALLOC_REEXEC_ENV = "GEOGRAPH_MALLOC_REEXEC"  # set on the process started again with LD_PRELOAD
+
+
+def _add_malloc_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--malloc", choices=("system", "tcmalloc"), default="system",
+                   help="memory allocator of the training processes: tcmalloc (gperftools, installed "
+                   "separately) returns freed memory to the system and was faster on large graphs; "
+                   "geograph starts them with LD_PRELOAD (default: the system's malloc)")
+
+
+def malloc_env(choice: str) -> dict[str, str]:
+    """Environment additions that start a process with the allocator ``choice`` (``{}`` for
+    ``"system"`` or when this process already runs with it).
+
+    Raises:
+        ConfigError: ``tcmalloc`` asked for and not installed, or asked for on a platform
+            without ``LD_PRELOAD``.
+    """
+    import os
+    import sys
+
+    from geograph.errors import ConfigError
+    from geograph.utils.memory import TCMALLOC_HINT, allocator, find_tcmalloc
+
+    if choice == "system" or allocator() == choice:
+        return {}
+    if not sys.platform.startswith("linux"):
+        raise ConfigError(f"--malloc {choice} needs Linux (LD_PRELOAD); use --malloc system here")
+    lib = find_tcmalloc()
+    if lib is None:
+        raise ConfigError(f"--malloc tcmalloc: the library was not found; {TCMALLOC_HINT}")
+    preload = os.environ.get("LD_PRELOAD", "")
+    return {"LD_PRELOAD": f"{lib} {preload}".strip()}
+
+
+def _restart_with_malloc(choice: str, argv: list[str]) -> None:
+    """Start this command again (same process id, ``exec``) with ``choice`` preloaded, unless it
+    already runs with it; a restarted process that still does not is an error, not a loop."""
+    import os
+    import sys
+
+    from geograph.errors import ConfigError
+    from geograph.utils.memory import allocator
+
+    extra = malloc_env(choice)
+    if not extra:
+        return
+    if os.environ.get(MALLOC_REEXEC_ENV):
+        raise ConfigError(
+            f"--malloc {choice}: started with LD_PRELOAD={extra['LD_PRELOAD']!r} but the process "
+            f"runs with {allocator()}; check that the library loads (ldd, LD_DEBUG=libs)"
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    env = dict(os.environ, **extra, **{MALLOC_REEXEC_ENV: "1"})
+    os.execve(sys.executable, [sys.executable, "-m", "geograph", *argv], env)
 
 
 def _print_result(title: str, out: dict) -> None:
@@ -66,8 +126,9 @@ def _print_result(title: str, out: dict) -> None:
     console().print(t)
 
 
-def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """Re-run ``geograph`` under ``torch.distributed.run`` with ``nproc`` local ranks."""
+def launch_torchrun(nproc: int, argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Re-run ``geograph`` under ``torch.distributed.run`` with ``nproc`` local ranks (``env``:
+    variables added to the ranks' environment)."""
     import os
     import socket
     import subprocess
@@ -88,7 +149,7 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
         from geograph.distributed.failures import RUN_FILE_ENV
 
         run_file = Path(tmp) / "run.json"  # rank 0 writes its MLflow run id here
-        rc = subprocess.call(cmd, env=dict(os.environ, **{RUN_FILE_ENV: str(run_file)}))
+        rc = subprocess.call(cmd, env=dict(os.environ, **(env or {}), **{RUN_FILE_ENV: str(run_file)}))
         if rc != 0:
             _report_failed_launch(rc, nproc, run_file)
     return rc
@@ -137,8 +198,10 @@ def _train(args, config_cls, run_module: str, title: str) -> int:
 
     from geograph.config import apply_overrides
 
+    malloc = getattr(args, "malloc", "system")
     if args.nproc:
-        return launch_torchrun(args.nproc, _strip_nproc(sys.argv[1:]))
+        return launch_torchrun(args.nproc, _strip_nproc(args.cli_argv), env=malloc_env(malloc))
+    _restart_with_malloc(malloc, args.cli_argv)
     cfg = load_config(args, config_cls)
     extra = []
     if getattr(args, "data", None):

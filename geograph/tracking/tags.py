@@ -1,8 +1,8 @@
 """Run tags: where a run's code, data and hardware came from.
 
 Every run opened through :func:`geograph.tracking.start_run` carries :func:`default_tags`
-(git commit, Python and package versions, device, torch's intra-op thread count; the thread
-count is set again when the run ends, so a count changed by the training shows). Training
+(git commit, Python and package versions, device, torch's intra-op thread count, the malloc the
+process runs with; the thread count is set again when the run ends, so a count changed by the training shows). Training
 runs add :data:`TAG_DATA_FINGERPRINT` (a content hash of the data read) and
 :data:`TAG_CONFIG_HASH`, the two tags a suite uses to skip runs that are already done.
 """
@@ -34,6 +34,7 @@ TAG_GIT_DIRTY = "geograph.git_dirty"
 TAG_DEVICE = "geograph.device"
 TAG_TORCH_THREADS = "geograph.torch_threads"  # torch.get_num_threads(), logged with every run
 TAG_MKL_CBWR = "geograph.mkl_cbwr"  # MKL's reproducibility mode (geograph.utils.determinism)
+TAG_MALLOC = "geograph.malloc"  # the process's malloc: glibc, tcmalloc, system (geograph.utils.memory)
 # "suite" (a suite's parent run), "summary" (a comparison report); absent on training runs
 TAG_RUN_KIND = "geograph.run_kind"
 TAG_SUITE = "geograph.suite"
@@ -225,10 +226,12 @@ def thread_tags() -> dict[str, str]:
 
 
 def default_tags(device: str | None = None) -> dict[str, str]:
-    """Tags for every run: git commit (+ dirty flag), device, torch thread count, Python and
-    package versions."""
+    """Tags for every run: git commit (+ dirty flag), device, torch thread count, malloc, Python
+    and package versions."""
+    from geograph.utils.memory import allocator
+
     commit, dirty = git_state()
-    tags = {TAG_DEVICE: device or current_device(), **thread_tags()}
+    tags = {TAG_DEVICE: device or current_device(), **thread_tags(), TAG_MALLOC: allocator()}
     if commit is not None:
         tags[TAG_GIT_COMMIT] = commit
         tags[TAG_GIT_DIRTY] = str(dirty).lower()
@@ -260,6 +263,7 @@ __all__ = [
     "TAG_DATA_FINGERPRINT",
     "TAG_DEVICE",
     "TAG_FAST",
+    "TAG_MALLOC",
     "TAG_GIT_COMMIT",
     "TAG_GIT_DIRTY",
     "TAG_RUN_KIND",

@@ -7,6 +7,10 @@ in its RSS, and the next, smaller structure reuses it only partly. Out-of-core p
 before the next; releasing the free pages at those boundaries leaves a rank's resident memory
 after preparing at what it holds, not at the most it held while preparing. Training steps do not
 call it: the next step faults the released pages back in.
+
+A process started with another malloc in ``LD_PRELOAD`` (gperftools' tcmalloc, see
+``docs/guides/scaling.md``) is asked through that allocator's own call
+(``MallocExtension_ReleaseFreeMemory``); glibc's ``malloc_trim`` would find nothing to release.
 """
 
 from __future__ import annotations
@@ -14,30 +18,78 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+from collections.abc import Callable
 
-__all__ = ["release_free_memory"]
+__all__ = ["TCMALLOC_HINT", "allocator", "find_tcmalloc", "release_free_memory"]
+
+TCMALLOC_HINT = (
+    "install gperftools' tcmalloc (Debian / Ubuntu: apt install libtcmalloc-minimal4; "
+    "Fedora: dnf install gperftools-libs; conda: conda install -c conda-forge gperftools)"
+)
+
+
+def _process_symbol(name: str):
+    """A C symbol of any library loaded into this process, or None."""
+    try:
+        return getattr(ctypes.CDLL(None), name, None)
+    except (OSError, TypeError):
+        return None
 
 
 @functools.cache
-def _malloc_trim():
-    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl, Windows)."""
+def allocator() -> str:
+    """The process's malloc: ``"tcmalloc"`` (gperftools, usually through ``LD_PRELOAD``),
+    ``"glibc"`` (a C library with ``malloc_trim``) or ``"system"`` (anything else)."""
+    if _process_symbol("MallocExtension_ReleaseFreeMemory") is not None:
+        return "tcmalloc"
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        try:
+            ctypes.CDLL(name).malloc_trim  # noqa: B018 - the lookup is the test
+            return "glibc"
+        except (OSError, AttributeError):
+            pass
+    return "system"
+
+
+def find_tcmalloc() -> str | None:
+    """The name of gperftools' tcmalloc library as the dynamic loader finds it
+    (``libtcmalloc_minimal.so.4``), or None when it is not installed."""
+    return ctypes.util.find_library("tcmalloc_minimal") or ctypes.util.find_library("tcmalloc")
+
+
+@functools.cache
+def _releaser() -> Callable[[], bool] | None:
+    """The running allocator's release call: tcmalloc's, glibc's ``malloc_trim(0)``, or None
+    where there is neither (macOS, musl, Windows)."""
+    tc = _process_symbol("MallocExtension_ReleaseFreeMemory")
+    if tc is not None:
+        tc.argtypes, tc.restype = [], None
+
+        def release_tcmalloc() -> bool:
+            tc()
+            return True
+
+        return release_tcmalloc
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        fn = ctypes.CDLL(name).malloc_trim
+        trim = ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError):
         return None
-    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
-    return fn
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: bool(trim(0))
 
 
 def release_free_memory() -> bool:
-    """Return the C heap's free pages to the operating system (glibc ``malloc_trim(0)``).
+    """Return the allocator's free pages to the operating system (glibc ``malloc_trim(0)``, or
+    tcmalloc's ``MallocExtension_ReleaseFreeMemory`` when it is the process's malloc).
 
-    Returns True if memory was released, False if none could be or the C library has no
-    ``malloc_trim``. Freed blocks stay free for the allocator either way; only their pages leave
-    the resident set, and the next use of them faults them back in.
+    Returns True if memory was released (always, under tcmalloc, which does not say), False if
+    none could be or the C library has no release call. Freed blocks stay free for the allocator
+    either way; only their pages leave the resident set, and the next use of them faults them
+    back in.
     """
-    fn = _malloc_trim()
-    return bool(fn(0)) if fn is not None else False
+    fn = _releaser()
+    return fn() if fn is not None else False

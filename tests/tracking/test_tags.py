@@ -59,6 +59,7 @@ def test_data_paths_in_skips_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_default_and_run_tags() -> None:
     tags = default_tags()
     assert {"geograph.device", "geograph.git_commit", "geograph.version.mlflow"} <= set(tags)
+    assert tags["geograph.malloc"] in ("glibc", "tcmalloc", "system")
     assert all(isinstance(v, str) for v in tags.values())
     assert run_tags(data_fingerprint="abc")[TAG_DATA_FINGERPRINT] == "abc"
 

@@ -5,7 +5,7 @@ its own) generates the embedded world of ``experiments/covisit_naics_sage.yaml``
 (``generate_world(n, seed=data.world_seed, n_images=0)``, 10 co-visit pairs per POI: ``n * 5``
 co-visit rows), builds the graph and runs ``geograph.covisit.data.prepare`` (leak-free split
 with one sampled zero pair per row, train-only feature / NAICS transforms, state groups). Those
-three steps are timed and reported but are not part of the throughput. Then two models train on
+three steps are timed and reported but are not part of the throughput. Then these models train on
 the same prepared data, with the same batches:
 
 * **geograph**: ``build_model(prep)``, the config's ``CovisitGNN`` (hierarchical NAICS embeddings,
@@ -16,6 +16,12 @@ the same prepared data, with the same batches:
   dropout on the homogeneous POI graph (the same co-visit message edges in both directions plus
   the ``near`` edges, unweighted), numeric POI features only (``data[poi].x``), and the same
   ``EdgeHead`` class (hidden widths and product term from the config) on its output.
+* **plain SAGE + NAICS**: the same, with geograph's ``NAICSEncoder`` joined to its inputs.
+* **plain hetero SAGE**: PyG's own heterogeneous GraphSAGE on the same graph as geograph's model,
+  one ``HeteroConv`` of ``SAGEConv`` per layer (what ``to_hetero`` builds) over the same relations
+  (co-visits both ways, unweighted; ``near``; ``in`` / ``rev_in``; ``adjacent``), raw POI and cell
+  features, ReLU and dropout between layers, the same ``EdgeHead``; its last layer computes POIs
+  only, as geograph's does (:func:`_plain_hetero_sage`).
 
 The training step is the one of ``fit_gnn`` (copied here so that both models run it): each epoch
 walks the state groups in a seeded random order; each group's training pairs are cut into
@@ -78,7 +84,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 CONFIG = ROOT / "experiments" / "covisit_naics_sage.yaml"
-MODELS = ("geograph", "plain_sage", "plain_sage_naics")
+MODELS = ("geograph", "plain_sage", "plain_sage_naics", "plain_hetero_sage")
 # --ablate: geograph with one feature switched off (model config overrides), to attribute its cost
 ABLATIONS = {
     "no_naics": {"naics": "none"},
@@ -181,6 +187,71 @@ def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] |
     return PlainSAGE()
 
 
+def _plain_hetero_sage(edge_types: list, in_dims: dict, mc):
+    """PyG's heterogeneous GraphSAGE on geograph's graph: one ``HeteroConv`` of ``SAGEConv`` per
+    layer (``aggr="sum"`` over relations, as ``to_hetero`` builds it) over the relations
+    geograph's model passes messages on (co-visits both ways, unweighted; ``near``; POI-in-cell
+    both ways; cell ``adjacent``), the raw POI and cell features as inputs, ReLU and dropout
+    between layers, and geograph's ``EdgeHead`` on the POI outputs. Its last layer keeps only
+    the relations into POIs (the head reads nothing else), as geograph's does.
+    """
+    import warnings
+
+    from torch import nn
+    from torch_geometric.nn import HeteroConv, SAGEConv
+
+    from geograph.constants import POI
+    from geograph.nn.covisit_model import EdgeHead, pair_input_dim, transform_pair_features
+
+    class PlainHeteroSAGE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            dims = dict(in_dims)
+            self.convs = nn.ModuleList()
+            for i in range(mc.layers):
+                rels = [et for et in edge_types if i < mc.layers - 1 or et[2] == POI]
+                with warnings.catch_warnings():  # cells are no destination of the last layer: meant
+                    warnings.filterwarnings("ignore", message="There exist node types")
+                    conv = HeteroConv(
+                        {et: SAGEConv((dims[et[0]], dims[et[2]]), mc.hidden, aggr=mc.aggr) for et in rels},
+                        aggr="sum",
+                    )
+                self.convs.append(conv)
+                dims = dict.fromkeys(dims, mc.hidden)
+            self.drop = nn.Dropout(mc.dropout)
+            self.head = EdgeHead(
+                mc.hidden, mc.head_hidden, mc.head_product, mc.dropout, pair_input_dim(mc.pair_rank)
+            )
+
+        def forward(self, x_dict, edge_index_dict, src, dst, pair):
+            for i, conv in enumerate(self.convs):
+                x_dict = conv(x_dict, edge_index_dict)
+                if i < len(self.convs) - 1:
+                    x_dict = {t: self.drop(x.relu()) for t, x in x_dict.items()}
+            h = x_dict[POI]
+            return self.head(h[src], h[dst], transform_pair_features(pair, mc.pair_rank))
+
+    return PlainHeteroSAGE()
+
+
+def _hetero_inputs(data, message, edge_types: list) -> tuple[dict, dict]:
+    """``x_dict`` and ``edge_index_dict`` of :func:`_plain_hetero_sage` for one training step
+    (cells without features get a column of ones, as geograph's model gives them)."""
+    from geograph.constants import CELL, COVISITS, POI, REV_PREFIX
+
+    cx = data[CELL].x if data[CELL].x.size(1) else data[CELL].x.new_ones(data[CELL].num_nodes, 1)
+    x_dict = {POI: data[POI].x, CELL: cx}
+    edges = {}
+    for et in edge_types:
+        if et[1] == COVISITS:
+            edges[et] = message
+        elif et[1] == REV_PREFIX + COVISITS:
+            edges[et] = message.flip(0)
+        elif et in data.edge_types:
+            edges[et] = data[et].edge_index
+    return x_dict, edges
+
+
 def _epoch(kind: str, model, opt, prep, ctx: dict, epoch: int, max_steps: int) -> dict:
     """One training epoch of ``kind`` (the loop body of ``fit_gnn``); returns time, pairs, steps."""
     import torch
@@ -209,7 +280,10 @@ def _epoch(kind: str, model, opt, prep, ctx: dict, epoch: int, max_steps: int) -
         data = step.data.to(device)
         cb = clock()
         with autocast_context(device):
-            if not kind.startswith("plain_sage"):
+            if kind == "plain_hetero_sage":
+                x_dict, edges = _hetero_inputs(data, step.message.to(device), ctx["edge_types"])
+                out = model(x_dict, edges, step.src.to(device), step.dst.to(device), feats[step.ids].to(device))
+            elif not kind.startswith("plain_sage"):
                 w_arg = step.weight.to(device) if cfg.model.weighted_covisits else None
                 out = model(
                     data,
@@ -417,7 +491,18 @@ def child(args: argparse.Namespace) -> dict:
     torch.manual_seed(tc.seed)
     sizes = [prep.pre.vocab.sizes()[lv] for lv in prep.pre.vocab.levels]  # as build_model
     plain_naics = _plain_sage(int(g[POI].x.size(1)), mc, naics_sizes=sizes).to(device)
-    models = [("geograph", geo), ("plain_sage", plain), ("plain_sage_naics", plain_naics)]
+    from geograph.constants import CELL
+
+    ctx["edge_types"] = list(geo.edge_types)
+    torch.manual_seed(tc.seed)
+    hetero_dims = {POI: int(g[POI].x.size(1)), CELL: max(int(g[CELL].x.size(1)), 1)}
+    plain_hetero = _plain_hetero_sage(ctx["edge_types"], hetero_dims, mc).to(device)
+    models = [
+        ("geograph", geo),
+        ("plain_sage", plain),
+        ("plain_sage_naics", plain_naics),
+        ("plain_hetero_sage", plain_hetero),
+    ]
     if args.ablate:
         import dataclasses
 
@@ -486,6 +571,9 @@ def child(args: argparse.Namespace) -> dict:
     )
     row["cpu_ratio_naics_over_plain"] = (
         row["plain_sage"]["pairs_per_cpu_s"] / row["plain_sage_naics"]["pairs_per_cpu_s"]
+    )
+    row["cpu_ratio_hetero_over_geograph"] = (
+        row["plain_hetero_sage"]["pairs_per_cpu_s"] / row["geograph"]["pairs_per_cpu_s"]
     )
     row["ablations"] = {
         k: {
@@ -586,23 +674,30 @@ def markdown(rows: list[dict]) -> str:
     head = (
         "| size | POIs | target pairs / epoch | geograph pairs/s | plain SAGE pairs/s | ratio (wall) | "
         "geograph pairs / CPU-s | plain SAGE pairs / CPU-s | ratio (CPU) | plain SAGE + NAICS pairs / CPU-s | "
-        "NAICS cost on plain SAGE (CPU) | geograph peak MB | plain SAGE peak MB | "
-        "world / graph / prepare s |"
+        "NAICS cost on plain SAGE (CPU) | plain hetero SAGE pairs / CPU-s | ratio to hetero (CPU) | "
+        "geograph peak MB | plain SAGE peak MB | world / graph / prepare s |"
     )
-    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     body = []
     for r in rows:
         label = f"{r['pois'] // 1000:,}K" if r["pois"] < 1_000_000 else f"{r['pois'] / 1e6:g}M"
         if "failed" in r:
-            body.append(f"| {label} | {r['pois']:,} |" + " - |" * 11 + f" {r['failed']} |")
+            body.append(f"| {label} | {r['pois']:,} |" + " - |" * 13 + f" {r['failed']} |")
             continue
         g, p, pn = r["geograph"], r["plain_sage"], r["plain_sage_naics"]
         mark = " *" if r["partial_epochs"] else ""
+        ph = r.get("plain_hetero_sage")  # absent from results saved before it was added
+        hetero = (
+            f"{ph['pairs_per_cpu_s']:,.0f}{mark} | {r['cpu_ratio_hetero_over_geograph']:.2f}x"
+            if ph
+            else "- | -"
+        )
         body.append(
             f"| {label} | {r['pois']:,} | {r['train_pairs']:,} | {g['pairs_per_s']:,.0f}{mark} | {p['pairs_per_s']:,.0f}{mark} | "
             f"{r['ratio_plain_over_geograph']:.2f}x | {g['pairs_per_cpu_s']:,.0f}{mark} | {p['pairs_per_cpu_s']:,.0f}{mark} | "
             f"{r['cpu_ratio_plain_over_geograph']:.2f}x | {pn['pairs_per_cpu_s']:,.0f}{mark} | "
-            f"{100 * (r['cpu_ratio_naics_over_plain'] - 1):+.0f}% | {g['peak_rss_mb']:,} | {p['peak_rss_mb']:,} | "
+            f"{100 * (r['cpu_ratio_naics_over_plain'] - 1):+.0f}% | {hetero} | "
+            f"{g['peak_rss_mb']:,} | {p['peak_rss_mb']:,} | "
             f"{r['world_s']:.1f} / {r['graph_s']:.1f} / {r['prepare_s']:.1f} |"
         )
     return "\n".join([head, sep, *body])
@@ -616,7 +711,7 @@ def phase_markdown(rows: list[dict]) -> str:
     head = "| POIs | model | pair selection + masking | forward + loss | backward | clip + AdamW | CPU s / epoch |"
     body = []
     for r in rows:
-        for kind in MODELS:
+        for kind in [k for k in MODELS if k in r]:
             ph = r[kind]["phase_cpu_s_per_epoch"]
             scale = (
                 r["train_pairs"]

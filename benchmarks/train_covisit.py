@@ -55,6 +55,10 @@ their sampler is a per-source Python loop over the source's whole state (about 1
 POIs, growing with sources x state size, so roughly 100x that at 1M), so the benchmark sets ``rank_negatives=0`` unless ``--rank-negatives`` says
 otherwise; the training pairs, message edges and group subgraphs are the same either way.
 
+The run prints a hardware line first: CPU model, logical CPUs, torch version, torch threads
+and the malloc the size runs used (``glibc``, or ``tcmalloc`` when the command runs under
+``LD_PRELOAD=libtcmalloc_minimal.so.4``, which the size subprocesses inherit).
+
 ``--ablate`` adds copies of the geograph model with one feature switched off at a time
 (``ABLATIONS``) and a
 plain SAGE with an input projection, all on the same batches, to show where geograph's time
@@ -420,6 +424,7 @@ def child(args: argparse.Namespace) -> dict:
     from geograph.covisit.config import CovisitConfig, apply_overrides
     from geograph.data.synthetic import generate_world
     from geograph.graph.builder import build_graph
+    from geograph.utils.memory import allocator
 
     n = args.child
     if args.threads:
@@ -438,6 +443,8 @@ def child(args: argparse.Namespace) -> dict:
         "config": str(CONFIG.relative_to(ROOT)),
         "overrides": sets,
         "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "malloc": allocator(),
         "rss_after_imports_mb": round(_rss_mb()),
     }
 
@@ -767,6 +774,19 @@ def ablation_markdown(rows: list[dict]) -> str:
     return "\n".join([head, sep, *body])
 
 
+def hardware_line(rows: list[dict]) -> str:
+    """CPU model, logical CPUs, torch version, torch threads and malloc of the size runs."""
+    from hostinfo import cpu_model
+
+    ok = [r for r in rows if "failed" not in r] or [{}]
+    seen = {k: sorted({str(r.get(k, "?")) for r in ok}) for k in ("torch", "threads", "malloc")}
+    return (
+        f"hardware: {cpu_model()}, {os.cpu_count()} logical CPUs, torch {'/'.join(seen['torch'])}, "
+        f"{'/'.join(seen['threads'])} torch thread(s), malloc {'/'.join(seen['malloc'])}, "
+        f"Python {platform.python_version()}"
+    )
+
+
 def render(rows: list[dict], max_steps: int) -> str:
     """All tables of a run, as printed at its end."""
     out = [markdown(rows)]
@@ -824,6 +844,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         saved = json.loads(Path(args.report).read_text())
         print(f"command: {saved['command']}\n")
+        if saved.get("machine", {}).get("hardware"):
+            print(saved["machine"]["hardware"] + "\n")
         print(render(saved["rows"], saved["args"]["max_steps"]))
         return 0
     if args.child:
@@ -847,6 +869,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"\nforward breakdown (ms, no grad): {json.dumps(row['breakdown'], indent=1)}",
                 file=sys.stderr,
             )
+    print(hardware_line(rows) + "\n")
     print(render(rows, args.max_steps))
     table, phases, ablation = markdown(rows), phase_markdown(rows), ablation_markdown(rows)
     meta = {
@@ -854,6 +877,7 @@ def main(argv: list[str] | None = None) -> int:
             [".venv/bin/python", "benchmarks/train_covisit.py", *(argv if argv is not None else sys.argv[1:])]
         ),
         "machine": {
+            "hardware": hardware_line(rows),
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

@@ -260,10 +260,17 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             {"pois": n, "covisit_rows": n_cov, "geograph": g, "networkx": x, "nx_max_s": args.max_seconds}
         )
+    from importlib.metadata import version
+
+    from hostinfo import hardware_line
+
+    hw = hardware_line(f"torch {version('torch')}, polars {version('polars')}", "one process per build")
     table = markdown(rows)
+    print(hw + "\n")
     print(table)
     meta = {
         "machine": {
+            "hardware": hw,
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

@@ -27,3 +27,12 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def hardware_line(*details: str) -> str:
+    """``hardware: <CPU model>, <N> logical CPUs, <details...>, Python <version>``: the line a
+    benchmark prints above its table (``details``: torch version, threads, malloc, ...)."""
+    import os
+
+    parts = [cpu_model(), f"{os.cpu_count()} logical CPUs", *details, f"Python {platform.python_version()}"]
+    return "hardware: " + ", ".join(parts)

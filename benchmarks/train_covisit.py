@@ -776,15 +776,11 @@ def ablation_markdown(rows: list[dict]) -> str:
 
 def hardware_line(rows: list[dict]) -> str:
     """CPU model, logical CPUs, torch version, torch threads and malloc of the size runs."""
-    from hostinfo import cpu_model
+    from hostinfo import hardware_line as line
 
     ok = [r for r in rows if "failed" not in r] or [{}]
-    seen = {k: sorted({str(r.get(k, "?")) for r in ok}) for k in ("torch", "threads", "malloc")}
-    return (
-        f"hardware: {cpu_model()}, {os.cpu_count()} logical CPUs, torch {'/'.join(seen['torch'])}, "
-        f"{'/'.join(seen['threads'])} torch thread(s), malloc {'/'.join(seen['malloc'])}, "
-        f"Python {platform.python_version()}"
-    )
+    seen = {k: "/".join(sorted({str(r.get(k, "?")) for r in ok})) for k in ("torch", "threads", "malloc")}
+    return line(f"torch {seen['torch']}", f"{seen['threads']} torch thread(s)", f"malloc {seen['malloc']}")
 
 
 def render(rows: list[dict], max_steps: int) -> str:

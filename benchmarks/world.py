@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         with console.status(f"world with {n:,} POIs ..."):
             rows.append(run_size(n, args.seed, args.diagnostics))
         console.print(f"{n:,} POIs: {rows[-1]['total_s']} s, peak {rows[-1]['peak_rss_mb']} MB", markup=False)
+    from importlib.metadata import version
+
+    from hostinfo import hardware_line
+
+    hw = hardware_line(f"polars {version('polars')}")
+    print(hw + "\n")
     if args.markdown:
         print(markdown(rows))
     else:
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             print(f"{r['pois']:>9,} POIs  " + "  ".join(f"{k}={v}" for k, v in r["diagnostics"].items()))
     OUT.mkdir(parents=True, exist_ok=True)
-    machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": _cpus()}
+    machine = {"hardware": hw, "python": platform.python_version(), "machine": platform.machine(), "cpus": _cpus()}
     atomic_write_text(OUT / "world.json", json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     return 0
 

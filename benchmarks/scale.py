@@ -333,8 +333,8 @@ def main() -> None:
                    help="run every rank with glibc's MALLOC_MMAP_THRESHOLD_=BYTES (a fixed threshold: freed "
                         "tensors above it go back to the system instead of staying in the heap)")
     p.add_argument("--preload", default=None, metavar="LIB",
-                   help="run every rank with LD_PRELOAD=LIB, e.g. another malloc: "
-                        "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 (Debian: libtcmalloc-minimal4)")
+                   help="run every rank with LD_PRELOAD=LIB (a path or a library name), e.g. another malloc; "
+                        "'tcmalloc' finds gperftools' tcmalloc as geograph train --malloc tcmalloc does")
     p.add_argument("--out", default="benchmarks/out/scale")
     p.add_argument("--world", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tag", default=None, help=argparse.SUPPRESS)
@@ -348,7 +348,13 @@ def main() -> None:
         return
     if args.max_group_pois is None:
         args.max_group_pois = 20_000
-    if args.preload and not Path(args.preload).is_file():
+    if args.preload == "tcmalloc":  # the library's name as the dynamic loader finds it
+        from geograph.utils.memory import TCMALLOC_HINT, find_tcmalloc
+
+        args.preload = find_tcmalloc()
+        if args.preload is None:
+            raise SystemExit(f"--preload tcmalloc: the library was not found; {TCMALLOC_HINT}")
+    if args.preload and "/" in args.preload and not Path(args.preload).is_file():
         raise SystemExit(f"--preload: no such file {args.preload}")
     from geograph.data import write_world
     from geograph.data.synthetic import generate_world

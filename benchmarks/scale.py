@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import socket
 import statistics
@@ -178,11 +177,9 @@ def _hardware(threads: str = "1 torch thread per rank (OMP_NUM_THREADS=1)") -> s
     """One line: CPU model, logical CPUs, torch version, threads per rank (torch is not imported)."""
     from importlib.metadata import version
 
-    from hostinfo import cpu_model
+    from hostinfo import hardware_line
 
-    model = cpu_model()
-    return (f"hardware: {model}, {os.cpu_count()} logical CPUs, torch {version('torch')}, "
-            f"{threads}, Python {platform.python_version()}")
+    return hardware_line(f"torch {version('torch')}", threads)
 
 
 def _launch(args, n: int, world: str, tag: str, max_group_pois: int, threads: int = 1,

@@ -865,7 +865,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"\nforward breakdown (ms, no grad): {json.dumps(row['breakdown'], indent=1)}",
                 file=sys.stderr,
             )
-    print(hardware_line(rows) + "\n")
+    hw = hardware_line(rows)
+    print(hw + "\n")
     print(render(rows, args.max_steps))
     table, phases, ablation = markdown(rows), phase_markdown(rows), ablation_markdown(rows)
     meta = {
@@ -873,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
             [".venv/bin/python", "benchmarks/train_covisit.py", *(argv if argv is not None else sys.argv[1:])]
         ),
         "machine": {
-            "hardware": hardware_line(rows),
+            "hardware": hw,
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

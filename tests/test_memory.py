@@ -44,7 +44,7 @@ def _run(env: dict | None = None) -> dict:
     return json.loads(out.stdout)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or memory._releaser() is None,
+@pytest.mark.skipif(not sys.platform.startswith("linux") or memory.allocator() == "system",
                     reason="needs glibc's malloc_trim and /proc")
 def test_free_heap_pages_leave_the_resident_set():
     r = _run()
@@ -65,5 +65,6 @@ def test_under_tcmalloc_its_own_release_call_is_used():
 
 
 def test_without_a_release_call_nothing_is_released(monkeypatch):
-    monkeypatch.setattr(memory, "_releaser", lambda: None)
+    monkeypatch.setattr(memory, "_tcmalloc_release", lambda: None)
+    monkeypatch.setattr(memory, "_glibc_trim", lambda: None)
     assert memory.release_free_memory() is False

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-from collections.abc import Callable
 
 __all__ = ["TCMALLOC_HINT", "allocator", "find_tcmalloc", "release_free_memory"]
 
@@ -28,58 +27,44 @@ TCMALLOC_HINT = (
 )
 
 
-def _process_symbol(name: str):
-    """A C symbol of any library loaded into this process, or None."""
+@functools.cache
+def _tcmalloc_release():
+    """tcmalloc's ``MallocExtension_ReleaseFreeMemory`` when it is loaded into this process, else None."""
     try:
-        return getattr(ctypes.CDLL(None), name, None)
+        fn = getattr(ctypes.CDLL(None), "MallocExtension_ReleaseFreeMemory", None)
     except (OSError, TypeError):
         return None
+    if fn is not None:
+        fn.argtypes, fn.restype = [], None
+    return fn
 
 
 @functools.cache
+def _glibc_trim():
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl, Windows)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        fn = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return fn
+
+
 def allocator() -> str:
     """The process's malloc: ``"tcmalloc"`` (gperftools, usually through ``LD_PRELOAD``),
     ``"glibc"`` (a C library with ``malloc_trim``) or ``"system"`` (anything else)."""
-    if _process_symbol("MallocExtension_ReleaseFreeMemory") is not None:
+    if _tcmalloc_release() is not None:
         return "tcmalloc"
-    name = ctypes.util.find_library("c")
-    if name is not None:
-        try:
-            ctypes.CDLL(name).malloc_trim  # noqa: B018 - the lookup is the test
-            return "glibc"
-        except (OSError, AttributeError):
-            pass
-    return "system"
+    return "glibc" if _glibc_trim() is not None else "system"
 
 
 def find_tcmalloc() -> str | None:
     """The name of gperftools' tcmalloc library as the dynamic loader finds it
     (``libtcmalloc_minimal.so.4``), or None when it is not installed."""
     return ctypes.util.find_library("tcmalloc_minimal") or ctypes.util.find_library("tcmalloc")
-
-
-@functools.cache
-def _releaser() -> Callable[[], bool] | None:
-    """The running allocator's release call: tcmalloc's, glibc's ``malloc_trim(0)``, or None
-    where there is neither (macOS, musl, Windows)."""
-    tc = _process_symbol("MallocExtension_ReleaseFreeMemory")
-    if tc is not None:
-        tc.argtypes, tc.restype = [], None
-
-        def release_tcmalloc() -> bool:
-            tc()
-            return True
-
-        return release_tcmalloc
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return lambda: bool(trim(0))
 
 
 def release_free_memory() -> bool:
@@ -91,5 +76,9 @@ def release_free_memory() -> bool:
     either way; only their pages leave the resident set, and the next use of them faults them
     back in.
     """
-    fn = _releaser()
-    return fn() if fn is not None else False
+    tc = _tcmalloc_release()
+    if tc is not None:
+        tc()
+        return True
+    trim = _glibc_trim()
+    return bool(trim(0)) if trim is not None else False

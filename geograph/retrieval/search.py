@@ -19,7 +19,20 @@ def _block_size(rows: int, k: int) -> int:
     return b if rows // b >= 4 * k else 0
 
 
-def _chunk_topk(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+_CACHE_BYTES = 2 << 20
+"""Scores per partial product of a chunk in :func:`chunked_topk`: each part is reduced to its
+block maxima right after it is computed, while its scores are still in the CPU's cache."""
+
+
+def _part_rows(n_queries: int, itemsize: int, block: int) -> int:
+    """Gallery rows per partial product: a multiple of ``block`` whose scores fill about
+    ``_CACHE_BYTES`` (at least one block)."""
+    return max(block, _CACHE_BYTES // max(n_queries * itemsize, 1) // block * block)
+
+
+def _chunk_topk(
+    s: torch.Tensor, k: int, bmax: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-``k`` along dim 0 of one chunk's scores ``s`` ``(C, Q)`` (gallery rows x queries).
 
     Returns scores and chunk-local row indices ``(Q, k)``, best first. Block-max prefilter: the
@@ -28,7 +41,8 @@ def _chunk_topk(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     and those ``k`` blocks hold at least ``k`` elements at or above it), so ``topk`` runs over
     ``k * B`` candidates (plus the ``C mod B`` rows of a ragged tail) instead of ``C``. The
     scores are the exact top ``k``; among equal scores the index kept may differ from a
-    ``topk`` over the whole row.
+    ``topk`` over the whole row. ``bmax``: the block maxima ``(C // B, Q)`` when the caller has
+    computed them already.
     """
     c, q = s.shape
     bsz = _block_size(c, k)
@@ -36,7 +50,8 @@ def _chunk_topk(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.topk(s.T, k, dim=1)
     nb = c // bsz
     body = s[: nb * bsz].view(nb, bsz, q)
-    bmax = body.amax(1)  # (nb, Q): a contiguous reduction over rows, vectorised across queries
+    if bmax is None:
+        bmax = body.amax(1)  # (nb, Q): a contiguous reduction over rows, vectorised across queries
     bi = torch.topk(bmax.T, k, dim=1)[1]  # (Q, k) best blocks per query
     cols = torch.arange(q, device=s.device)
     cand = body[bi.T, :, cols].transpose(0, 1).reshape(q, k * bsz)  # (Q, k * B) candidate scores
@@ -54,11 +69,15 @@ def chunked_topk(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` keys by inner product for each query, scanning ``keys`` in chunks.
 
-    Each chunk is one matrix product ``keys[chunk] @ queries.T`` written into one reused
-    buffer, then a block-max prefilter and a ``topk`` over the few surviving candidates
-    (:func:`_chunk_topk`); the running best ``k`` are merged after every chunk, so peak memory
-    is ``Q * (chunk_size + k)`` scores whatever the gallery size. Scores are in the dtype of the
-    inputs (bfloat16 inputs use the bfloat16 matrix product).
+    Each chunk's scores ``keys[chunk] @ queries.T`` are written into one reused buffer, then
+    a block-max prefilter and a ``topk`` over the few surviving candidates
+    (:func:`_chunk_topk`) keep its best ``k``; the running best ``k`` are merged after every
+    chunk, so peak memory is ``Q * (chunk_size + k)`` scores whatever the gallery size. The
+    product is computed in parts of about 2 MB of scores, each reduced to its block maxima at
+    once, while it is still in cache: one pass over the chunk's scores from memory saved (3-4%
+    of a bfloat16 search of a 1M gallery; no measurable change in float32, whose product
+    dominates). Scores are in the dtype of the inputs (bfloat16 inputs use the bfloat16 matrix
+    product).
 
     The scores returned are exactly the top ``k`` of ``queries @ keys.T`` (as computed by the
     matrix product); among equal scores (ties, common in bfloat16) the indices kept may differ
@@ -84,14 +103,29 @@ def chunked_topk(
     n, nq = keys.shape[0], queries.shape[0]
     k = min(k, n)
     buf = torch.empty(min(chunk_size, n) * nq, dtype=queries.dtype, device=queries.device)
+    bmax_buf: torch.Tensor | None = None
     best_s: torch.Tensor | None = None
     best_i: torch.Tensor | None = None
     for start in range(0, n, chunk_size):
         kc = keys[start : start + chunk_size]
         c = kc.shape[0]
         kk = min(k, c)
-        if _block_size(c, kk):  # gallery rows x queries: the faster orientation, and the prefilter's
-            v, i = _chunk_topk(torch.mm(kc, queries.T, out=buf[: c * nq].view(c, nq)), kk)
+        bsz = _block_size(c, kk)
+        if bsz:  # gallery rows x queries: the faster orientation, and the prefilter's
+            s = buf[: c * nq].view(c, nq)
+            nb = c // bsz
+            if bmax_buf is None or bmax_buf.shape[0] < nb:
+                bmax_buf = torch.empty(nb, nq, dtype=queries.dtype, device=queries.device)
+            bmax = bmax_buf[:nb]
+            # parts on CPU, where they were measured; one product per chunk on other devices
+            step = _part_rows(nq, buf.element_size(), bsz) if buf.device.type == "cpu" else nb * bsz
+            for a in range(0, nb * bsz, step):
+                b = min(a + step, nb * bsz)
+                torch.mm(kc[a:b], queries.T, out=s[a:b])
+                torch.amax(s[a:b].view((b - a) // bsz, bsz, nq), 1, out=bmax[a // bsz : b // bsz])
+            if nb * bsz < c:  # the ragged tail: no block maxima
+                torch.mm(kc[nb * bsz :], queries.T, out=s[nb * bsz :])
+            v, i = _chunk_topk(s, kk, bmax)
         else:  # few rows per k: a plain topk along contiguous query rows
             v, i = torch.topk(torch.mm(queries, kc.T, out=buf[: c * nq].view(nq, c)), kk, dim=1)
         i = i + start

@@ -76,6 +76,27 @@ def test_chunked_topk_block_prefilter_matches_brute_force():
     assert s.shape == i.shape == (0, 5)
 
 
+@pytest.mark.parametrize("cache_bytes", [1, 3000, 20_000])
+def test_chunked_topk_partial_products(monkeypatch, cache_bytes):
+    """The product of a chunk computed in parts (one block, a few blocks, a ragged last part),
+    each reduced to block maxima as it comes: the same top k as one brute-force ``topk``."""
+    from geograph.retrieval import search
+
+    monkeypatch.setattr(search, "_CACHE_BYTES", cache_bytes)
+    g = torch.Generator().manual_seed(5)
+    q, keys = torch.randn(9, 24, generator=g), torch.randn(3000, 24, generator=g)
+    assert search._part_rows(9, 4, 16) < 1000  # several parts per chunk
+    for k in (1, 5, 17):
+        for chunk in (3000, 1000, 999, 7):
+            _, i, ref_i = _check_topk(q, keys, k, chunk, exact=False)
+            assert torch.equal(i, ref_i)
+    qi = torch.randint(-2, 3, (11, 6), generator=g).float()  # ties everywhere
+    ki = torch.randint(-2, 3, (2500, 6), generator=g).float()
+    for k in (3, 10):
+        _check_topk(qi, ki, k, 1024)
+        _check_topk(qi.bfloat16(), ki.bfloat16(), k, 2500)
+
+
 def test_chunked_topk_ties():
     g = torch.Generator().manual_seed(2)
     q = torch.randint(-2, 3, (11, 6), generator=g).float()

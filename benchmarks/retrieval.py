@@ -14,7 +14,7 @@ dtype: the product of the search's own shape (``batch x dim @ dim x chunk``, the
 two orientations) and a ``2048^3`` product. The references are timed in the same rounds as the
 search (interleaved, best of each), so a busy machine slows both alike.
 
-With ``faiss`` importable (an optional extra, not a geograph dependency) it adds approximate
+With ``faiss`` importable (the optional extra ``geograph[ann]``) it adds approximate
 rows for the last (by default the largest) float32 gallery at the largest batch: an IVF-Flat index (inner product),
 its build time, recall@k against the exact search and the speed-up over it.
 

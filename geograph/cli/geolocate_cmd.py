@@ -14,11 +14,14 @@ atomically.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 from geograph.cli.common import add_quiet_arg, console, step
 from geograph.errors import DataValidationError, GeographError
+
+SEARCH_CHOICES = ("exact", "ivf")  # geograph.retrieval.ann.SEARCH_METHODS (not imported: keeps --help fast)
 
 DEFAULT_OUTPUT = "geolocate_predictions.geojson"
 
@@ -95,6 +98,14 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
         "with latitude/longitude columns (default: train)",
     )
     p.add_argument("--top-k", type=int, default=None, help="candidates per query (default: the model's)")
+    p.add_argument(
+        "--search",
+        choices=SEARCH_CHOICES,
+        default=None,
+        help="gallery search: exact, or ivf (a FAISS inverted-file index; needs faiss-cpu) "
+        "(default: the model's predict.search)",
+    )
+    p.add_argument("--nprobe", type=int, default=None, help="ivf: lists searched per query (default: the model's)")
     p.add_argument(
         "--tracking-uri",
         default=None,
@@ -196,9 +207,11 @@ def load_model(run_id: str | None, model_uri: str | None, tracking_uri: str | No
 
 
 def _predictor(geo, args):
-    """The model's predictor with ``--gallery`` and ``--top-k`` applied."""
+    """The model's predictor with ``--gallery``, ``--top-k``, ``--search`` and ``--nprobe`` applied."""
     if args.top_k is not None and args.top_k < 1:
         raise GeographError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.nprobe is not None and args.nprobe < 1:
+        raise GeographError(f"--nprobe must be >= 1, got {args.nprobe}")
     try:
         with step(f"gallery {args.gallery}", args.quiet):
             pred = geo.with_gallery(args.gallery)
@@ -206,6 +219,13 @@ def _predictor(geo, args):
         raise GeographError(f"--gallery: {exc}") from exc
     if args.top_k is not None:
         pred.top_k = args.top_k
+    if args.search is not None or args.nprobe is not None:
+        opts = pred.search_options
+        pred.search_options = dataclasses.replace(
+            opts,
+            method=args.search or opts.method,
+            nprobe=args.nprobe if args.nprobe is not None else opts.nprobe,
+        )
     return pred
 
 

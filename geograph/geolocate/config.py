@@ -9,6 +9,7 @@ from geograph.config import config_hash, from_dict, undot
 from geograph.data.text_places import PLACES
 from geograph.errors import ConfigError
 from geograph.nn.location import ENCODERS
+from geograph.retrieval.ann import SearchOptions
 
 METHODS = ("head", "knn", "cells", "prior")
 SOURCES = ("text_places", "world", "files")
@@ -220,6 +221,12 @@ class PredictConfig:
         fusion_grid: Values of ``m`` tried on validation when fusion is on and ``tune_on_val``.
         fusion_knn_k: Neighbours of the fused kNN density.
         fusion_knn_power: Their weight ``1 / d^power``.
+        search: ``exact`` (every gallery point scored, the default) or ``ivf``: a FAISS IVF-Flat
+            index (needs the optional ``faiss-cpu``; :class:`~geograph.retrieval.ann.IVFIndex`),
+            used for validation choices and predictions alike.
+        ivf_nlist: Lists of the IVF index (0: a power of two near ``4 * sqrt(gallery size)``,
+            at most one list per 40 candidates).
+        ivf_nprobe: Lists searched per query.
     """
 
     gallery: str = "train"
@@ -236,8 +243,15 @@ class PredictConfig:
     fusion_grid: list = field(default_factory=lambda: [0.5, 0.75, 0.9, 0.95])
     fusion_knn_k: int = 100
     fusion_knn_power: float = 5.0
+    search: str = "exact"
+    ivf_nlist: int = 0
+    ivf_nprobe: int = 16
 
     def __post_init__(self) -> None:
+        try:
+            self.search_options()
+        except ConfigError as exc:
+            raise ConfigError(f"predict.search / predict.ivf_nlist / predict.ivf_nprobe: {exc}") from None
         if not isinstance(self.fusion_weight, (int, float)) or not 0.0 <= self.fusion_weight < 1.0:
             raise ConfigError(f"predict.fusion_weight must be in [0, 1), got {self.fusion_weight!r}")
         for m in self.fusion_grid:
@@ -249,6 +263,10 @@ class PredictConfig:
             raise ConfigError(
                 f"predict.select_metric must be one of {SELECT_METRICS}, got {self.select_metric!r}"
             )
+
+    def search_options(self, seed: int = 0) -> SearchOptions:
+        """The gallery search these keys ask for."""
+        return SearchOptions(self.search, self.ivf_nlist, self.ivf_nprobe, seed)
 
 
 @dataclass

@@ -98,6 +98,7 @@ class LoadedGeolocator:
             knn=p.knn,
             fusion_weight=p.fusion_weight,
             query_aug=p.query_aug,
+            search=p.search_options,
         )
 
     @property
@@ -148,6 +149,7 @@ def load_geolocator(folder: str | Path) -> LoadedGeolocator:
         range_weight=float(ch.get("range_weight", 0.0)),
         range_values=cfg.propagation.range_values,
         kde_temperature=float(ch.get("kde_temperature", pc.kde_temperature)),
+        search=pc.search_options(cfg.train.seed),
     )
     db = (state["database_latlon"], state["database_queries"]) if "database_latlon" in state else None
     fusion = float(ch.get("fusion_weight", 0.0))

@@ -434,6 +434,7 @@ def select_all(
                     knn=knn,
                     fusion_weight=mix,
                     query_aug=qaug,
+                    search=pc.search_options(cfg.train.seed),
                 )
 
             if found is None:

@@ -1,5 +1,7 @@
-"""Retrieval: galleries of candidate coordinates, exact top-k search, KDE, the contrastive head."""
+"""Retrieval: galleries of candidate coordinates, exact (and optional approximate) top-k search, KDE,
+the contrastive head."""
 
+from geograph.retrieval.ann import IVFIndex, SearchOptions
 from geograph.retrieval.cells import CellGeolocator
 from geograph.retrieval.gallery import GALLERY_SOURCES, Gallery, geoclip_gallery_path
 from geograph.retrieval.head import RetrievalHead
@@ -13,9 +15,11 @@ __all__ = [
     "GALLERY_SOURCES",
     "Gallery",
     "GeoPredictor",
+    "IVFIndex",
     "KNNGeolocator",
     "Prediction",
     "RetrievalHead",
+    "SearchOptions",
     "build_gallery_keys",
     "chunked_topk",
     "geoclip_gallery_path",

@@ -18,7 +18,8 @@ from geograph.constants import LAT, LON
 from geograph.errors import CheckpointError, DataValidationError
 from geograph.geo.h3cells import cell_centers, latlng_to_cells
 from geograph.geo.sphere import check_lat_lon
-from geograph.retrieval.search import sharded_topk
+from geograph.retrieval.ann import IVFIndex, SearchOptions
+from geograph.retrieval.search import _distributed, sharded_topk
 from geograph.retrieval.validate import check_embeddings
 
 GEOCLIP_GALLERY_RELPATH = ("model", "gps_gallery", "coordinates_100K.csv")
@@ -104,6 +105,7 @@ class Gallery:
         self.name = name
         self.embeddings: torch.Tensor | None = None
         self._cells: dict[int, list[str]] = {}
+        self._index: tuple | None = None  # (key, IVFIndex) of the last approximate search
 
     # --- sources ----------------------------------------------------------------------
     @classmethod
@@ -187,9 +189,13 @@ class Gallery:
         return self
 
     def search(
-        self, queries: torch.Tensor, k: int = 1, chunk_size: int = 65536
+        self, queries: torch.Tensor, k: int = 1, chunk_size: int = 65536, options: SearchOptions | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact top-``k`` candidates by inner product; see :func:`~geograph.retrieval.search.sharded_topk`.
+        """Top-``k`` candidates by inner product: exact (:func:`~geograph.retrieval.search.sharded_topk`,
+        the default) or, with ``options.method == "ivf"``, from a FAISS IVF index
+        (:class:`~geograph.retrieval.ann.IVFIndex`, built at the first such search and kept
+        until the embeddings change). Under :func:`~geograph.retrieval.search.distributed_search`
+        with several ranks the search is the exact sharded one whatever ``options`` say.
 
         Shapes: ``queries`` ``(Q, D)``; returns scores and indices ``(Q, k)``.
         """
@@ -201,6 +207,11 @@ class Gallery:
             width=self.embeddings.shape[1],
             width_source=f"the gallery keys of {self.name}",
         )
+        if options is not None and options.method == "ivf" and _distributed()[1] == 1:
+            key = (self.embeddings._version, options)
+            if self._index is None or self._index[0] != key or self._index[1].keys is not self.embeddings:
+                self._index = (key, IVFIndex(self.embeddings, options))
+            return self._index[1].search(queries, k)
         # under torchrun each rank scans its shard of the gallery; the top-k are merged
         return sharded_topk(queries.to(self.embeddings.dtype), self.embeddings, k, chunk_size)
 

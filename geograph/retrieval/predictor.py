@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from geograph.geo.h3cells import cell_area_km2, latlng_to_cells
+from geograph.retrieval.ann import SearchOptions
 from geograph.retrieval.gallery import Gallery
 from geograph.retrieval.head import RetrievalHead
 from geograph.retrieval.kde import kde_mode, product_kde_mode
@@ -63,6 +64,8 @@ class GeoPredictor:
             to the head's query keys (default None): each query's key is mixed with the
             location embeddings of its nearest database queries, for the search, the KDE and
             Recall vs Area alike.
+        search: How the gallery is searched (:class:`~geograph.retrieval.ann.SearchOptions`;
+            default exact).
 
     Raises:
         DataValidationError: at :meth:`predict`, :meth:`search` and :meth:`area_needed`,
@@ -84,6 +87,7 @@ class GeoPredictor:
         knn: KNNGeolocator | None = None,
         fusion_weight: float = 0.0,
         query_aug=None,
+        search: SearchOptions | None = None,
     ) -> None:
         if not 0.0 <= fusion_weight < 1.0:
             raise ValueError(f"fusion_weight must be in [0, 1), got {fusion_weight}")
@@ -109,6 +113,7 @@ class GeoPredictor:
         self.range_weight, self.range_values = range_weight, range_values
         self.kde_temperature = kde_temperature
         self.knn, self.fusion_weight = knn, fusion_weight
+        self.search_options = search or SearchOptions()
         self._region_index: tuple[list[str], torch.Tensor, np.ndarray, dict[str, int]] | None = None
 
     @torch.no_grad()
@@ -171,7 +176,7 @@ class GeoPredictor:
         out_s, out_i = [], []
         for start in range(0, len(queries), batch_size):
             q = self.encode(queries[start : start + batch_size])
-            s, i = self.gallery.search(q, self.top_k, self.chunk_size)
+            s, i = self.gallery.search(q, self.top_k, self.chunk_size, self.search_options)
             out_s.append(s.cpu())
             out_i.append(i.cpu())
         return torch.cat(out_s), torch.cat(out_i)

@@ -72,7 +72,8 @@ class IVFIndex:
     """
 
     def __init__(self, keys: torch.Tensor, options: SearchOptions) -> None:
-        faiss = _faiss()
+        faiss = self._faiss = _faiss()
+        faiss.omp_set_num_threads(torch.get_num_threads())  # torch's thread setting, not every core
         if keys.dim() != 2 or keys.shape[0] == 0:
             raise ValueError(f"need gallery embeddings (G, D) with G > 0, got {tuple(keys.shape)}")
         self.keys = keys
@@ -98,6 +99,7 @@ class IVFIndex:
 
         k = min(k, self.keys.shape[0])
         q = np.ascontiguousarray(queries.detach().float().cpu().numpy())
+        self._faiss.omp_set_num_threads(torch.get_num_threads())
         s, i = self.index.search(q, k)
         scores, index = torch.from_numpy(s), torch.from_numpy(i).long()
         short = (index < 0).any(1)

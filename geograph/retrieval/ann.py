@@ -83,6 +83,8 @@ class IVFIndex:
         self.nprobe = min(options.nprobe, self.nlist)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, self.nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = options.seed
+        if self.nlist == 1:  # a gallery under 40 rows: one list, nothing for k-means to warn about
+            index.cp.min_points_per_centroid = 1
         rng = np.random.default_rng(options.seed)
         rows = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * self.nlist), replace=False))
         index.train(x[rows])

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from geograph.errors import ConfigError
+from geograph.retrieval.search import chunked_topk
 
 SEARCH_METHODS = ("exact", "ivf")
 _TRAIN_PER_LIST = 40  # k-means training points per list (FAISS warns below 39)
@@ -97,8 +98,6 @@ class IVFIndex:
 
         Shapes: ``queries`` ``(Q, D)``; returns ``(Q, min(k, G))`` each, best first.
         """
-        from geograph.retrieval.search import chunked_topk
-
         k = min(k, self.keys.shape[0])
         q = np.ascontiguousarray(queries.detach().float().cpu().numpy())
         self._faiss.omp_set_num_threads(torch.get_num_threads())
@@ -106,7 +105,7 @@ class IVFIndex:
         scores, index = torch.from_numpy(s), torch.from_numpy(i).long()
         short = (index < 0).any(1)
         if short.any():  # too few rows in the probed lists: those queries searched exactly
-            es, ei = chunked_topk(queries[short].to(self.keys.dtype), self.keys, k)
+            es, ei = chunked_topk(queries[short.to(queries.device)].to(self.keys.dtype), self.keys, k)
             scores[short], index[short] = es.float().cpu(), ei.cpu()
         return scores.to(device=queries.device, dtype=self.keys.dtype), index.to(queries.device)
 

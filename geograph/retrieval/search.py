@@ -30,10 +30,10 @@ def _part_rows(n_queries: int, itemsize: int, block: int) -> int:
     return max(block, _CACHE_BYTES // max(n_queries * itemsize, 1) // block * block)
 
 
-def _chunk_topk(
-    s: torch.Tensor, k: int, bmax: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-``k`` along dim 0 of one chunk's scores ``s`` ``(C, Q)`` (gallery rows x queries).
+def _chunk_topk(s: torch.Tensor, k: int, bsz: int, bmax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``k`` along dim 0 of one chunk's scores ``s`` ``(C, Q)`` (gallery rows x queries),
+    given the block size ``bsz`` (:func:`_block_size`) and the block maxima ``bmax``
+    ``(C // bsz, Q)`` of its rows.
 
     Returns scores and chunk-local row indices ``(Q, k)``, best first. Block-max prefilter: the
     rows are cut into blocks of ``B``; only the ``k`` blocks with the largest maxima can hold
@@ -41,17 +41,11 @@ def _chunk_topk(
     and those ``k`` blocks hold at least ``k`` elements at or above it), so ``topk`` runs over
     ``k * B`` candidates (plus the ``C mod B`` rows of a ragged tail) instead of ``C``. The
     scores are the exact top ``k``; among equal scores the index kept may differ from a
-    ``topk`` over the whole row. ``bmax``: the block maxima ``(C // B, Q)`` when the caller has
-    computed them already.
+    ``topk`` over the whole row.
     """
     c, q = s.shape
-    bsz = _block_size(c, k)
-    if not bsz:
-        return torch.topk(s.T, k, dim=1)
     nb = c // bsz
     body = s[: nb * bsz].view(nb, bsz, q)
-    if bmax is None:
-        bmax = body.amax(1)  # (nb, Q): a contiguous reduction over rows, vectorised across queries
     bi = torch.topk(bmax.T, k, dim=1)[1]  # (Q, k) best blocks per query
     cols = torch.arange(q, device=s.device)
     cand = body[bi.T, :, cols].transpose(0, 1).reshape(q, k * bsz)  # (Q, k * B) candidate scores
@@ -125,7 +119,7 @@ def chunked_topk(
                 torch.amax(s[a:b].view((b - a) // bsz, bsz, nq), 1, out=bmax[a // bsz : b // bsz])
             if nb * bsz < c:  # the ragged tail: no block maxima
                 torch.mm(kc[nb * bsz :], queries.T, out=s[nb * bsz :])
-            v, i = _chunk_topk(s, kk, bmax)
+            v, i = _chunk_topk(s, kk, bsz, bmax)
         else:  # few rows per k: a plain topk along contiguous query rows
             v, i = torch.topk(torch.mm(queries, kc.T, out=buf[: c * nq].view(nq, c)), kk, dim=1)
         i = i + start

@@ -99,12 +99,6 @@ def test_gallery_keeps_its_index_until_the_embeddings_change():
     assert torch.equal(i2, len(keys) - 1 - i1) and torch.allclose(s1, s2)
 
 
-def _store(root: Path, empty_db: Path) -> str:
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(empty_db, root / "mlflow.db")
-    return f"sqlite:///{root / 'mlflow.db'}"
-
-
 def test_cli_and_config_search_ivf(tmp_path: Path, empty_store_db: Path, capsys) -> None:
     """``predict.search: ivf`` through training, and ``geograph geolocate --search / --nprobe``
     on the logged model: probing every list gives the exact search's predictions."""
@@ -116,7 +110,8 @@ def test_cli_and_config_search_ivf(tmp_path: Path, empty_store_db: Path, capsys)
     from geograph.geolocate.data import prepare
     from geograph.geolocate.run import run_from_config
 
-    uri = _store(tmp_path / "store", empty_store_db)
+    shutil.copyfile(empty_store_db, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = {
         "name": "geo_ivf",
         "data": {"source": "world", "n_pois": 300, "n_images": 500},

@@ -21,7 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from geograph.config import from_dict
 from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, REV_PREFIX, SIMILAR
 from geograph.errors import ConfigError
-from geograph.nn.dropout import Dropout
+from geograph.nn.dropout import Dropout, relu_dropout_scale, relu_keep
 from geograph.nn.halo import HaloPlan
 from geograph.nn.hetero_sage import HeteroSAGE
 from geograph.nn.naics_encoder import NAICSEncoder
@@ -228,6 +228,16 @@ def strength(edge_index: Tensor, weight: Tensor | None, n: int) -> Tensor:
     return torch.log1p(out)
 
 
+def _linear_relu_dropout(proj: nn.Sequential, x: Tensor) -> Tensor:
+    """``proj(x)`` for ``proj = Sequential(Linear, ReLU, Dropout)``; on the CPU in training the
+    dropout scale is folded into the linear layer and ReLU and the mask take one pass."""
+    lin, drop = proj[0], proj[2]
+    scale = relu_dropout_scale(drop.p, drop.training, x.device)
+    if scale is None:
+        return proj(x)
+    return relu_keep(torch.nn.functional.linear(x, lin.weight * scale, lin.bias * scale), drop.p)
+
+
 class EdgeHead(nn.Module):
     """MLP on ``[h_u, h_v, (h_u * h_v), pair features]`` predicting one number per pair.
 
@@ -258,8 +268,27 @@ class EdgeHead(nn.Module):
                 m.reset_parameters()
 
     def forward(self, h_src: Tensor, h_dst: Tensor, pair: Tensor) -> Tensor:
+        # the first layer's product with [h_u, h_v, h_u * h_v, pair] computed block by block and
+        # added up (addmm): the same function without a concatenated copy of the inputs
+        first, d = self.mlp[0], self.dim
+        w = first.weight
         parts = [h_src, h_dst] + ([h_src * h_dst] if self.product else []) + [pair]
-        return self.mlp(torch.cat(parts, dim=-1)).squeeze(-1)
+        y = torch.addmm(first.bias, parts[0], w[:, :d].t())
+        start = d
+        for part in parts[1:]:
+            y = torch.addmm(y, part, w[:, start : start + part.size(-1)].t())
+            start += part.size(-1)
+        # then (ReLU, Dropout, Linear) per hidden layer; on the CPU the dropout scale goes into
+        # the next layer's weight and ReLU and the mask take one pass (geograph.nn.dropout.relu_keep)
+        mods = list(self.mlp)
+        for i in range(1, len(mods) - 1, 3):
+            act, drop, lin = mods[i : i + 3]
+            scale = relu_dropout_scale(drop.p, self.training, y.device)
+            if scale is None:
+                y = lin(drop(act(y)))
+            else:
+                y = torch.nn.functional.linear(relu_keep(y, drop.p), lin.weight * scale, lin.bias)
+        return y.squeeze(-1)
 
     def __repr__(self) -> str:
         return f"EdgeHead({self.dim}, hidden={self.hidden}, product={self.product})"
@@ -350,6 +379,8 @@ class CovisitGNN(nn.Module):
         )
         self.act = _act(c.activation)
         self.drop = Dropout(c.dropout)
+        # LayerNorm, ReLU and dropout after each layer computed as one (see _layer)
+        self._fuse = c.norm == "layer" and c.activation == "relu"
         self.head = EdgeHead(
             c.hidden * (2 if c.jk and c.layers > 0 else 1),
             c.head_hidden,
@@ -418,7 +449,11 @@ class CovisitGNN(nn.Module):
             if y is None:
                 new[nt] = x
                 continue
-            y = self.drop(self.act(norms[nt](y)))
+            scale = relu_dropout_scale(self.drop.p, self.training, y.device) if self._fuse else None
+            if scale is None:
+                y = self.drop(self.act(norms[nt](y)))
+            else:  # the same function with the dropout scale folded into the norm's affine part
+                y = relu_keep(norms[nt](y, scale), self.drop.p)
             if self.config.residual:
                 y = y + x[: y.size(0)]
             if (i + 1) in self.config.input_skip:
@@ -458,7 +493,7 @@ class CovisitGNN(nn.Module):
         n_rows = {nt: x.size(0) for nt, x in raw.items()}
         if own is not None:
             raw = {nt: x[: own.get(nt, x.size(0))] for nt, x in raw.items()}
-        h0 = {POI: self.poi_proj(raw[POI]), CELL: self.cell_proj(raw[CELL])}
+        h0 = {POI: _linear_relu_dropout(self.poi_proj, raw[POI]), CELL: self.cell_proj(raw[CELL])}
         if self.image_proj is not None:
             h0[IMAGE] = self.image_proj(raw[IMAGE])
         edges, weights = {}, {}
@@ -533,7 +568,7 @@ class CovisitGNN(nn.Module):
     ) -> Tensor:
         """Predicted target for pairs ``(src, dst)`` (local POI indices); shape ``(E,)``."""
         h = self.encode(data, covisit_edge_index, covisit_weight, halo)
-        return self.head(h[src], h[dst], self.pair_inputs(pair))
+        return self.head(h.index_select(0, src), h.index_select(0, dst), self.pair_inputs(pair))
 
     def pair_inputs(self, pair: Tensor) -> Tensor:
         """Raw pair features (:func:`geograph.graph.builder.pair_features`) -> the head's inputs."""

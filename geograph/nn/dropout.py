@@ -34,6 +34,40 @@ class _MaskedScale(torch.autograd.Function):
         return torch.mul(grad, keep).mul_(ctx.scale), None, None
 
 
+class _ReLUKeep(torch.autograd.Function):
+    # relu(z) with the dropped elements zeroed, unscaled; the output is kept for the backward pass
+    # (its positive elements are those that pass the gradient), so the pair costs one pass over the
+    # tensor each way where ReLU and dropout take three each
+    @staticmethod
+    def forward(ctx, z: Tensor, keep: Tensor) -> Tensor:  # type: ignore[override]
+        out = torch.relu(z).mul_(keep.view(torch.uint8))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (out,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, out, 0), None
+
+
+def relu_dropout_scale(p: float, training: bool, device: torch.device) -> float | None:
+    """The scale :func:`relu_keep` leaves to the caller (``1 / (1 - p')``, see :func:`keep_mask`),
+    or ``None`` where it does not apply (evaluation, ``p == 0``, devices other than the CPU, where
+    ``F.dropout`` runs): the caller then uses ReLU and :class:`Dropout`."""
+    if not training or p == 0.0 or device.type != "cpu" or p >= 1.0 - 1.0 / _LEVELS:
+        return None
+    return _LEVELS / (_LEVELS - round(p * _LEVELS))
+
+
+def relu_keep(z: Tensor, p: float) -> Tensor:
+    """``dropout(relu(z), p) / scale``: ReLU and the CPU dropout mask of :func:`keep_mask` in one
+    pass, without the scale, which the caller folds into the weights around it (the affine part
+    of a norm before, or the next linear layer after), as :func:`relu_dropout_scale` gives it.
+    The mask is drawn as :func:`dropout` draws it, so the same seed drops the same elements."""
+    keep, _ = keep_mask(z.shape, p, z.device)
+    return _ReLUKeep.apply(z, keep)
+
+
 def keep_mask(shape: torch.Size, p: float, device: torch.device | None = None) -> tuple[Tensor, float]:
     """A boolean mask of ``shape`` keeping each element with probability ``1 - p'`` and the scale
     ``1 / (1 - p')``, where ``p'`` is ``p`` rounded to a multiple of 1 / 65,536."""

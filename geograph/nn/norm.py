@@ -12,6 +12,7 @@ order for any thread count. It costs one extra element-wise pass per call.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -26,10 +27,18 @@ class LayerNorm(nn.LayerNorm):
         input ``(*, normalized_shape)``; output the same shape.
     """
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, scale: float | None = None) -> Tensor:
+        """Normalise ``x``; with ``scale``, the output times ``scale`` (folded into the affine
+        parameters, so it costs no pass over ``x``)."""
         y = F.layer_norm(x, self.normalized_shape, None, None, self.eps)
-        if self.weight is not None:
-            y = y * self.weight
-        if self.bias is not None:
-            y = y + self.bias
-        return y
+        w, b = self.weight, self.bias
+        if scale is not None:
+            if w is None and b is None:
+                return y * scale
+            w = w * scale if w is not None else None
+            b = b * scale if b is not None else None
+        if w is not None and b is not None:
+            return torch.addcmul(b, y, w)  # one pass for y * w + b
+        if w is not None:
+            return y * w
+        return y + b if b is not None else y

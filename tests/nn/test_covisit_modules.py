@@ -251,3 +251,41 @@ def test_recompute_gives_the_same_outputs_and_gradients(first_layer):
     assert g1.keys() == g2.keys() and len(g1) > 10
     for name in g1:
         torch.testing.assert_close(g2[name], g1[name], rtol=0, atol=0, msg=name)
+
+
+def test_edge_head_equals_its_mlp_on_the_concatenated_inputs():
+    """The head computes its first layer block by block: the function of ``mlp(cat(...))``."""
+    torch.manual_seed(5)
+    head = EdgeHead(6, [8, 5], product=True, dropout=0.0)
+    hs, hd, pair = torch.randn(11, 6), torch.randn(11, 6), torch.randn(11, 4)
+    want = head.mlp(torch.cat([hs, hd, hs * hd, pair], dim=-1)).squeeze(-1)
+    torch.testing.assert_close(head(hs, hd, pair), want)
+    plain = EdgeHead(6, [], product=False)
+    torch.testing.assert_close(plain(hs, hd, pair), plain.mlp(torch.cat([hs, hd, pair], -1)).squeeze(-1))
+
+
+@pytest.mark.parametrize("first_layer", ["projected", "raw"])
+def test_fused_relu_dropout_trains_as_the_separate_modules_do(first_layer, monkeypatch):
+    """On the CPU the model folds the dropout scale into the norm, the input projection and the
+    head, and takes ReLU and the mask in one pass: with the same seed, the outputs and gradients
+    of the plain ReLU -> Dropout path (forced here) up to rounding."""
+    import geograph.nn.covisit_model as cm
+
+    d = _tiny_hetero()
+    msg, w = torch.tensor([[0, 2, 3], [1, 5, 4]]), torch.rand(3, 2)
+    runs = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(cm, "relu_dropout_scale", lambda *a: None)
+        torch.manual_seed(0)
+        cfg = ModelConfig(hidden=16, layers=2, head_hidden=[16], dropout=0.3, first_layer=first_layer)
+        model = CovisitGNN(cfg, poi_in=2, cell_in=3, image_in=0, naics_sizes=[3] * 5).train()
+        torch.manual_seed(1)
+        out = model(d, msg, w, torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.rand(3, 4))
+        out.square().sum().backward()
+        runs.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (o1, g1), (o2, g2) = runs
+    torch.testing.assert_close(o1, o2)
+    assert g1.keys() == g2.keys()
+    for name in g1:
+        torch.testing.assert_close(g1[name], g2[name], msg=name)

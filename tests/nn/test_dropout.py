@@ -55,3 +55,33 @@ def test_same_seed_same_mask_and_eval_is_identity():
 def test_bad_probability_is_refused():
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(1.0)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_relu_keep_times_its_scale_is_relu_then_dropout(p):
+    from geograph.nn.dropout import relu_dropout_scale, relu_keep
+
+    z = torch.randn(300, 17)
+    scale = relu_dropout_scale(p, True, z.device)
+    assert scale == pytest.approx(65536 / (65536 - round(p * 65536)))
+    za, zb = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    torch.manual_seed(4)
+    want = dropout(torch.relu(za), p)
+    torch.manual_seed(4)
+    got = relu_keep(zb, p) * scale  # the same mask: drawn from the same generator state
+    torch.testing.assert_close(got, want)
+    assert (got == 0).float().mean().item() > 0.5  # ReLU's half and the dropped elements
+    g = torch.randn(300, 17)
+    want.backward(g)
+    got.backward(g)
+    torch.testing.assert_close(zb.grad, za.grad)
+
+
+def test_relu_dropout_scale_is_none_where_the_cpu_mask_does_not_apply():
+    from geograph.nn.dropout import relu_dropout_scale
+
+    cpu = torch.device("cpu")
+    assert relu_dropout_scale(0.1, False, cpu) is None  # evaluation
+    assert relu_dropout_scale(0.0, True, cpu) is None
+    assert relu_dropout_scale(0.1, True, torch.device("cuda")) is None  # F.dropout there
+    assert relu_dropout_scale(1.0 - 1e-6, True, cpu) is None

@@ -41,3 +41,37 @@ def test_gradients_do_not_depend_on_the_thread_count() -> None:
     for threads in (2, 3):
         for a, b in zip(one, _grads(layer, x, g, threads), strict=True):
             assert torch.equal(a, b)
+
+
+def test_scale_is_folded_into_the_affine_part() -> None:
+    torch.manual_seed(2)
+    layer = LayerNorm(8)
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 1.5)
+        layer.bias.uniform_(-1, 1)
+    x = torch.randn(40, 8)
+    torch.testing.assert_close(layer(x, 1.25), layer(x) * 1.25)
+    bare = LayerNorm(8, elementwise_affine=False)
+    torch.testing.assert_close(bare(x, 2.0), bare(x) * 2.0)
+    no_bias = LayerNorm(8, bias=False)
+    torch.testing.assert_close(no_bias(x, 2.0), no_bias(x) * 2.0)
+
+
+def test_scaled_gradients_do_not_depend_on_the_thread_count() -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(20_000, 64, generator=gen)
+    g = torch.randn(20_000, 64, generator=gen)
+    layer = LayerNorm(64)
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = layer
+            self.weight, self.bias = layer.weight, layer.bias
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return self.norm(t, 1.1)
+
+    one = _grads(Scaled(), x, g, 1)
+    for a, b in zip(one, _grads(Scaled(), x, g, 2), strict=True):
+        assert torch.equal(a, b)

@@ -23,7 +23,7 @@ from geograph.constants import ADJACENT, CELL, COVISITS, IMAGE, IN, NEAR, POI, R
 from geograph.errors import ConfigError
 from geograph.nn.dropout import Dropout, relu_dropout_scale, relu_keep
 from geograph.nn.halo import HaloPlan
-from geograph.nn.hetero_sage import HeteroSAGE
+from geograph.nn.hetero_sage import HeteroSAGE, add_product
 from geograph.nn.naics_encoder import NAICSEncoder
 from geograph.nn.norm import LayerNorm
 from geograph.nn.weighted_sage_conv import SPARSE_AGGRS, Adjacency
@@ -276,7 +276,7 @@ class EdgeHead(nn.Module):
         y = torch.addmm(first.bias, parts[0], w[:, :d].t())
         start = d
         for part in parts[1:]:
-            y = torch.addmm(y, part, w[:, start : start + part.size(-1)].t())
+            y = add_product(y, part, w[:, start : start + part.size(-1)].t())
             start += part.size(-1)
         # then (ReLU, Dropout, Linear) per hidden layer; on the CPU the dropout scale goes into
         # the next layer's weight and ReLU and the mask take one pass (geograph.nn.dropout.relu_keep)

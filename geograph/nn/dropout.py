@@ -40,7 +40,8 @@ class _ReLUKeep(torch.autograd.Function):
     # tensor each way where ReLU and dropout take three each
     @staticmethod
     def forward(ctx, z: Tensor, keep: Tensor) -> Tensor:  # type: ignore[override]
-        out = torch.relu(z).mul_(keep.view(torch.uint8))
+        # times the uint8 mask out of place (an in-place product converts the mask to float first)
+        out = torch.mul(z, keep.view(torch.uint8)).relu_()
         ctx.save_for_backward(out)
         return out
 

@@ -1,4 +1,4 @@
-"""One heterogeneous GraphSAGE layer computed with one matmul per destination node type.
+"""One heterogeneous GraphSAGE layer computed with one root product per destination node type.
 
 PyG's ``HeteroConv({r: SAGEConv}, aggr="sum")`` gives each relation ``r`` into node type ``t``
 its own ``lin_l`` (neighbours) and ``lin_r`` (root) and adds the results:
@@ -11,11 +11,11 @@ that is, with the relations' weights side by side and their roots and biases sum
 
 :class:`HeteroSAGE` keeps ``HeteroConv``'s parameters (one ``lin_l`` and one ``lin_r`` per
 relation, under the same state-dict keys) and computes the second form: one root product per
-destination type and one product per relation, each added onto the last (``addmm``), instead of
+destination type, then each relation's product added onto it in place (``addmm_``), instead of
 two products per relation and a sum (the sums of the small weight matrices cost next to nothing).
 Adding the products in turn is faster than one product of the concatenated aggregates, which
-copies them (11 against 12 ms for four 10,000 x 64 aggregates, forward and backward). Parameters, gradients, and so the optimizer's steps, weight decay
-and gradient clipping, are those of ``HeteroConv``; only the rounding of the sums differs. Only the
+copies them. Parameters, gradients, and so the optimizer's steps, weight decay and gradient
+clipping, are those of ``HeteroConv``; only the rounding of the sums differs. Only the
 destination types asked for are computed: the last layer of a model that reads POI embeddings
 needs no cell outputs.
 
@@ -57,6 +57,14 @@ def aggregate(
     if weight is not None:
         msg = msg * weight.view(-1, 1).to(msg.dtype)
     return scatter(msg, edges[1], dim=0, dim_size=n_dst, reduce=aggr)
+
+
+def add_product(y: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``y + a @ b``, in place on ``y`` (no copy of it) unless autocast is on, where in-place ops
+    are not cast. ``y`` must be a fresh result that no autograd node keeps (as a product's is)."""
+    if torch.is_autocast_enabled(y.device.type):
+        return torch.addmm(y, a, b)
+    return y.addmm_(a, b)
 
 
 def relation_key(et: EdgeType) -> str:
@@ -158,7 +166,7 @@ class HeteroSAGE(nn.Module):
                 r = functools.reduce(torch.add, [c.lin_r.weight for c in convs])
             y = torch.nn.functional.linear(x_t, r, b)
             for conv, agg in zip(convs, parts, strict=True):
-                y = torch.addmm(y, agg, conv.lin_l.weight.t())
+                y = add_product(y, agg, conv.lin_l.weight.t())
             out[t] = y
         return out
 

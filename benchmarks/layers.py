@@ -2,6 +2,8 @@
 
 * dropout: ``geograph.nn.dropout`` against ``torch.nn.functional.dropout`` (forward, and forward +
   backward) on an ``(N, 64)`` float32 tensor, p = 0.1;
+* ReLU + dropout: ``geograph.nn.dropout.relu_keep`` (one pass each way; the model folds the
+  dropout scale into the weights next to it) against ``F.dropout(F.relu(x))``, forward + backward;
 * heterogeneous layer: ``geograph.nn.HeteroSAGE`` against PyG's ``HeteroConv`` of one
   ``WeightedSAGEConv`` per relation, holding the same weights (the relations of the co-visit
   model: co-visits both ways, near, POI-in-cell both ways, cell adjacency; random edges with the
@@ -70,7 +72,7 @@ def measure(n_poi: int, d: int, repeat: int) -> list[tuple[str, int, float, floa
     """The rows of one size: (operation, POIs, reference ms, geograph ms)."""
     from torch_geometric.nn import HeteroConv
 
-    from geograph.nn.dropout import dropout
+    from geograph.nn.dropout import dropout, relu_keep
     from geograph.nn.hetero_sage import HeteroSAGE
     from geograph.nn.weighted_sage_conv import Adjacency, WeightedSAGEConv
 
@@ -91,6 +93,19 @@ def measure(n_poi: int, d: int, repeat: int) -> list[tuple[str, int, float, floa
         n_poi,
         best_ms(lambda: ref_drop().backward(g), repeat),
         best_ms(lambda: geo_drop().backward(g), repeat),
+    ))
+
+    def ref_relu_drop():
+        return torch.nn.functional.dropout(torch.relu(x), 0.1, True)
+
+    def geo_relu_drop():
+        return relu_keep(x, 0.1)  # the model folds the dropout scale into the weights around it
+
+    rows.append((
+        "ReLU + dropout forward + backward",
+        n_poi,
+        best_ms(lambda: ref_relu_drop().backward(g), repeat),
+        best_ms(lambda: geo_relu_drop().backward(g), repeat),
     ))
 
     n, edges, weights = graph(n_poi)

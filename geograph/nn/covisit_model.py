@@ -26,6 +26,7 @@ from geograph.nn.halo import HaloPlan
 from geograph.nn.hetero_sage import HeteroSAGE, add_product
 from geograph.nn.naics_encoder import NAICSEncoder
 from geograph.nn.norm import LayerNorm
+from geograph.nn.norm import LayerNorm as ScaledLayerNorm  # takes a scale (see _layer)
 from geograph.nn.weighted_sage_conv import SPARSE_AGGRS, Adjacency
 
 RELATIONS = {
@@ -449,11 +450,13 @@ class CovisitGNN(nn.Module):
             if y is None:
                 new[nt] = x
                 continue
-            scale = relu_dropout_scale(self.drop.p, self.training, y.device) if self._fuse else None
+            norm, scale = norms[nt], None
+            if self._fuse and isinstance(norm, ScaledLayerNorm):  # not another LayerNorm swapped in
+                scale = relu_dropout_scale(self.drop.p, self.training, y.device)
             if scale is None:
-                y = self.drop(self.act(norms[nt](y)))
+                y = self.drop(self.act(norm(y)))
             else:  # the same function with the dropout scale folded into the norm's affine part
-                y = relu_keep(norms[nt](y, scale), self.drop.p)
+                y = relu_keep(norm(y, scale), self.drop.p)
             if self.config.residual:
                 y = y + x[: y.size(0)]
             if (i + 1) in self.config.input_skip:

@@ -289,3 +289,17 @@ def test_fused_relu_dropout_trains_as_the_separate_modules_do(first_layer, monke
     assert g1.keys() == g2.keys()
     for name in g1:
         torch.testing.assert_close(g1[name], g2[name], msg=name)
+
+
+def test_a_torch_layer_norm_swapped_in_takes_the_unfused_path(monkeypatch):
+    """benchmarks/determinism.py swaps torch's LayerNorm in for geograph's; the fused path, which
+    passes the dropout scale to geograph's norm, must then step aside."""
+    import geograph.nn.covisit_model as cm
+
+    monkeypatch.setattr(cm, "LayerNorm", torch.nn.LayerNorm)
+    torch.manual_seed(0)
+    model = CovisitGNN(ModelConfig(hidden=8, layers=2, head_hidden=[8]), 2, 3, 0, [3] * 5).train()
+    assert isinstance(model.norms[0]["poi"], torch.nn.LayerNorm)
+    out = model(_tiny_hetero(), torch.tensor([[0], [5]]), torch.rand(1, 2), torch.tensor([0]), torch.tensor([3]), torch.rand(1, 4))
+    out.sum().backward()
+    assert model.norms[0]["poi"].weight.grad is not None

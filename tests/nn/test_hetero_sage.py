@@ -165,3 +165,17 @@ def test_trains_as_the_per_relation_layers_do():
     want, got = ref(x, edges, edge_weight_dict=weights), layer(x, edges, weights)
     for t in got:
         torch.testing.assert_close(got[t], want[t], rtol=1e-4, atol=1e-4)
+
+
+def test_csr_mm_equals_torch_mm_with_empty_rows_and_a_strided_input():
+    from geograph.nn.weighted_sage_conv import csr_mm, sparse_adjacency
+
+    torch.manual_seed(6)
+    ei = torch.tensor([[0, 1, 1, 3], [2, 2, 0, 2]])  # destinations 1 and 3 receive nothing
+    adj = sparse_adjacency(ei, torch.rand(4), 4, 4, "mean")
+    wide = torch.randn(4, 10)
+    x = wide[:, 3:8]  # a column block: strided
+    got = csr_mm(adj, x)
+    torch.testing.assert_close(got, torch.mm(adj, x.contiguous()))
+    assert torch.equal(got[1], torch.zeros(5)) and torch.equal(got[3], torch.zeros(5))
+    assert got.is_contiguous() and got.data_ptr() != x.data_ptr()

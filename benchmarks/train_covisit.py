@@ -534,6 +534,8 @@ def child(args: argparse.Namespace) -> dict:
             "epochs": [],
         }
     row["device"] = str(device)
+    if device.type == "cuda":
+        row["device_name"] = torch.cuda.get_device_name(device)
 
     for e in range(1, args.warmup + args.epochs + 1):
         order = names if e % 2 else names[::-1]
@@ -780,7 +782,9 @@ def hardware_line(rows: list[dict]) -> str:
 
     ok = [r for r in rows if "failed" not in r] or [{}]
     seen = {k: "/".join(sorted({str(r.get(k, "?")) for r in ok})) for k in ("torch", "threads", "malloc")}
-    return line(f"torch {seen['torch']}", f"{seen['threads']} torch thread(s)", f"malloc {seen['malloc']}")
+    gpus = sorted({r["device_name"] for r in ok if r.get("device_name")})
+    extra = [f"GPU {'/'.join(gpus)} (train.device cuda, bf16 autocast)"] if gpus else []
+    return line(f"torch {seen['torch']}", f"{seen['threads']} torch thread(s)", f"malloc {seen['malloc']}", *extra)
 
 
 def render(rows: list[dict], max_steps: int) -> str:

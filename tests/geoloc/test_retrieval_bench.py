@@ -55,3 +55,26 @@ def test_geoclip_embeddings_run(tmp_path):
     assert row["gallery"] == 100_000 and row["dim"] == 512 and row["batch"] == 8
     assert row["check"] in ("same", "ties")
     assert "GeoCLIP's gallery (100,000 GPS points) and 8 GeoNames places" in proc.stdout
+
+
+def test_device_is_checked_before_any_work(tmp_path):
+    main = _bench_module().main
+    out = tmp_path / "r.json"
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            main(["--device", "cuda", "--out", str(out)])
+    with pytest.raises(SystemExit, match="cpu or cuda"):
+        main(["--device", "meta", "--out", str(out)])
+    assert not out.exists()
+
+
+def test_cpu_run_records_its_device(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its hostinfo, as when run as a script
+    out = tmp_path / "r.json"
+    assert _bench_module().main(
+        ["--sizes", "3000", "--batches", "4", "--dtype", "float32", "--no-faiss", "--repeat", "1",
+         "--loop-queries", "2", "--chunk", "1024", "--device", "cpu", "--out", str(out)]
+    ) == 0  # fmt: skip
+    got = json.loads(out.read_text())
+    assert got["device"] == "cpu" and got["rows"][0]["check"] in ("same", "ties")
+    assert got["rows"][0]["gallery"] == 3000 and got["rows"][0]["chunked_qps"] > 0

@@ -54,6 +54,7 @@ def csr_mm(csr: Tensor, x: Tensor) -> Tensor:
     On the CPU it is written straight into a new tensor (``addmm`` with ``beta=0``, whose output
     is ignored, NaN included): ``torch.mm`` on a CSR matrix zero-fills its output and then copies
     it, two passes over the output as long as the product's own in a co-visit training step.
+    Not differentiable itself (``out=``): :meth:`Adjacency.matmul` is, with it on both sides.
     """
     if x.device.type != "cpu":
         return torch.mm(csr, x)

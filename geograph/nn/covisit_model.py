@@ -380,8 +380,6 @@ class CovisitGNN(nn.Module):
         )
         self.act = _act(c.activation)
         self.drop = Dropout(c.dropout)
-        # LayerNorm, ReLU and dropout after each layer computed as one (see _layer)
-        self._fuse = c.norm == "layer" and c.activation == "relu"
         self.head = EdgeHead(
             c.hidden * (2 if c.jk and c.layers > 0 else 1),
             c.head_hidden,
@@ -451,7 +449,9 @@ class CovisitGNN(nn.Module):
                 new[nt] = x
                 continue
             norm, scale = norms[nt], None
-            if self._fuse and isinstance(norm, ScaledLayerNorm):  # not another LayerNorm swapped in
+            # LayerNorm, ReLU and dropout as one: only with geograph's norm (it takes the scale),
+            # not another LayerNorm swapped in
+            if isinstance(norm, ScaledLayerNorm) and self.config.activation == "relu":
                 scale = relu_dropout_scale(self.drop.p, self.training, y.device)
             if scale is None:
                 y = self.drop(self.act(norm(y)))

@@ -180,6 +180,11 @@ def test_hashes_are_unchanged() -> None:
     states = {"split": {"protocol": "states", **OLD_DEFAULTS}, "data": {"loading": "per_state"},
               "train": {"lr": "1e-3", "monitor": "val_r2"}}
     assert CovisitConfig.from_dict(states).hash() == COVISIT_STATES_HASH
+    # model.mass_feature "auto" (the default since it exists) hashes as "visits", the default before
+    visits = CovisitConfig.from_dict({"model": {"mass_feature": "visits"}})
+    assert visits.hash() == COVISIT_OBSERVED_DEFAULT_HASH
+    other_mass = CovisitConfig.from_dict({"model": {"mass_feature": "raw_visitor_counts"}})
+    assert other_mass.hash() != COVISIT_OBSERVED_DEFAULT_HASH
     assert GeolocateConfig().training_key() == GEOLOCATE_DEFAULT_KEY
     other = {
         "encoder": {"name": "sinusoidal", "pretrained": False, "finetune": True},

@@ -266,7 +266,12 @@ class CovisitConfig:
         auto += ("train.batch_size", "train.num_neighbors") if self.train.batch_size == 0 else ()
         # model.first_layer "projected" is the only first layer there was before the key existed
         auto += ("model.first_layer",) if self.model.first_layer == "projected" else ()
-        return config_hash(self, exclude=_NOT_HASHED + auto)
+        d = self.to_dict()
+        if d["model"]["mass_feature"] == "auto":
+            # "auto" takes "visits" wherever the POIs have it, and "visits", the default before
+            # "auto", fails on POIs without it: hashed as "visits", older hashes stay valid
+            d["model"]["mass_feature"] = "visits"
+        return config_hash(d, exclude=_NOT_HASHED + auto)
 
 
 _NOT_HASHED = (

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from geograph.constants import POI
-from geograph.covisit.messages import log_mass
+from geograph.covisit.messages import log_mass, resolve_mass_feature
 from geograph.geo import haversine_km
 from geograph.graph.geograph_data import GeoGraph
 
@@ -141,6 +141,7 @@ class DoublyConstrainedGravity:
         n = graph.num_pois
         vis = visitors.double().numpy()
         s, t = src.numpy(), dst.numpy()
+        mass_feature = resolve_mass_feature(mass_feature, graph)  # a saved model names its column
         lm = log_mass(mass_feature, graph, torch.arange(n))
         o = _totals_regression(lm, np.bincount(s, weights=vis, minlength=n), np.bincount(s, minlength=n) > 0)
         d = _totals_regression(lm, np.bincount(t, weights=vis, minlength=n), np.bincount(t, minlength=n) > 0)

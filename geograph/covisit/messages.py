@@ -23,13 +23,35 @@ from geograph.graph.builder import pair_features
 from geograph.graph.geograph_data import GeoGraph
 from geograph.graph.transforms import raw_features
 
+MASS_FEATURES = ("visits", "raw_visitor_counts", "visitors")
+"""The POI features ``model.mass_feature: auto`` takes as mass, first present first: the
+embedded world's and ``geograph world``'s ``visits``, an imported Patterns file's
+``raw_visitor_counts``, a POI table's ``visitors``."""
+
+
+def resolve_mass_feature(mass_feature: str, graph: GeoGraph) -> str:
+    """The POI feature ``mass_feature`` names on ``graph``: itself, or for ``"auto"`` the first
+    of :data:`MASS_FEATURES` the POIs have (``"none"`` when they have none: no mass, the
+    gravity model then has distance alone).
+
+    Raises:
+        ConfigError: ``mass_feature`` names a feature the POIs do not have.
+    """
+    names = graph.index["poi_feature_names"]
+    if mass_feature == "auto":
+        return next((f for f in MASS_FEATURES if f in names), "none")
+    if mass_feature != "none" and mass_feature not in names:
+        raise ConfigError(f"model.mass_feature {mass_feature!r} is not a POI feature; have {names}")
+    return mass_feature
+
 
 def log_mass(mass_feature: str, graph: GeoGraph, idx: Tensor) -> np.ndarray:
-    """``log1p`` of the POI feature used as mass (raw, clipped at 0) for POIs ``idx``."""
-    names = graph.index["poi_feature_names"]
-    if mass_feature not in names:
-        raise ConfigError(f"model.mass_feature {mass_feature!r} is not a POI feature; have {names}")
-    raw = raw_features(graph.data[POI])[:, names.index(mass_feature)].double().numpy()
+    """``log1p`` of the POI feature used as mass (raw, clipped at 0) for POIs ``idx``; zeros for
+    ``"none"`` (see :func:`resolve_mass_feature` for ``"auto"``)."""
+    name = resolve_mass_feature(mass_feature, graph)
+    if name == "none":
+        return np.zeros(idx.numel(), dtype=np.float64)
+    raw = raw_features(graph.data[POI])[:, graph.index["poi_feature_names"].index(name)].double().numpy()
     return np.log1p(np.clip(np.nan_to_num(raw[idx.numpy()]), 0, None))
 
 
@@ -66,6 +88,7 @@ class GravityBaseline:
     @classmethod
     def fit(cls, graph: GeoGraph, src: Tensor, dst: Tensor, visitors: Tensor, mass_feature: str = "visits",
             pf: Tensor | None = None) -> GravityBaseline:
+        mass_feature = resolve_mass_feature(mass_feature, graph)  # a saved baseline names its column
         x = gravity_design(mass_feature, graph, src, dst, pf)
         return cls.solve(*cls.normal_equations(x, np.log1p(visitors.double().numpy())), mass_feature)
 

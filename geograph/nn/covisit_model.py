@@ -98,7 +98,10 @@ class ModelConfig:
             its activations again in the backward pass (``torch.utils.checkpoint``, the dropout
             masks replayed): the same gradients with less memory for a large state group, at
             the price of a second forward pass of the layers. Not part of the config hash.
-        mass_feature: POI feature used as mass by the gravity model.
+        mass_feature: POI feature used as mass by the gravity models and the gravity baseline
+            of ``residual_features``: ``"auto"`` (default) takes the first of ``visits``,
+            ``raw_visitor_counts`` (an imported Patterns file), ``visitors`` the POIs have;
+            ``"none"`` (or ``"auto"`` on POIs without any of them) uses no mass: distance alone.
         gbt_naics_level: NAICS digits given to the GBT baseline as categorical features of both
             ends (0 = none), or a list of levels (``[2, 3, 4, 6]``); a level with more than 255
             distinct training codes is given as an ordinal number instead (the trees' limit).
@@ -129,7 +132,7 @@ class ModelConfig:
     residual_features: bool | str = "auto"
     sparse: bool = True
     recompute: bool = False
-    mass_feature: str = "visits"
+    mass_feature: str = "auto"
     gbt_naics_level: int | list[int] = 4
     gbt_max_iter: int = 300
 

@@ -98,5 +98,5 @@ def test_train_covisit_on_an_imported_world(patterns, tmp_path, capsys):
     assert main(["import", "patterns", *map(str, patterns), "--out", str(out), "-q"]) == 0
     capsys.readouterr()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mass = ["--set", "model.mass_feature=raw_visitor_counts"]  # Patterns POIs have no 'visits'
-    assert main(["train", "covisit", "--data", str(out), "--fast", "-q", "--tracking-uri", uri, *mass]) == 0
+    # Patterns POIs have raw_visitor_counts, no 'visits': model.mass_feature "auto" takes it
+    assert main(["train", "covisit", "--data", str(out), "--fast", "-q", "--tracking-uri", uri]) == 0

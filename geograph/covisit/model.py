@@ -137,12 +137,12 @@ def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: Targ
             h = model.encode(data, msg.to(device), w_arg, halo)
             if ids.numel():
                 loc = (part.local(loc_p) if part is not None else loc_p).to(device)
-                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(p_feats.to(device)))
+                out = model.head.score(h, loc[0], loc[1], model.pair_inputs(p_feats.to(device)))
                 p_out = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
                 pred[ids.numpy()] = p_out
             if rids.numel():
                 loc = (part.local(loc_r) if part is not None else loc_r).to(device)
-                out = model.head(h[loc[0]], h[loc[1]], model.pair_inputs(r_feats.to(device)))
+                out = model.head.score(h, loc[0], loc[1], model.pair_inputs(r_feats.to(device)))
                 r_out = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
                 if not stream:
                     rank_pred[rids.numpy()] = r_out

@@ -256,7 +256,7 @@ class CovisitPredictor:
             return self.gravity_dc.predict_log1p(self.graph, src, dst, pf)
         if self.family == "gnn":
             h = self.embeddings()
-            out = self.model.head(h[src], h[dst], self.model.pair_inputs(pf))
+            out = self.model.head.score(h, src, dst, self.model.pair_inputs(pf))
             if self.cfg.train.loss == "poisson":
                 return torch.log1p(torch.exp(out.clamp(max=20))).double().numpy()
             return self.scaler.decode(out).double().numpy()

@@ -282,8 +282,34 @@ class EdgeHead(nn.Module):
         for part in parts[1:]:
             y = add_product(y, part, w[:, start : start + part.size(-1)].t())
             start += part.size(-1)
-        # then (ReLU, Dropout, Linear) per hidden layer; on the CPU the dropout scale goes into
-        # the next layer's weight and ReLU and the mask take one pass (geograph.nn.dropout.relu_keep)
+        return self._rest(y)
+
+    def score(self, h: Tensor, src: Tensor, dst: Tensor, pair: Tensor) -> Tensor:
+        """``forward(h[src], h[dst], pair)``: the head on pairs of rows of ``h``.
+
+        With more pairs than rows (a dense co-visit graph, ranking candidates), the first
+        layer's ``h_u`` and ``h_v`` blocks are multiplied once per row of ``h`` and gathered per
+        pair: ``2 N`` products of width ``dim`` instead of ``2 E``. The same function; only the
+        rounding differs.
+
+        Shapes: ``h`` ``(N, dim)``; ``src``, ``dst`` ``(E,)``; ``pair`` ``(E, pair_dim)``; output ``(E,)``.
+        """
+        if src.numel() <= h.size(0):
+            return self(h.index_select(0, src), h.index_select(0, dst), pair)
+        first, d = self.mlp[0], self.dim
+        w = first.weight
+        y = (h @ w[:, :d].t()).index_select(0, src)
+        y = y + (h @ w[:, d : 2 * d].t()).index_select(0, dst) + first.bias
+        start = 2 * d
+        if self.product:
+            y = add_product(y, h.index_select(0, src) * h.index_select(0, dst), w[:, start : start + d].t())
+            start += d
+        return self._rest(add_product(y, pair, w[:, start:].t()))
+
+    def _rest(self, y: Tensor) -> Tensor:
+        """The layers after the first, on its output ``y`` ``(E, hidden[0])``."""
+        # (ReLU, Dropout, Linear) per hidden layer; on the CPU the dropout scale goes into the
+        # next layer's weight and ReLU and the mask take one pass (geograph.nn.dropout.relu_keep)
         mods = list(self.mlp)
         for i in range(1, len(mods) - 1, 3):
             act, drop, lin = mods[i : i + 3]
@@ -574,7 +600,7 @@ class CovisitGNN(nn.Module):
     ) -> Tensor:
         """Predicted target for pairs ``(src, dst)`` (local POI indices); shape ``(E,)``."""
         h = self.encode(data, covisit_edge_index, covisit_weight, halo)
-        return self.head(h.index_select(0, src), h.index_select(0, dst), self.pair_inputs(pair))
+        return self.head.score(h, src, dst, self.pair_inputs(pair))
 
     def pair_inputs(self, pair: Tensor) -> Tensor:
         """Raw pair features (:func:`geograph.graph.builder.pair_features`) -> the head's inputs."""

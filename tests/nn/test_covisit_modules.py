@@ -264,6 +264,25 @@ def test_edge_head_equals_its_mlp_on_the_concatenated_inputs():
     torch.testing.assert_close(plain(hs, hd, pair), plain.mlp(torch.cat([hs, hd, pair], -1)).squeeze(-1))
 
 
+@pytest.mark.parametrize("product", [True, False])
+@pytest.mark.parametrize("n_pairs", [3, 7, 40])
+def test_edge_head_score_is_the_head_on_gathered_rows(product, n_pairs):
+    """``score(h, src, dst)`` is ``head(h[src], h[dst])`` in value and gradient, whether it gathers
+    first (fewer pairs than rows) or multiplies the rows first (more pairs than rows)."""
+    torch.manual_seed(6)
+    head = EdgeHead(6, [8, 5], product=product, dropout=0.0)
+    h = torch.randn(7, 6, requires_grad=True)
+    src, dst = torch.randint(0, 7, (n_pairs,)), torch.randint(0, 7, (n_pairs,))
+    pair = torch.randn(n_pairs, 4)
+    got = head.score(h, src, dst, pair)
+    g_got = torch.autograd.grad(got.square().sum(), [h, *head.parameters()])
+    want = head(h[src], h[dst], pair)
+    g_want = torch.autograd.grad(want.square().sum(), [h, *head.parameters()])
+    torch.testing.assert_close(got, want)
+    for a, b in zip(g_got, g_want, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("first_layer", ["projected", "raw"])
 def test_fused_relu_dropout_trains_as_the_separate_modules_do(first_layer, monkeypatch):
     """On the CPU the model folds the dropout scale into the norm, the input projection and the

@@ -15,6 +15,10 @@ POIs, not with the size of the graph.
 
     .venv/bin/python benchmarks/queries.py                        # 1M POIs, model on 20K
     .venv/bin/python benchmarks/queries.py --pois 20000 --reps 10 --model-pois 5000
+    .venv/bin/python benchmarks/queries.py --data data/helsinki_world   # a world folder of your own
+
+``--data DIR`` runs the same queries on a world folder (``geograph import``, ``geograph world``)
+instead of the generated world, and trains the model of the model queries on that folder.
 
 Prints a table (Markdown with ``--markdown``) and writes ``benchmarks/out/queries.json``.
 """
@@ -102,27 +106,31 @@ def ensure_world(n: int, seed: int) -> tuple[Path, float | None]:
     return folder, time.perf_counter() - t0
 
 
-def ensure_model(n: int, seed: int, epochs: int) -> tuple[str, str, float | None]:
-    """Run id of a fast GNN trained on the embedded world of ``n`` POIs (trained once)."""
+def ensure_model(n: int, seed: int, epochs: int, world_dir: Path | None = None) -> tuple[str, str, float | None]:
+    """Run id of a fast GNN trained on the embedded world of ``n`` POIs (trained once), or on
+    ``world_dir`` (trained in every run: the folder's data may have changed)."""
     uri = f"sqlite:///{OUT / 'mlflow.db'}"
     key = f"{n}_s{seed}_e{epochs}"
     book = OUT / "queries_models.json"
     known = json.loads(book.read_text()) if book.is_file() else {}
-    if key in known:
+    if key in known and world_dir is None:
         return known[key], uri, None
     from geograph.covisit.run import run_from_config
     from geograph.utils.atomic import atomic_write_text
 
     t0 = time.perf_counter()
+    data = {"n_pois": n, "world_seed": seed} if world_dir is None else {"world_dir": str(world_dir), "loading": "whole"}
+    key = key if world_dir is None else f"data_{world_dir.name}_e{epochs}"
     config = {
-        "name": f"bench_queries_{n}",
-        "data": {"n_pois": n, "world_seed": seed, "cache_dir": None},
+        "name": f"bench_queries_{n if world_dir is None else world_dir.name}",
+        "data": {**data, "cache_dir": None},
         "train": {"epochs": epochs, "patience": epochs, "device": "cpu", "checkpoint_dir": str(OUT / "ckpt" / key)},
         "tracking": {"experiment": "bench-queries"},
     }
     run_id = run_from_config(config, tracking_uri=uri)["run_id"]
-    known[key] = run_id
-    atomic_write_text(book, json.dumps(known, indent=2) + "\n")
+    if world_dir is None:
+        known[key] = run_id
+        atomic_write_text(book, json.dumps(known, indent=2) + "\n")
     return run_id, uri, time.perf_counter() - t0
 
 
@@ -137,13 +145,17 @@ def _data_rows(src, d: str, ids: list[str], brands: list[str], state: str, agg_r
     # a source's first query over all co-visit rows (brand lookup, hotspots) runs without its
     # co-visit index (what a one-shot call costs), the second builds it, later ones use it
     for nth, what in ((0, "first: ids matched as text, a one-shot call"), (1, "second: builds the co-visit index")):
+        if not brands:  # a world without brands (an OpenStreetMap import may have none)
+            break
         t0 = time.perf_counter()
         covisited(src, brand=brands[nth % len(brands)])
         rows.append(row(f"covisited --brand ({what})", d, [(time.perf_counter() - t0) * 1000], None))
-    rows.append(row("covisited --brand", d, timed_each([lambda b=b: covisited(src, brand=b) for b in brands]),
-                    LOOKUP_TARGET_MS))
-    rows.append(row(f"covisited --brand --state {state}", d,
-                    timed_each([lambda b=b: covisited(src, brand=b, state=state) for b in brands]), LOOKUP_TARGET_MS))
+    if brands:
+        rows.append(row("covisited --brand", d, timed_each([lambda b=b: covisited(src, brand=b) for b in brands]),
+                        LOOKUP_TARGET_MS))
+        rows.append(row(f"covisited --brand --state {state}", d,
+                        timed_each([lambda b=b: covisited(src, brand=b, state=state) for b in brands]),
+                        LOOKUP_TARGET_MS))
 
     def unknown(poi: str) -> None:
         try:
@@ -192,7 +204,7 @@ def data_queries(folder: Path, reps: int, agg_reps: int, seed: int) -> list[dict
     probe = WorldSource.from_folder(folder)
     n = probe.pois().select(pl.len()).collect().item()
     rng = np.random.default_rng(seed)
-    ids = probe.pois().select("poi_id").collect()["poi_id"].gather(rng.choice(n, reps, replace=False)).to_list()
+    ids = probe.pois().select("poi_id").collect()["poi_id"].gather(rng.choice(n, min(reps, n), replace=False)).to_list()
     top_brands = (
         probe.pois().group_by("brand").len().drop_nulls().sort("len", descending=True).head(200).collect()["brand"]
     )
@@ -211,20 +223,26 @@ def data_queries(folder: Path, reps: int, agg_reps: int, seed: int) -> list[dict
     return rows
 
 
-def model_queries(n: int, seed: int, epochs: int, reps: int, agg_reps: int) -> tuple[list[dict], dict]:
+def model_queries(
+    n: int, seed: int, epochs: int, reps: int, agg_reps: int, world_dir: Path | None = None
+) -> tuple[list[dict], dict]:
     import polars as pl
 
     from geograph.analytics import ModelContext, Venue, WorldSource, covisited, hotspots, similar, whatif
     from geograph.data.synthetic import generate_world
 
-    run_id, uri, train_s = ensure_model(n, seed, epochs)
+    run_id, uri, train_s = ensure_model(n, seed, epochs, world_dir)
     t0 = time.perf_counter()
     model = ModelContext.from_mlflow(run_id=run_id, tracking_uri=uri)
     load_ms = (time.perf_counter() - t0) * 1000
-    src = WorldSource.from_world(generate_world(n, seed=seed, n_images=0, progress=False))
+    if world_dir is None:
+        src = WorldSource.from_world(generate_world(n, seed=seed, n_images=0, progress=False))
+    else:
+        src = WorldSource.from_folder(world_dir)
+        n = len(model.ids)
     label = f"model on {n:,} POIs"
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(model.ids), reps, replace=False)
+    pick = rng.choice(len(model.ids), min(reps, len(model.ids)), replace=False)
     pois = src.pois().collect()
     by_id = {r["poi_id"]: r for r in pois.select("poi_id", "latitude", "longitude", "naics_code").iter_rows(named=True)}
     venues = []
@@ -256,6 +274,8 @@ def model_queries(n: int, seed: int, epochs: int, reps: int, agg_reps: int) -> t
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pois", type=int, default=1_000_000, help="POIs of the data world (default 1M)")
+    ap.add_argument("--data", metavar="DIR", type=Path,
+                    help="a world folder (geograph import / geograph world) to query instead of a generated world")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reps", type=int, default=30, help="calls per lookup query (default 30)")
     ap.add_argument("--agg-reps", type=int, default=5, help="calls per aggregate query (default 5)")
@@ -265,14 +285,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    folder, gen_s = ensure_world(args.pois, args.seed)
+    if args.data is not None:
+        if not (args.data / "pois.parquet").exists() and not (args.data / "pois").is_dir():
+            ap.error(f"--data {args.data}: not a world folder (no pois.parquet or pois/ in it)")
+        folder, gen_s = args.data.resolve(), None
+    else:
+        folder, gen_s = ensure_world(args.pois, args.seed)
     rows = data_queries(folder, args.reps, args.agg_reps, args.seed)
     info: dict = {}
     if not args.no_model:
-        mrows, info = model_queries(args.model_pois, args.seed, args.model_epochs, args.reps, args.agg_reps)
+        mrows, info = model_queries(
+            args.model_pois, args.seed, args.model_epochs, args.reps, args.agg_reps, folder if args.data else None
+        )
         rows += mrows
     report = {
-        "world": str(folder.relative_to(ROOT)),
+        "world": str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else folder.name,
         "world_generated_s": gen_s,
         "model": info,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),

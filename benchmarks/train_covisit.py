@@ -69,6 +69,10 @@ the largest state group.
     .venv/bin/python benchmarks/train_covisit.py --sizes 10000 --epochs 3 --threads 1 --ablate --check-fit
     .venv/bin/python benchmarks/train_covisit.py --sizes 1000000 --max-steps 40
     .venv/bin/python benchmarks/train_covisit.py --report benchmarks/out/train_covisit.json
+    .venv/bin/python benchmarks/train_covisit.py --data data/patterns50k_world --threads 1   # your own world folder
+
+``--data DIR`` trains on a world folder (``geograph import``, ``geograph world``, or tables of your
+own in the data contracts) instead of generated worlds: one run, named after the folder.
 
 Prints Markdown tables and writes ``benchmarks/out/train_covisit.json`` (``--out``). Measured
 results: the "Training throughput" section of ``docs/guides/covisit.md``.
@@ -186,7 +190,7 @@ def _plain_sage(in_dim: int, mc, project: bool = False, naics_sizes: list[int] |
             if self.naics is not None:
                 x = torch.cat([x, self.naics(naics)], dim=-1)
             h = self.gnn(x if self.proj is None else self.proj(x), edge_index)
-            return self.head(h[src], h[dst], transform_pair_features(pair, mc.pair_rank))
+            return self.head.score(h, src, dst, transform_pair_features(pair, mc.pair_rank))
 
     return PlainSAGE()
 
@@ -233,7 +237,7 @@ def _plain_hetero_sage(edge_types: list, in_dims: dict, mc):
                 if i < len(self.convs) - 1:
                     x_dict = {t: self.drop(x.relu()) for t, x in x_dict.items()}
             h = x_dict[POI]
-            return self.head(h[src], h[dst], transform_pair_features(pair, mc.pair_rank))
+            return self.head.score(h, src, dst, transform_pair_features(pair, mc.pair_rank))
 
     return PlainHeteroSAGE()
 
@@ -430,8 +434,10 @@ def child(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     raw = yaml.safe_load(CONFIG.read_text())
+    # --data: the world folder replaces the generated world (one graph, loaded whole)
+    source = [f"data.world_dir={args.data}", "data.loading=whole"] if args.data else [f"data.n_pois={n}"]
     sets = [
-        f"data.n_pois={n}",
+        *source,
         "data.cache_dir=null",
         f"split.rank_negatives={args.rank_negatives}",
         f"train.device={args.device}",
@@ -449,9 +455,14 @@ def child(args: argparse.Namespace) -> dict:
     }
 
     t0 = time.perf_counter()
-    world = generate_world(
-        n_pois=cfg.data.n_pois, seed=cfg.data.world_seed, n_images=cfg.data.n_images, progress=False
-    )
+    if args.data:
+        world = cvdata.load_world_for(cfg)
+        n = row["pois"] = world.pois.height
+        row["data"] = Path(args.data).name
+    else:
+        world = generate_world(
+            n_pois=cfg.data.n_pois, seed=cfg.data.world_seed, n_images=cfg.data.n_images, progress=False
+        )
     t1 = time.perf_counter()
     graph = build_graph(world, cfg.graph)
     t2 = time.perf_counter()
@@ -663,19 +674,28 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         str(args.profile_rows),
     ]
     cmd += ["--profile"] * args.profile + ["--check-fit"] * args.check_fit + ["--ablate"] * args.ablate
+    cmd += ["--data", str(Path(args.data).resolve())] if args.data else []
     for s in args.set:
         cmd += ["--set", s]
+    data = {"data": Path(args.data).name} if args.data else {}
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=args.max_seconds)
     except subprocess.TimeoutExpired:
-        return {"pois": n, "failed": f"stopped after {args.max_seconds:g} s (--max-seconds)"}
+        return {"pois": n, **data, "failed": f"stopped after {args.max_seconds:g} s (--max-seconds)"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        return {"pois": n, "failed": f"child exited with {proc.returncode}"}
+        return {"pois": n, **data, "failed": f"child exited with {proc.returncode}"}
     row = json.loads(lines[-1][len("RESULT ") :])
     row["wall_s"] = round(time.perf_counter() - t0, 1)
     return row
+
+
+def size_label(r: dict) -> str:
+    """A row's name in the tables: the world folder's name (``--data``) or the size (10K, 1M)."""
+    if r.get("data"):
+        return r["data"]
+    return f"{r['pois'] // 1000:,}K" if r["pois"] < 1_000_000 else f"{r['pois'] / 1e6:g}M"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -689,7 +709,7 @@ def markdown(rows: list[dict]) -> str:
     sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     body = []
     for r in rows:
-        label = f"{r['pois'] // 1000:,}K" if r["pois"] < 1_000_000 else f"{r['pois'] / 1e6:g}M"
+        label = size_label(r)
         if "failed" in r:
             body.append(f"| {label} | {r['pois']:,} |" + " - |" * 13 + f" {r['failed']} |")
             continue
@@ -806,6 +826,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated POI counts")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="a world folder (geograph import / geograph world) to train on instead of generated worlds",
+    )
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (after the warm-up)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up epochs per model")
     parser.add_argument(
@@ -853,7 +878,13 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(child(args)), flush=True)
         return 0
 
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    if args.data:
+        folder = Path(args.data)
+        if not (folder / "pois.parquet").exists() and not (folder / "pois").is_dir():
+            parser.error(f"--data {args.data}: not a world folder (no pois.parquet or pois/ in it)")
+        sizes = [1]  # one run on the folder (the child counts its POIs; --child 0 is the driver)
+    else:
+        sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     rows = []
     for n in sizes:
         row = run_size(n, args)

@@ -73,7 +73,14 @@ class SplitConfig:
         observed_frac: Share of a held-out group's non-zero pairs visible as messages.
         rank_negatives: Non-co-visited candidates per held-out source for the ranking metrics
             (NDCG@10, Recall@10, Hit@10, MRR): that many random POIs of its state, or ``-1`` for
-            every POI of its state with no co-visit row.
+            every POI of its state with no co-visit row, as long as the sources times the POIs
+            of their states stay within ``rank_max_pairs``.
+        rank_max_pairs: Most ranking candidates of one split (of one state under per-state
+            loading) that ``rank_negatives: -1`` ranks, since every source of a large state
+            ranked against all of its POIs grows with the square of the state (a 50,000-POI
+            world of 3 states: 119M pairs). Beyond it, every source gets the same number of
+            random POIs of its state, ``rank_max_pairs // sources``, and the run says so
+            (a warning and the ``data_rank_negatives_<split>`` metric).
         hide_frac: Share of training pairs hidden from the message graph at each step (their
             own edges are never visible to the encoder when they are the targets).
         hide_by: ``"pair"`` (each step hides a random ``hide_frac`` of the training pairs),
@@ -89,6 +96,7 @@ class SplitConfig:
     neg_ratio: float = 0.0
     observed_frac: float = 0.5
     rank_negatives: int = -1
+    rank_max_pairs: int = 5_000_000
     hide_frac: float = 0.2
     hide_by: str = "auto"
 
@@ -97,6 +105,8 @@ class SplitConfig:
             raise ConfigError(f"split.hide_by must be 'auto', 'pair' or 'source', got {self.hide_by!r}")
         if self.rank_negatives < -1:
             raise ConfigError(f"split.rank_negatives must be -1 (all) or >= 0, got {self.rank_negatives}")
+        if self.rank_max_pairs < 1:
+            raise ConfigError(f"split.rank_max_pairs must be >= 1, got {self.rank_max_pairs}")
 
     @property
     def hiding(self) -> str:
@@ -266,6 +276,8 @@ class CovisitConfig:
         auto += ("train.batch_size", "train.num_neighbors") if self.train.batch_size == 0 else ()
         # model.first_layer "projected" is the only first layer there was before the key existed
         auto += ("model.first_layer",) if self.model.first_layer == "projected" else ()
+        # split.rank_max_pairs at its default changes no run that fitted in memory before it existed
+        auto += ("split.rank_max_pairs",) if self.split.rank_max_pairs == SplitConfig.rank_max_pairs else ()
         d = self.to_dict()
         if d["model"]["mass_feature"] == "auto":
             # "auto" takes "visits" wherever the POIs have it, and "visits", the default before

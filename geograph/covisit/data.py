@@ -18,6 +18,8 @@ from geograph.covisit.groups import (
     Prepared,
     make_groups,
     rank_candidates,
+    rank_negatives_for,
+    warn_capped_ranking,
 )
 from geograph.covisit.messages import GravityBaseline
 from geograph.covisit.sharded import prepare_sharded
@@ -101,7 +103,10 @@ def prepare(cfg: CovisitConfig, world: World | None = None, progress: bool = Fal
     g = pre.transform(graph)
     feats = {k: pair_features(g, split.pairs[k].src, split.pairs[k].dst) for k in SPLITS}
     all_rows = graph.data[POI, "covisits", POI].edge_index
-    rank = {k: rank_candidates(g, split.pairs[k], s.rank_negatives, seed + 7 + i, all_rows) for i, k in enumerate(("val", "test"))}
+    per_source = {k: rank_negatives_for(g, split.pairs[k], s.rank_negatives, s.rank_max_pairs) for k in ("val", "test")}
+    for k, n in per_source.items():
+        warn_capped_ranking(k, n, cfg)
+    rank = {k: rank_candidates(g, split.pairs[k], per_source[k], seed + 7 + i, all_rows) for i, k in enumerate(("val", "test"))}
     rank_feats = {k: pair_features(g, rank[k].src, rank[k].dst) for k in rank}
     nz = split.pairs["train"].visitors[split.pairs["train"].visitors > 0].double()
     weight_scale = float(torch.log1p(nz).mean()) if nz.numel() else 1.0
@@ -110,6 +115,7 @@ def prepare(cfg: CovisitConfig, world: World | None = None, progress: bool = Fal
         tr = split.pairs["train"]
         baseline = GravityBaseline.fit(g, tr.src, tr.dst, tr.visitors, cfg.model.mass_feature, feats["train"])
     groups = make_groups(g, split, rank, cfg, weight_scale, baseline)
-    return Prepared(cfg, g, split, pre, feats, rank, rank_feats, groups, world.fingerprint(), weight_scale, baseline=baseline)
+    return Prepared(cfg, g, split, pre, feats, rank, rank_feats, groups, world.fingerprint(), weight_scale,
+                    baseline=baseline, rank_negatives=per_source)
 
 

@@ -6,6 +6,7 @@ subgraph, message edges and pairs; training walks the groups, ranks own disjoint
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +75,31 @@ class Prepared:
     weight_scale: float
     shard: object | None = None  # covisit_sharded.ShardInfo when this rank loaded only its states
     baseline: GravityBaseline | None = None  # residuals of message rows (model.residual_features)
+    # ranking candidates per source of each split (-1: every POI of the state), after rank_max_pairs
+    rank_negatives: dict[str, int] = field(default_factory=dict)
+
+
+def rank_negatives_for(graph: GeoGraph, pairs: PairSet, n: int, max_pairs: int) -> int:
+    """``n`` (candidates per source, ``-1``: every POI of the source's state), or when ``-1``
+    would make more than ``max_pairs`` candidates for the sources of ``pairs``, the count per
+    source that stays within it (``max_pairs // sources``, at least 1)."""
+    if n != -1 or len(pairs) == 0:
+        return n
+    state = graph.data[POI].state
+    sources = torch.unique(pairs.src[pairs.visitors > 0])
+    every = int(torch.bincount(state)[state[sources]].sum())  # an upper bound: rows not excluded
+    return -1 if every <= max_pairs else max(1, max_pairs // max(len(sources), 1))
+
+
+def warn_capped_ranking(split: str, n: int, cfg: CovisitConfig, where: str = "") -> None:
+    """Say that ``rank_negatives: -1`` was cut to ``n`` random candidates per source."""
+    if cfg.split.rank_negatives == -1 and n != -1:
+        warnings.warn(
+            f"ranking metrics of {split}{where}: every POI of each source's state would make more than "
+            f"split.rank_max_pairs={cfg.split.rank_max_pairs:,} candidates; each source is ranked against "
+            f"{n:,} random POIs of its state instead (set split.rank_max_pairs higher to rank them all)",
+            stacklevel=2,
+        )
 
 
 def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor) -> PairSet:

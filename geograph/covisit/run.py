@@ -158,6 +158,8 @@ def _tracked_run(cfg: CovisitConfig, config: dict, prep: Prepared, uri: str | No
         else:
             summary = {f"data_{k}": float(v) for k, v in prep.split.summary().items()}
             summary["data_pois"] = float(prep.graph.num_pois)
+            # ranking candidates per source (-1: every POI of the state), after split.rank_max_pairs
+            summary.update({f"data_rank_negatives_{k}": float(n) for k, n in prep.rank_negatives.items()})
         mlflow.log_metrics(summary)
         if info.enabled and prep.shard is None:
             w = {str(i): float(x) for i, x in enumerate(group_weights(prep))}

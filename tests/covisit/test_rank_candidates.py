@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from geograph.constants import COVISITS, POI
-from geograph.covisit.groups import rank_candidates
+from geograph.covisit.groups import rank_candidates, rank_negatives_for
 from geograph.graph.builder import build_graph
 from geograph.graph.config import GraphConfig
 from geograph.graph.split import PairSet
@@ -44,3 +44,50 @@ def test_candidates_are_same_state_unvisited_distinct_and_seeded(graph, n):
     if n > 0:
         other = rank_candidates(graph, pairs, n, seed=12, exclude=rows)
         assert not torch.equal(other.dst, cand.dst)
+
+
+def test_every_poi_of_the_state_only_within_rank_max_pairs(graph):
+    """``-1`` ranks every POI of the source's state while sources x state POIs fit in
+    ``rank_max_pairs``; beyond, ``rank_max_pairs // sources`` random ones per source."""
+    pairs, rows = _pairs(graph)
+    state = graph.data[POI].state
+    sources = torch.unique(pairs.src)
+    every = int(torch.bincount(state)[state[sources]].sum())
+    assert rank_negatives_for(graph, pairs, -1, every) == -1
+    assert rank_negatives_for(graph, pairs, -1, every - 1) == (every - 1) // len(sources)
+    assert rank_negatives_for(graph, pairs, -1, 1) == 1  # at least one candidate per source
+    assert rank_negatives_for(graph, pairs, 20, 1) == 20  # a count is kept as it is
+    n = rank_negatives_for(graph, pairs, -1, 5 * len(sources))
+    assert n == 5
+    assert len(rank_candidates(graph, pairs, n, seed=11, exclude=rows)) <= 5 * len(sources)
+
+
+def test_prepare_caps_the_ranking_and_says_so(tmp_path):
+    """A world whose states are too large to rank whole: prepare warns, ranks the capped count,
+    and the model still evaluates (chunked scoring of the candidates gives the same numbers)."""
+    import geograph.covisit.model as cvmodel
+    from geograph.covisit.config import CovisitConfig
+    from geograph.covisit.data import prepare
+    from geograph.covisit.train import fit_gnn
+
+    base = {"data": {"n_pois": 300, "cache_dir": None}, "train": {"epochs": 1, "checkpoint_dir": str(tmp_path)}}
+    whole = prepare(CovisitConfig.from_dict(base))
+    assert whole.rank_negatives == {"val": -1, "test": -1}
+    cap = {**base, "split": {"rank_max_pairs": 200}}
+    with pytest.warns(UserWarning, match=r"ranking metrics of val: .* split.rank_max_pairs=200 .* against \d+ random POIs"):
+        prep = prepare(CovisitConfig.from_dict(cap))
+    for k in ("val", "test"):
+        sources = len(torch.unique(prep.split.pairs[k].src[prep.split.pairs[k].visitors > 0]))
+        assert prep.rank_negatives[k] == max(1, 200 // sources)
+        assert 0 < len(prep.rank[k]) <= max(200, sources)
+    assert len(prep.rank["val"]) < len(whole.rank["val"])
+    fr = fit_gnn(prep)
+    pred, rank_pred = cvmodel.predict_gnn(fr.model, prep, "val", fr.scaler, torch.device("cpu"))
+    old = cvmodel.SCORE_CHUNK
+    try:
+        cvmodel.SCORE_CHUNK = 7
+        pred7, rank_pred7 = cvmodel.predict_gnn(fr.model, prep, "val", fr.scaler, torch.device("cpu"))
+    finally:
+        cvmodel.SCORE_CHUNK = old
+    torch.testing.assert_close(torch.from_numpy(pred7), torch.from_numpy(pred), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.from_numpy(rank_pred7), torch.from_numpy(rank_pred), rtol=1e-5, atol=1e-6)

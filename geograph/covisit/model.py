@@ -137,12 +137,12 @@ def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: Targ
             h = model.encode(data, msg.to(device), w_arg, halo)
             if ids.numel():
                 loc = (part.local(loc_p) if part is not None else loc_p).to(device)
-                out = _score_pairs(model, h, loc, p_feats, device)
+                out = model.head.score(h, loc[0], loc[1], model.pair_inputs(p_feats.to(device)))
                 p_out = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
                 pred[ids.numpy()] = p_out
             if rids.numel():
                 loc = (part.local(loc_r) if part is not None else loc_r).to(device)
-                out = _score_pairs(model, h, loc, r_feats, device)
+                out = model.head.score(h, loc[0], loc[1], model.pair_inputs(r_feats.to(device)))
                 r_out = _to_log1p(out.float(), prep.cfg.train.loss, scaler).cpu().double().numpy()
                 if not stream:
                     rank_pred[rids.numpy()] = r_out
@@ -168,21 +168,6 @@ def predict_gnn(model: CovisitGNN, prep: Prepared, split_name: str, scaler: Targ
         per_source = sum_across_ranks(per_source)
         return sum_across_ranks(pred), ranking_means(per_source[per_source[:, 4] > 0, :4], k=10)
     return sum_across_ranks(pred), sum_across_ranks(rank_pred)
-
-
-SCORE_CHUNK = 262_144
-"""Pairs the head scores at once in evaluation: a state's ranking candidates can number millions,
-and scoring them in one call would gather ``(pairs, hidden)`` rows of both ends at once."""
-
-
-def _score_pairs(model: CovisitGNN, h: Tensor, loc: Tensor, feats: Tensor, device: torch.device) -> Tensor:
-    """The head on pairs ``loc`` ``(2, E)`` of rows of ``h``, ``SCORE_CHUNK`` pairs at a time."""
-    outs = [
-        model.head.score(h, loc[0, i : i + SCORE_CHUNK], loc[1, i : i + SCORE_CHUNK],
-                         model.pair_inputs(feats[i : i + SCORE_CHUNK].to(device)))
-        for i in range(0, loc.size(1), SCORE_CHUNK)
-    ]
-    return torch.cat(outs) if outs else h.new_zeros(0)
 
 
 def _pair_feats(prep: Prepared, gd: GroupData, key: str, ids: Tensor) -> Tensor:

@@ -284,27 +284,44 @@ class EdgeHead(nn.Module):
             start += part.size(-1)
         return self._rest(y)
 
+    score_chunk: int = 8192
+    """Pairs scored at a time without gradients: the temporaries of a chunk stay in cache (on
+    1.73M pairs of 50,000 rows, 0.64-0.69 s against 3.4 s in one piece)."""
+
     def score(self, h: Tensor, src: Tensor, dst: Tensor, pair: Tensor) -> Tensor:
         """``forward(h[src], h[dst], pair)``: the head on pairs of rows of ``h``.
 
         With more pairs than rows (a dense co-visit graph, ranking candidates), the first
         layer's ``h_u`` and ``h_v`` blocks are multiplied once per row of ``h`` and gathered per
-        pair: ``2 N`` products of width ``dim`` instead of ``2 E``. The same function; only the
-        rounding differs.
+        pair: ``2 N`` products of width ``dim`` instead of ``2 E``. Without gradients (evaluation,
+        prediction) the pairs go through in chunks of :attr:`score_chunk`; with them in one piece,
+        since each chunk's backward would fill an ``(N, dim)`` gradient of ``h``. The same
+        function either way; only the rounding differs.
 
         Shapes: ``h`` ``(N, dim)``; ``src``, ``dst`` ``(E,)``; ``pair`` ``(E, pair_dim)``; output ``(E,)``.
         """
-        if src.numel() <= h.size(0):
-            return self(h.index_select(0, src), h.index_select(0, dst), pair)
+        n_pairs = src.numel()
+        chunk = max(n_pairs, 1) if torch.is_grad_enabled() else self.score_chunk
+        starts = range(0, max(n_pairs, 1), chunk)  # one (empty) part for no pairs
+        if n_pairs <= h.size(0):
+            parts = [
+                self(h.index_select(0, src[i : i + chunk]), h.index_select(0, dst[i : i + chunk]), pair[i : i + chunk])
+                for i in starts
+            ]
+            return torch.cat(parts) if len(parts) != 1 else parts[0]
         first, d = self.mlp[0], self.dim
         w = first.weight
-        y = (h @ w[:, :d].t()).index_select(0, src)
-        y = y + (h @ w[:, d : 2 * d].t()).index_select(0, dst) + first.bias
-        start = 2 * d
-        if self.product:
-            y = add_product(y, h.index_select(0, src) * h.index_select(0, dst), w[:, start : start + d].t())
-            start += d
-        return self._rest(add_product(y, pair, w[:, start:].t()))
+        per_src, per_dst = h @ w[:, :d].t(), h @ w[:, d : 2 * d].t()
+        outs = []
+        for i in starts:
+            s, t = src[i : i + chunk], dst[i : i + chunk]
+            y = per_src.index_select(0, s) + per_dst.index_select(0, t) + first.bias
+            at = 2 * d
+            if self.product:
+                y = add_product(y, h.index_select(0, s) * h.index_select(0, t), w[:, at : at + d].t())
+                at += d
+            outs.append(self._rest(add_product(y, pair[i : i + chunk], w[:, at:].t())))
+        return torch.cat(outs) if len(outs) != 1 else outs[0]
 
     def _rest(self, y: Tensor) -> Tensor:
         """The layers after the first, on its output ``y`` ``(E, hidden[0])``."""

@@ -83,11 +83,7 @@ def test_prepare_caps_the_ranking_and_says_so(tmp_path):
     assert len(prep.rank["val"]) < len(whole.rank["val"])
     fr = fit_gnn(prep)
     pred, rank_pred = cvmodel.predict_gnn(fr.model, prep, "val", fr.scaler, torch.device("cpu"))
-    old = cvmodel.SCORE_CHUNK
-    try:
-        cvmodel.SCORE_CHUNK = 7
-        pred7, rank_pred7 = cvmodel.predict_gnn(fr.model, prep, "val", fr.scaler, torch.device("cpu"))
-    finally:
-        cvmodel.SCORE_CHUNK = old
+    fr.model.head.score_chunk = 7
+    pred7, rank_pred7 = cvmodel.predict_gnn(fr.model, prep, "val", fr.scaler, torch.device("cpu"))
     torch.testing.assert_close(torch.from_numpy(pred7), torch.from_numpy(pred), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(torch.from_numpy(rank_pred7), torch.from_numpy(rank_pred), rtol=1e-5, atol=1e-6)

@@ -281,6 +281,12 @@ def test_edge_head_score_is_the_head_on_gathered_rows(product, n_pairs):
     torch.testing.assert_close(got, want)
     for a, b in zip(g_got, g_want, strict=True):
         torch.testing.assert_close(a, b)
+    # without gradients the pairs go through in chunks (here of 3): the same numbers
+    head.score_chunk = 3
+    with torch.no_grad():
+        torch.testing.assert_close(head.score(h, src, dst, pair), want.detach())
+        assert head.score(h, src[:0], dst[:0], pair[:0]).shape == (0,)
+    assert head.score(h, src[:0], dst[:0], pair[:0]).shape == (0,)
 
 
 @pytest.mark.parametrize("first_layer", ["projected", "raw"])

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from geograph.constants import POI
 from geograph.covisit.messages import log_mass, resolve_mass_feature
+from geograph.errors import ConfigError
 from geograph.geo import haversine_km
 from geograph.graph.geograph_data import GeoGraph
 
@@ -90,6 +91,57 @@ def furness(rows: np.ndarray, cols: np.ndarray, f: np.ndarray, o: np.ndarray, d:
     return a[rows] * b[cols] * f, BalanceInfo(it, err, err <= tol)
 
 
+def furness_dense(f: np.ndarray, o: np.ndarray, d: np.ndarray, max_iter: int = IPF_MAX_ITER,
+                  tol: float = IPF_TOL) -> tuple[np.ndarray, np.ndarray, BalanceInfo]:
+    """:func:`furness` on a complete block: the pairs are every cell of the dense ``(R, C)``
+    deterrence matrix ``f`` (a zero cell carries no flow, as the diagonal of a state's block).
+
+    The sweeps are the same; each column or row sum is one matrix-vector product over ``f``
+    instead of gathers and ``bincount`` over ``R C`` listed pairs, and no pair lists are held:
+    a state of 16,861 POIs needs its 2.3 GB block, not about 40 bytes per pair.
+
+    Returns:
+        The factors ``A`` ``(R,)`` and ``B`` ``(C,)`` (``T_ij = A_i B_j f_ij``) and a
+        :class:`BalanceInfo`.
+    """
+    a = np.ones(len(o))
+    b = np.ones(len(d))
+    err, it = np.inf, 0
+    live = d > 0
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+            cs = a @ f
+            b_new = np.divide(d, cs, out=np.zeros(len(d)), where=cs > 0)
+            rs = f @ b_new
+            a_new = np.divide(o, rs, out=np.zeros(len(o)), where=rs > 0)
+            cs = b_new * (a_new @ f)  # column sums of the new T; f >= 0: an overflow shows here
+            if it > 1 and not (np.isfinite(cs).all() and np.isfinite(a_new).all()):
+                break  # infeasible margins drove a factor to overflow: keep the last finite sweep
+            a, b = a_new, b_new
+            err = float(np.max(np.abs(cs[live] - d[live]) / d[live], initial=0.0))
+            if err <= tol:
+                break
+    return a, b, BalanceInfo(it, err, err <= tol)
+
+
+MAX_BLOCK_POIS = 40_000
+"""Most POIs of a state that ``gravity_dc`` balances: its block is ``m x m`` float64 (12.8 GB
+at 40,000)."""
+
+
+def _deterrence_block(lat: np.ndarray, lon: np.ndarray, coef: float, rows: int = 1024) -> np.ndarray:
+    """``(1 + km)^coef`` between every two of ``m`` points, 0 on the diagonal; ``(m, m)``,
+    computed ``rows`` rows at a time (no ``m x m`` temporaries besides the result)."""
+    m = len(lat)
+    out = np.empty((m, m))
+    for i in range(0, m, rows):
+        j = slice(i, min(i + rows, m))
+        km = haversine_km(lat[j, None], lon[j, None], lat[None, :], lon[None, :])
+        out[j] = np.exp(coef * np.log1p(km))
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
 @dataclass
 class DoublyConstrainedGravity:
     """Doubly-constrained gravity model balanced over the pairs it is asked to score.
@@ -103,10 +155,12 @@ class DoublyConstrainedGravity:
 
     Scoring: each state is one complete block: every POI of the state is an origin with total
     ``O_i`` and a destination with total ``D_j`` (rescaled to sum to the origins' total), and
-    :func:`furness` balances ``T_ij = A_i B_j f(d_ij)`` over all ordered pairs of its POIs.
+    :func:`furness_dense` balances ``T_ij = A_i B_j f(d_ij)`` over all ordered pairs of its POIs.
     Predictions are ``log1p(T_ij)``, the same whatever other pairs are scored with them. The
-    block of a state of ``m`` POIs has ``m (m - 1)`` cells: a baseline for worlds of thousands,
-    not millions, of POIs. Wilson (1967), doi:10.1016/0041-1647(67)90035-4.
+    block of a state of ``m`` POIs has ``m (m - 1)`` cells, held as one ``m x m`` float64
+    matrix (2.3 GB for 16,861 POIs; a state above :data:`MAX_BLOCK_POIS` is refused with a
+    :class:`~geograph.errors.ConfigError`): a baseline for states of thousands, not hundreds of
+    thousands, of POIs. Wilson (1967), doi:10.1016/0041-1647(67)90035-4.
 
     Attributes:
         coef: Gravity coefficients ``[log1p km, log1p mass_src, log1p mass_dst]``.
@@ -177,26 +231,32 @@ class DoublyConstrainedGravity:
         pos = p.pos.double().numpy()
         s, t = src.numpy(), dst.numpy()
         worst, iters, ok = 0.0, 0, True
+        names = graph.index.get("states", [])
         for st in np.unique(state[s]):
             members = np.flatnonzero(state == st)
             m = len(members)
             if m < 2:
                 continue
-            rows, cols = np.nonzero(~np.eye(m, dtype=bool))  # every ordered pair of distinct POIs
-            km = haversine_km(pos[members[rows], 0], pos[members[rows], 1], pos[members[cols], 0], pos[members[cols], 1])
-            f = np.exp(self.coef[0] * np.log1p(km))
+            if m > MAX_BLOCK_POIS:
+                name = names[st] if st < len(names) else str(st)
+                raise ConfigError(
+                    f"model.family gravity_dc balances each state as one block of POIs x POIs flows; state "
+                    f"{name} has {m:,} POIs ({8 * m * m / 1e9:,.1f} GB for its block, at most {MAX_BLOCK_POIS:,} "
+                    f"POIs): use model.family gravity (not balanced) or gbt for worlds with states this large"
+                )
+            f = _deterrence_block(pos[members, 0], pos[members, 1], float(self.coef[0]))
             o = self.origin_total[members]
             d = self.dest_total[members]
             d = d if d.sum() > 0 else np.ones(m)  # no known inflow in the state: spread evenly
             d = d * o.sum() / d.sum()
-            flow, info = furness(rows, cols, f, o, d, self.max_iter, self.tol)
+            fa, fb, info = furness_dense(f, o, d, self.max_iter, self.tol)
             worst, iters, ok = max(worst, info.max_col_error), max(iters, info.iterations), ok and info.converged
             local = np.full(graph.num_pois, -1, dtype=np.int64)
             local[members] = np.arange(m)
             sel = (state[s] == st) & (local[t] >= 0)
             li, lj = local[s[sel]], local[t[sel]]
-            # block position of (i, j), j != i, in np.nonzero's row-major order
-            out[np.flatnonzero(sel)] = np.where(li != lj, flow[li * (m - 1) + lj - (lj > li)], 0.0)
+            out[np.flatnonzero(sel)] = np.where(li != lj, fa[li] * fb[lj] * f[li, lj], 0.0)
+            del f
         self.last_balance = BalanceInfo(iters, worst, ok)
         return out
 

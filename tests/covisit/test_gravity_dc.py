@@ -8,7 +8,7 @@ from geograph import covisit as C
 from geograph.constants import POI
 from geograph.covisit.config import CovisitConfig
 from geograph.covisit.evaluate import evaluate
-from geograph.covisit.gravity_dc import DoublyConstrainedGravity, furness
+from geograph.covisit.gravity_dc import DoublyConstrainedGravity, furness, furness_dense
 from geograph.covisit.predict import CovisitPredictor, save_bundle
 from geograph.errors import ConfigError
 from geograph.testing import tiny_world
@@ -40,6 +40,35 @@ def test_furness_matches_row_and_column_totals():
     assert info.converged and info.iterations > 1
     np.testing.assert_allclose(np.bincount(rows, weights=t), o, rtol=1e-9)
     np.testing.assert_allclose(np.bincount(cols, weights=t), d, rtol=1e-6)
+
+
+def test_dense_furness_is_furness_on_the_complete_block():
+    """The dense sweeps balance a complete block (zero diagonal) to the same flows as the pair
+    list of every ordered pair of distinct rows."""
+    rng = np.random.default_rng(4)
+    m = 30
+    f = rng.uniform(0.05, 2.0, (m, m))
+    np.fill_diagonal(f, 0.0)
+    o = rng.uniform(1, 10, m)
+    d = rng.uniform(1, 10, m)
+    d *= o.sum() / d.sum()
+    rows, cols = np.nonzero(~np.eye(m, dtype=bool))
+    t, info = furness(rows, cols, f[rows, cols], o, d)
+    a, b, dense = furness_dense(f, o, d)
+    assert info.converged and dense.converged and dense.iterations == info.iterations
+    np.testing.assert_allclose(a[rows] * b[cols] * f[rows, cols], t, rtol=1e-10)
+    np.testing.assert_allclose((a[:, None] * b[None, :] * f).sum(1), o, rtol=1e-9)
+
+
+def test_gravity_dc_refuses_a_state_too_large_to_balance(world, tmp_path, monkeypatch):
+    import geograph.covisit.gravity_dc as gdc
+
+    prep = C.prepare(_cfg(tmp_path), world)
+    est = C.fit(prep).model
+    pk = prep.split.pairs["test"]
+    monkeypatch.setattr(gdc, "MAX_BLOCK_POIS", 10)
+    with pytest.raises(ConfigError, match=r"gravity_dc balances each state .* state [A-Z]{2} has \d+ POIs"):
+        est.flows(prep.graph, pk.src, pk.dst)
 
 
 @pytest.mark.parametrize("protocol", ["edges", "states"])

@@ -73,6 +73,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="split each brand-level co-visit row over the K POIs of that brand nearest to the source POI "
         "in its state (default 10)",
     )
+    p.add_argument(
+        "--partition-by",
+        choices=["state"],
+        default=None,
+        help="write pois and covisits as hive folders by state (pois/state=CA/part-0.parquet), the layout "
+        "that lets each torchrun rank load only its own states",
+    )
     add_overwrite_args(p, "world")
     add_quiet_arg(p)
     p.set_defaults(func=_import_patterns)
@@ -106,6 +113,7 @@ def _import_patterns(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             replace=args.replace,
             progress=progress,
+            partition_by=args.partition_by,
         )
     if not quiet:
         _print_summary(summary)

@@ -702,6 +702,7 @@ def import_patterns(
     replace: Iterable[str] = (),
     taxonomy: NAICSTaxonomy | None = None,
     progress: Any = None,
+    partition_by: str | None = None,
 ) -> ImportSummary:
     """Import Monthly / Weekly Patterns files (CSV or CSV.gz) as a world folder ``out``.
 
@@ -727,6 +728,9 @@ def import_patterns(
         replace: With ``overwrite``: files geograph did not write that it may replace.
         taxonomy: NAICS taxonomy for the POI check (default: 2022 edition).
         progress: Called as ``progress(i, n, path)`` before each file. Default none.
+        partition_by: ``"state"`` writes ``pois`` and ``covisits`` as hive folders by state (a
+            co-visit row in its source POI's state), the layout per-state loading reads
+            (``data.loading``); default None, one file per table.
 
     Returns:
         The :class:`ImportSummary`, also saved as ``out/import_summary.json``.
@@ -744,6 +748,8 @@ def import_patterns(
     naics_vintage = check_vintage(naics_vintage)
     if isinstance(brand_targets, bool) or not isinstance(brand_targets, int) or brand_targets < 1:
         raise ConfigError(f"brand_targets must be an integer >= 1, got {brand_targets!r}")
+    if partition_by not in (None, STATE):
+        raise ConfigError(f"partition_by must be None or 'state', got {partition_by!r}")
     wanted = _check_periods(periods)
     map_name = None
     if isinstance(column_map, (str, os.PathLike)):
@@ -871,7 +877,7 @@ def import_patterns(
     def finish(folder: Path) -> None:
         summary.seconds = round(time.perf_counter() - t0, 3)
         summary.rows_per_s = round(rows_read / summary.seconds, 1) if summary.seconds > 0 else 0.0
-        _write(world, folder, brand_cv, rejected, summary, overwrite=True, replace=replace)
+        _write(world, folder, brand_cv, rejected, summary, overwrite=True, replace=replace, partition_by=partition_by)
 
     if out.exists() and any(out.iterdir()):
         finish(out)
@@ -977,10 +983,11 @@ def _write(
     *,
     overwrite: bool,
     replace: Iterable[str],
+    partition_by: str | None = None,
 ) -> None:
     """The world (``write_world``), then the brand-level rows, ``rejected.csv`` and the summary;
     last the manifest lists those three as geograph's (``owned``, SHA-256 under ``extra_files``)."""
-    write_world(world, folder, overwrite=overwrite, replace=replace)
+    write_world(world, folder, partition_by=partition_by, overwrite=overwrite, replace=replace)
     with atomic_write(folder / BRAND_COVISITS_FILE, suffix=".parquet") as tmp:
         brand_cv.write_parquet(tmp)
     with atomic_write(folder / REJECTED_FILE, suffix=".csv") as tmp:

@@ -27,6 +27,7 @@ import json
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from pathlib import Path
 
 import polars as pl
@@ -104,6 +105,17 @@ class World:
         return out
 
 
+def _with_covisit_states(world: World) -> World:
+    """``world`` with a ``state`` column on its co-visits, the state of each row's source POI
+    (as a generated world has it), when the co-visits have none and the POIs have one."""
+    cv, pois = world.covisits, world.pois
+    if STATE in cv.columns or STATE not in pois.columns or SRC_POI not in cv.columns or POI_ID not in pois.columns:
+        return world
+    of_poi = pois.select(pl.col(POI_ID).cast(pl.String).alias(SRC_POI), pl.col(STATE)).unique(SRC_POI, keep="first")
+    rows = cv.with_columns(pl.col(SRC_POI).cast(pl.String)).join(of_poi, on=SRC_POI, how="left", maintain_order="left")
+    return replace_fields(world, covisits=rows.with_columns(cv[SRC_POI]))
+
+
 def write_world(
     world: World,
     folder: str | Path,
@@ -134,7 +146,9 @@ def write_world(
         world: The tables.
         folder: Destination folder (created).
         partition_by: ``None`` for one file per table, or ``"state"`` for a hive layout
-            (``pois/state=CA/part-0.parquet``); tables without a ``state`` column are written whole.
+            (``pois/state=CA/part-0.parquet``); tables without a ``state`` column are written whole,
+            but for co-visits without one (an imported world), whose rows go to the state of
+            their source POI, as per-state loading reads them.
         overwrite: Replace an existing world; without it a non-empty folder is an error.
         replace: Paths relative to ``folder`` (``"pois.csv"``, or a folder such as ``"pois"``)
             that geograph did not write but may remove or replace. Default none.
@@ -152,6 +166,8 @@ def write_world(
     if foreign:
         raise DataValidationError(foreign_message(foreign, "replace=[...]"), file=folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if partition_by == STATE:
+        world = _with_covisit_states(world)
     tables = world.tables()
     meta = {k: v for k, v in world.meta.items() if k != "source"}  # "source" is added by load_world
     layout = {

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from geograph.cli.main import main
@@ -90,6 +91,30 @@ def test_column_map_and_naics_vintage_flags(patterns, tmp_path, capsys):
     summary = json.loads((tmp_path / "o" / "import_summary.json").read_text())
     assert summary["rejected_by_kind"].get("bad_naics", 0) > 0
     assert main([*args, "--naics-vintage", "1997"]) == 2  # argparse refuses it
+
+
+def test_partition_by_state_gives_the_per_state_layout(patterns, tmp_path, capsys):
+    """``--partition-by state``: pois and covisits as hive folders by state, each co-visit row in
+    its source POI's state, the same rows as the single-file import; per-state loading reads it."""
+    from geograph.data.state_scan import is_state_partitioned, load_state_world
+
+    flat, parts = tmp_path / "flat", tmp_path / "parts"
+    assert main(["import", "patterns", *map(str, patterns), "--out", str(flat), "-q"]) == 0
+    assert main(["import", "patterns", *map(str, patterns), "--out", str(parts), "--partition-by", "state", "-q"]) == 0
+    capsys.readouterr()
+    assert is_state_partitioned(parts) and not is_state_partitioned(flat)
+    a, b = load_world(flat), load_world(parts)
+    assert sorted(a.pois["poi_id"].to_list()) == sorted(b.pois["poi_id"].to_list())
+    key = ["src_poi_id", "dst_poi_id", "period"]
+    assert a.covisits.select(*key, "visitors").sort(key).equals(b.covisits.select(*key, "visitors").sort(key))
+    src_state = b.covisits.join(b.pois.select(pl.col("poi_id").alias("src_poi_id"), pl.col("state").alias("s")), on="src_poi_id")
+    assert (src_state["state"] == src_state["s"]).all()
+    for state in b.pois["state"].unique().to_list():
+        load = load_state_world(parts, state, 5.0)
+        own = load.world.pois[: load.core_pois]
+        assert (own["state"] == state).all()
+        assert load.world.covisits["src_poi_id"].is_in(own["poi_id"].implode()).all()
+    assert (parts / "import_summary.json").is_file() and (parts / "brand_covisits.parquet").is_file()
 
 
 @pytest.mark.slow

@@ -21,6 +21,9 @@ and one state per group (``--max-group-pois`` defaults to ``--pois-per-state`` h
 N: co-visit rows, training pairs, seconds per epoch (and per state), peak RSS, RSS after imports,
 data share, the largest state, and the data share against the smallest N's.
 
+``--data DIR`` takes a world folder partitioned by state (``geograph import patterns --partition-by
+state``, ``geograph world --partition-by state``) instead of generating one; ``--pois`` then does not apply.
+
 ``--rank-negatives`` sets ``split.rank_negatives``; the default (-1) ranks each held-out source
 against every POI of its state, so a state's candidates grow with the square of its POIs (they
 are scored once, by the final evaluation, one state group at a time): pass a count (20, 100) to
@@ -333,6 +336,9 @@ def main() -> None:
                    help="run every rank with LD_PRELOAD=LIB (a path or a library name), e.g. another malloc; "
                         "'tcmalloc' finds gperftools' tcmalloc as geograph train --malloc tcmalloc does")
     p.add_argument("--out", default="benchmarks/out/scale")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="a world folder partitioned by state (geograph import patterns --partition-by state, "
+                        "geograph world --partition-by state) instead of the generated world of --pois")
     p.add_argument("--world", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tag", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -354,14 +360,21 @@ def main() -> None:
     if args.preload and "/" in args.preload and not Path(args.preload).is_file():
         raise SystemExit(f"--preload: no such file {args.preload}")
     from geograph.data import write_world
+    from geograph.data.state_scan import is_state_partitioned
     from geograph.data.synthetic import generate_world
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    args.world = str(out / f"world-{args.pois}")
     t0 = time.perf_counter()
-    write_world(generate_world(n_pois=args.pois, seed=0, n_images=0, states=CONTIGUOUS_48), args.world,
-                partition_by="state", overwrite=True)
+    if args.data:
+        if not is_state_partitioned(args.data):
+            raise SystemExit(f"--data {args.data}: not a world partitioned by state (pois/state=XX/, covisits/state=XX/); "
+                             "write one with geograph import patterns --partition-by state or geograph world --partition-by state")
+        args.world = str(Path(args.data).resolve())
+    else:
+        args.world = str(out / f"world-{args.pois}")
+        write_world(generate_world(n_pois=args.pois, seed=0, n_images=0, states=CONTIGUOUS_48), args.world,
+                    partition_by="state", overwrite=True)
     t_world = time.perf_counter() - t0
     tokens = [c.lower() for c in args.configs] if args.configs else [f"{n}x1" for n in args.ranks]
     marked = any(c.endswith("s") for c in tokens)
@@ -388,13 +401,14 @@ def main() -> None:
                      "wall_s": wall, "ranks_detail": ranks})
     base = rows[0]
     i0 = base["ranks_detail"][0]
-    print(f"\nworld: {i0['pois']:,} POIs in {PAPER_STATES} states, {i0['covisit_rows']:,} co-visit rows, "
+    n_states = len({st for x in base["ranks_detail"] for st in x["states"]})
+    print(f"\nworld: {Path(args.world).name}, {i0['pois']:,} POIs in {n_states} states, {i0['covisit_rows']:,} co-visit rows, "
           f"{i0['train_pairs']:,} training pairs; largest state {i0['largest_state']} with {i0['largest_state_pois']:,} "
           f"POIs ({i0['largest_state_covisits']:,} co-visit rows); groups of at most {args.max_group_pois:,} POIs; "
           f"model.recompute {'on' if args.recompute else 'off'}; "
           f"MALLOC_MMAP_THRESHOLD_ {args.malloc_mmap_threshold or 'unset (glibc default)'}; "
           f"malloc {Path(args.preload).name if args.preload else 'glibc'}; "
-          f"world written in {t_world:.0f} s")
+          + (f"world written in {t_world:.0f} s" if not args.data else "world given (--data)"))
     print(_hardware("OMP_NUM_THREADS = torch threads per rank, as the table says") + "\n")
     print("| ranks x threads | s / epoch | speed-up | prepare s | peak RSS while preparing (MB) "
           "| RSS after preparing (MB) | peak RSS per rank (MB) | memory ratio "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -80,3 +81,11 @@ def test_queries_benchmark_runs_on_an_imported_folder(imported, tmp_path, monkey
     assert {"covisited --poi", "covisited --brand", "hotspots --resolution 7", "naics-flow --level 2"} <= queries
     assert all(r["data"].startswith(f"{n:,} POIs") for r in report["rows"])
     assert "| covisited --poi |" in capsys.readouterr().out
+
+
+def test_scale_benchmark_refuses_a_world_not_partitioned_by_state(imported, tmp_path, monkeypatch):
+    """``scale.py --data`` needs the per-state layout; a single-file import is named in the error."""
+    bench = _module("scale")
+    monkeypatch.setattr(sys, "argv", ["scale.py", "--data", str(imported), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match=re.escape(f"--data {imported}: not a world partitioned by state")):
+        bench.main()

@@ -70,25 +70,41 @@ def furness(rows: np.ndarray, cols: np.ndarray, f: np.ndarray, o: np.ndarray, d:
     Returns:
         ``T`` per pair ``(E,)`` and a :class:`BalanceInfo`.
     """
+    a, b, info = _sweeps(
+        lambda a: np.bincount(cols, weights=a[rows] * f, minlength=len(d)),
+        lambda b: np.bincount(rows, weights=b[cols] * f, minlength=len(o)),
+        lambda a, b: np.bincount(cols, weights=a[rows] * b[cols] * f, minlength=len(d)),
+        o, d, max_iter, tol,
+    )
+    return a[rows] * b[cols] * f, info
+
+
+def _sweeps(col_sums, row_sums, flow_col_sums, o: np.ndarray, d: np.ndarray, max_iter: int,
+            tol: float) -> tuple[np.ndarray, np.ndarray, BalanceInfo]:
+    """The Furness sweeps of :func:`furness` and :func:`furness_dense`, given how their pairs
+    sum: ``col_sums(A)`` the column sums of ``A_i f_ij``, ``row_sums(B)`` the row sums of
+    ``B_j f_ij``, ``flow_col_sums(A, B)`` the column sums of ``T_ij = A_i B_j f_ij``.
+
+    Returns the factors ``A``, ``B`` and a :class:`BalanceInfo`.
+    """
     a = np.ones(len(o))
     b = np.ones(len(d))
     err, it = np.inf, 0
     live = d > 0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
-            cs = np.bincount(cols, weights=a[rows] * f, minlength=len(d))
+            cs = col_sums(a)
             b_new = np.divide(d, cs, out=np.zeros(len(d)), where=cs > 0)
-            rs = np.bincount(rows, weights=b_new[cols] * f, minlength=len(o))
+            rs = row_sums(b_new)
             a_new = np.divide(o, rs, out=np.zeros(len(o)), where=rs > 0)
-            t = a_new[rows] * b_new[cols] * f
-            if it > 1 and not np.isfinite(t).all():
+            cs = flow_col_sums(a_new, b_new)  # f >= 0: an overflowed flow shows in its column's sum
+            if it > 1 and not (np.isfinite(cs).all() and np.isfinite(a_new).all()):
                 break  # infeasible margins drove a factor to overflow: keep the last finite sweep
             a, b = a_new, b_new
-            cs = np.bincount(cols, weights=t, minlength=len(d))
             err = float(np.max(np.abs(cs[live] - d[live]) / d[live], initial=0.0))
             if err <= tol:
                 break
-    return a[rows] * b[cols] * f, BalanceInfo(it, err, err <= tol)
+    return a, b, BalanceInfo(it, err, err <= tol)
 
 
 def furness_dense(f: np.ndarray, o: np.ndarray, d: np.ndarray, max_iter: int = IPF_MAX_ITER,
@@ -104,24 +120,7 @@ def furness_dense(f: np.ndarray, o: np.ndarray, d: np.ndarray, max_iter: int = I
         The factors ``A`` ``(R,)`` and ``B`` ``(C,)`` (``T_ij = A_i B_j f_ij``) and a
         :class:`BalanceInfo`.
     """
-    a = np.ones(len(o))
-    b = np.ones(len(d))
-    err, it = np.inf, 0
-    live = d > 0
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
-            cs = a @ f
-            b_new = np.divide(d, cs, out=np.zeros(len(d)), where=cs > 0)
-            rs = f @ b_new
-            a_new = np.divide(o, rs, out=np.zeros(len(o)), where=rs > 0)
-            cs = b_new * (a_new @ f)  # column sums of the new T; f >= 0: an overflow shows here
-            if it > 1 and not (np.isfinite(cs).all() and np.isfinite(a_new).all()):
-                break  # infeasible margins drove a factor to overflow: keep the last finite sweep
-            a, b = a_new, b_new
-            err = float(np.max(np.abs(cs[live] - d[live]) / d[live], initial=0.0))
-            if err <= tol:
-                break
-    return a, b, BalanceInfo(it, err, err <= tol)
+    return _sweeps(lambda a: a @ f, lambda b: f @ b, lambda a, b: b * (a @ f), o, d, max_iter, tol)
 
 
 MAX_BLOCK_POIS = 40_000

@@ -275,14 +275,9 @@ class EdgeHead(nn.Module):
         # the first layer's product with [h_u, h_v, h_u * h_v, pair] computed block by block and
         # added up (addmm): the same function without a concatenated copy of the inputs
         first, d = self.mlp[0], self.dim
-        w = first.weight
-        parts = [h_src, h_dst] + ([h_src * h_dst] if self.product else []) + [pair]
-        y = torch.addmm(first.bias, parts[0], w[:, :d].t())
-        start = d
-        for part in parts[1:]:
-            y = add_product(y, part, w[:, start : start + part.size(-1)].t())
-            start += part.size(-1)
-        return self._rest(y)
+        y = torch.addmm(first.bias, h_src, first.weight[:, :d].t())
+        product = [h_src * h_dst] if self.product else []
+        return self._rest(self._add_blocks(y, [h_dst, *product, pair], d))
 
     score_chunk: int = 8192
     """Pairs scored at a time without gradients: the temporaries of a chunk stay in cache (on
@@ -302,26 +297,29 @@ class EdgeHead(nn.Module):
         """
         n_pairs = src.numel()
         chunk = max(n_pairs, 1) if torch.is_grad_enabled() else self.score_chunk
-        starts = range(0, max(n_pairs, 1), chunk)  # one (empty) part for no pairs
-        if n_pairs <= h.size(0):
-            parts = [
-                self(h.index_select(0, src[i : i + chunk]), h.index_select(0, dst[i : i + chunk]), pair[i : i + chunk])
-                for i in starts
-            ]
-            return torch.cat(parts) if len(parts) != 1 else parts[0]
-        first, d = self.mlp[0], self.dim
-        w = first.weight
-        per_src, per_dst = h @ w[:, :d].t(), h @ w[:, d : 2 * d].t()
+        per_row = n_pairs > h.size(0)
+        if per_row:
+            first, d = self.mlp[0], self.dim
+            per_src, per_dst = h @ first.weight[:, :d].t(), h @ first.weight[:, d : 2 * d].t()
         outs = []
-        for i in starts:
-            s, t = src[i : i + chunk], dst[i : i + chunk]
+        for i in range(0, max(n_pairs, 1), chunk):  # one (empty) part for no pairs
+            s, t, p = src[i : i + chunk], dst[i : i + chunk], pair[i : i + chunk]
+            if not per_row:
+                outs.append(self(h.index_select(0, s), h.index_select(0, t), p))
+                continue
             y = per_src.index_select(0, s) + per_dst.index_select(0, t) + first.bias
-            at = 2 * d
-            if self.product:
-                y = add_product(y, h.index_select(0, s) * h.index_select(0, t), w[:, at : at + d].t())
-                at += d
-            outs.append(self._rest(add_product(y, pair[i : i + chunk], w[:, at:].t())))
+            product = [h.index_select(0, s) * h.index_select(0, t)] if self.product else []
+            outs.append(self._rest(self._add_blocks(y, [*product, p], 2 * d)))
         return torch.cat(outs) if len(outs) != 1 else outs[0]
+
+    def _add_blocks(self, y: Tensor, parts: list[Tensor], start: int) -> Tensor:
+        """``y`` plus the first layer's products with ``parts``, the input blocks from column
+        ``start`` on, each added in place (:func:`~geograph.nn.hetero_sage.add_product`)."""
+        w = self.mlp[0].weight
+        for part in parts:
+            y = add_product(y, part, w[:, start : start + part.size(-1)].t())
+            start += part.size(-1)
+        return y
 
     def _rest(self, y: Tensor) -> Tensor:
         """The layers after the first, on its output ``y`` ``(E, hidden[0])``."""

@@ -17,9 +17,7 @@ from geograph.covisit.config import CovisitConfig
 from geograph.covisit.groups import (
     Prepared,
     make_groups,
-    rank_candidates,
-    rank_negatives_for,
-    warn_capped_ranking,
+    split_rank_candidates,
 )
 from geograph.covisit.messages import GravityBaseline
 from geograph.covisit.sharded import prepare_sharded
@@ -103,10 +101,7 @@ def prepare(cfg: CovisitConfig, world: World | None = None, progress: bool = Fal
     g = pre.transform(graph)
     feats = {k: pair_features(g, split.pairs[k].src, split.pairs[k].dst) for k in SPLITS}
     all_rows = graph.data[POI, "covisits", POI].edge_index
-    per_source = {k: rank_negatives_for(g, split.pairs[k], s.rank_negatives, s.rank_max_pairs) for k in ("val", "test")}
-    for k, n in per_source.items():
-        warn_capped_ranking(k, n, cfg)
-    rank = {k: rank_candidates(g, split.pairs[k], per_source[k], seed + 7 + i, all_rows) for i, k in enumerate(("val", "test"))}
+    rank, per_source = split_rank_candidates(g, {k: split.pairs[k] for k in ("val", "test")}, cfg, seed, all_rows)
     rank_feats = {k: pair_features(g, rank[k].src, rank[k].dst) for k in rank}
     nz = split.pairs["train"].visitors[split.pairs["train"].visitors > 0].double()
     weight_scale = float(torch.log1p(nz).mean()) if nz.numel() else 1.0

@@ -91,15 +91,25 @@ def rank_negatives_for(graph: GeoGraph, pairs: PairSet, n: int, max_pairs: int) 
     return -1 if every <= max_pairs else max(1, max_pairs // max(len(sources), 1))
 
 
-def warn_capped_ranking(split: str, n: int, cfg: CovisitConfig, where: str = "") -> None:
-    """Say that ``rank_negatives: -1`` was cut to ``n`` random candidates per source."""
-    if cfg.split.rank_negatives == -1 and n != -1:
-        warnings.warn(
-            f"ranking metrics of {split}{where}: every POI of each source's state would make more than "
-            f"split.rank_max_pairs={cfg.split.rank_max_pairs:,} candidates; each source is ranked against "
-            f"{n:,} random POIs of its state instead (set split.rank_max_pairs higher to rank them all)",
-            stacklevel=2,
-        )
+def split_rank_candidates(
+    graph: GeoGraph, pairs: dict[str, PairSet], cfg: CovisitConfig, seed: int, exclude: Tensor, where: str = ""
+) -> tuple[dict[str, PairSet], dict[str, int]]:
+    """:func:`rank_candidates` of each split in ``pairs`` (the split ``i`` seeded ``seed + 7 + i``),
+    with ``split.rank_negatives`` cut to ``split.rank_max_pairs`` (:func:`rank_negatives_for`),
+    which a warning says, naming the split and ``where``. Returns the candidates and the count
+    per source each split got (-1: every POI of the state)."""
+    s = cfg.split
+    per_source = {k: rank_negatives_for(graph, pk, s.rank_negatives, s.rank_max_pairs) for k, pk in pairs.items()}
+    for k, n in per_source.items():
+        if s.rank_negatives == -1 and n != -1:
+            warnings.warn(
+                f"ranking metrics of {k}{where}: every POI of each source's state would make more than "
+                f"split.rank_max_pairs={s.rank_max_pairs:,} candidates; each source is ranked against "
+                f"{n:,} random POIs of its state instead (set split.rank_max_pairs higher to rank them all)",
+                stacklevel=2,
+            )
+    rank = {k: rank_candidates(graph, pk, per_source[k], seed + 7 + i, exclude) for i, (k, pk) in enumerate(pairs.items())}
+    return rank, per_source
 
 
 def rank_candidates(graph: GeoGraph, pairs: PairSet, n: int, seed: int, exclude: Tensor) -> PairSet:

@@ -51,13 +51,7 @@ from torch_geometric.data import HeteroData
 
 from geograph.constants import CELL, COVISITS, POI
 from geograph.covisit.config import CovisitConfig
-from geograph.covisit.groups import (
-    GroupData,
-    Prepared,
-    rank_candidates,
-    rank_negatives_for,
-    warn_capped_ranking,
-)
+from geograph.covisit.groups import GroupData, Prepared, split_rank_candidates
 from geograph.covisit.messages import GravityBaseline, MessageWeights, gravity_design
 from geograph.covisit.parts import load_part, owners, split_group
 from geograph.data.state_scan import load_state_world, state_sizes
@@ -295,16 +289,7 @@ def prepare_sharded(cfg: CovisitConfig):
         split = split_state(graph, core, cfg, ss, roles.get(name))
         rows = graph.data[POI, COVISITS, POI].edge_index
         # split.rank_max_pairs holds per state here: what a state ranks does not depend on the ranks
-        per_source = {
-            k: rank_negatives_for(graph, split.pairs[k], cfg.split.rank_negatives, cfg.split.rank_max_pairs)
-            for k in EVAL_SPLITS
-        }
-        for k, n in per_source.items():
-            warn_capped_ranking(k, n, cfg, f" in {name}")
-        rank = {
-            k: rank_candidates(graph, split.pairs[k], per_source[k], ss + 7 + i, rows)
-            for i, k in enumerate(EVAL_SPLITS)
-        }
+        rank, _ = split_rank_candidates(graph, {k: split.pairs[k] for k in EVAL_SPLITS}, cfg, ss, rows, f" in {name}")
         info_of = {
             "core_pois": load.core_pois,
             "halo_pois": load.halo_pois,
